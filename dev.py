@@ -55,7 +55,11 @@ def main(argv: list[str]) -> int:
         [BIN / "python", "-m", "pytest", *rest],
     ]
     for step in steps:
-        print("dev.py: $", " ".join(Path(str(step[0])).name if i == 0 else str(a) for i, a in enumerate(step)), flush=True)
+        print(
+            "dev.py: $",
+            " ".join(Path(str(step[0])).name if i == 0 else str(a) for i, a in enumerate(step)),
+            flush=True,
+        )
         if subprocess.run([str(a) for a in step], cwd=ROOT).returncode != 0:
             return 1
     return 0

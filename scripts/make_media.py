@@ -61,12 +61,8 @@ def _frame_planes(index: int, total: int, width: int, height: int) -> tuple[byte
     c_rows_u: list[bytes] = []
     c_rows_v: list[bytes] = []
     neutral = bytes([_NEUTRAL_UV]) * cw
-    u_bar = (
-        bytes([_NEUTRAL_UV]) * cx0 + bytes([_BAR_U]) * cbw + bytes([_NEUTRAL_UV]) * (cw - cx0 - cbw)
-    )
-    v_bar = (
-        bytes([_NEUTRAL_UV]) * cx0 + bytes([_BAR_V]) * cbw + bytes([_NEUTRAL_UV]) * (cw - cx0 - cbw)
-    )
+    u_bar = bytes([_NEUTRAL_UV]) * cx0 + bytes([_BAR_U]) * cbw + bytes([_NEUTRAL_UV]) * (cw - cx0 - cbw)
+    v_bar = bytes([_NEUTRAL_UV]) * cx0 + bytes([_BAR_V]) * cbw + bytes([_NEUTRAL_UV]) * (cw - cx0 - cbw)
     for cy in range(ch):
         inside = bar_top // 2 <= cy < bar_bottom // 2
         c_rows_u.append(u_bar if inside else neutral)
@@ -116,9 +112,7 @@ def _fill_plane(plane: av.video.plane.VideoPlane, data: bytes, *, plane_width: i
     rows = len(data) // plane_width
     padded = bytearray(stride * rows)
     for r in range(rows):
-        padded[r * stride : r * stride + plane_width] = data[
-            r * plane_width : (r + 1) * plane_width
-        ]
+        padded[r * stride : r * stride + plane_width] = data[r * plane_width : (r + 1) * plane_width]
     plane.update(bytes(padded))
 
 

@@ -66,9 +66,7 @@ def test_asset_folder_holds_exactly_the_catalogue() -> None:
 
 
 @pytest.mark.parametrize(("duration", "width", "height"), ASSET_CASES)
-def test_asset_is_a_playable_h264_mp4_of_the_nominal_size_and_duration(
-    duration: int, width: int, height: int
-) -> None:
+def test_asset_is_a_playable_h264_mp4_of_the_nominal_size_and_duration(duration: int, width: int, height: int) -> None:
     data = mp4_bytes(duration, width, height)
     assert len(data) < 150_000
     # faststart: the moov box precedes mdat so players can start from the first range request.
@@ -143,9 +141,7 @@ RANGE_CASES = [
 
 
 @pytest.mark.parametrize(("range_header", "status", "body", "content_range"), RANGE_CASES)
-def test_serve_bytes_get(
-    range_header: str | None, status: int, body: bytes, content_range: str | None
-) -> None:
+def test_serve_bytes_get(range_header: str | None, status: int, body: bytes, content_range: str | None) -> None:
     result = serve_bytes(DATA, method="GET", range_header=range_header)
     headers = _headers(result)
     assert result.status == status
@@ -180,9 +176,7 @@ def test_serve_bytes_head_matches_get_without_body(
         pytest.param("bytes=0-0", 416, "bytes */0", id="first-last"),
     ],
 )
-def test_serve_bytes_empty_payload(
-    range_header: str | None, status: int, content_range: str | None
-) -> None:
+def test_serve_bytes_empty_payload(range_header: str | None, status: int, content_range: str | None) -> None:
     result = serve_bytes(b"", method="GET", range_header=range_header)
     assert result.status == status
     assert result.body == b""
@@ -202,9 +196,7 @@ def test_etag_is_quoted_stable_and_content_derived() -> None:
         for rng in (None, "bytes=0-1", "bytes=50-", "garbage")
     }
     # A copy with equal content must get the same tag: it names the representation, not the object.
-    etags.add(
-        _headers(serve_bytes(bytes(bytearray(DATA)), method="GET", range_header=None))["etag"]
-    )
+    etags.add(_headers(serve_bytes(bytes(bytearray(DATA)), method="GET", range_header=None))["etag"])
     assert len(etags) == 1
     (etag,) = etags
     assert etag.startswith('"')

@@ -1,0 +1,25 @@
+"""The one loader of ``contracts/``: every wire shape the fake speaks comes from here."""
+
+from __future__ import annotations
+
+from mockserver.contract.loader import (
+    Contract,
+    ContractError,
+    ErrorSpec,
+    ModelContract,
+    Operation,
+    Rule,
+    contracts_root,
+    load_contract,
+)
+
+__all__ = [
+    "Contract",
+    "ContractError",
+    "ErrorSpec",
+    "ModelContract",
+    "Operation",
+    "Rule",
+    "contracts_root",
+    "load_contract",
+]

@@ -1,0 +1,334 @@
+"""Load ``contracts/`` into typed, validated, cached objects.
+
+Everything the fake, the strategies and the checks know about the wire comes from one
+:class:`Contract`. Loading is strict: a dangling reference, an unknown error key in a rule or
+an operation, or a schema that is not valid draft 2020-12 raises :class:`ContractError` naming
+the file and the entry, so a bad contract edit fails at import of the first test, not later.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+from referencing import Registry, Resource
+
+ENV_CONTRACTS = "KLING_TESTKIT_CONTRACTS"
+
+
+class ContractError(Exception):
+    """The contract data is inconsistent or missing; the message names the file and entry."""
+
+
+def contracts_root() -> Path:
+    """Where the contract files are: ``$KLING_TESTKIT_CONTRACTS``, the wheel, or the repo.
+
+    A built wheel carries ``contracts/`` as ``mockserver/_contracts``; an editable install
+    reads the repository's ``contracts/`` folder beside the package.
+    """
+    override = os.environ.get(ENV_CONTRACTS)
+    if override:
+        path = Path(override)
+        if not (path / "lifecycle.json").is_file():
+            raise ContractError(f"{ENV_CONTRACTS}={override!r} holds no lifecycle.json")
+        return path
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_contracts", package.parent / "contracts"):
+        if (candidate / "lifecycle.json").is_file():
+            return candidate
+    raise ContractError(f"no contracts folder next to {package} (looked for _contracts/ and ../contracts/)")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContractError(f"missing contract file {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{path}: not valid JSON ({exc})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpec:
+    """One row of the error catalogue: situation -> HTTP status, type, code, message."""
+
+    key: str
+    http_status: int
+    type: str
+    code: str
+    message: str
+    retry_after: float | None = None
+
+    def render_message(self, **values: object) -> str:
+        """The message with ``{detail}``, ``{param}``... filled in; missing values stay visible."""
+        return self.message.format_map(_Defaulting(values))
+
+
+class _Defaulting(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A named rule the request JSON Schema cannot carry (cross-field or content)."""
+
+    id: str
+    param: str
+    error: str
+    kind: str
+    message: str
+    source: str
+    phase: str
+    spec: Mapping[str, Any]
+    #: compiled (when, then) validators of a ``requires`` rule
+    compiled: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of a face: ``video_generations.create`` -> POST /v1/video/generations."""
+
+    id: str
+    method: str
+    path: str
+    summary: str
+    auth: bool
+    responses: Mapping[str, str]
+    errors: tuple[str, ...]
+    pattern: re.Pattern[str]
+    spec: Mapping[str, Any]
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters when ``path`` fits this operation's template, else None."""
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """One model's form, derived request schemas, named rules and output description."""
+
+    name: str
+    form: Mapping[str, Any]
+    request_schemas: Mapping[str, Mapping[str, Any]]
+    rules: tuple[Rule, ...]
+    image_limits: Mapping[str, Any]
+    output: Mapping[str, Any]
+    defaults: Mapping[str, Any]
+    fast_validators: Mapping[str, Any] = field(repr=False)
+    explainers: Mapping[str, jsonschema.protocols.Validator] = field(repr=False)
+
+    def mode_for(self, body: Mapping[str, Any]) -> str:
+        """image2video when the first frame is given, text2video otherwise (the form's rule)."""
+        return "image2video" if "image" in body else "text2video"
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", template)
+    out = []
+    for i, part in enumerate(parts):
+        out.append(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part))
+    return re.compile("".join(out))
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A face's contract: operations, auth, errors, lifecycle, models, response schemas.
+
+    >>> contract = load_contract()
+    >>> contract.operations["video_generations.get"].path
+    '/v1/video/generations/{task_id}'
+    >>> contract.errors["rate_limited"].http_status
+    429
+    """
+
+    root: Path
+    face: str
+    index: Mapping[str, Any]
+    lifecycle: Mapping[str, Any]
+    operations: Mapping[str, Operation]
+    errors: Mapping[str, ErrorSpec]
+    task_failures: Mapping[str, Mapping[str, Any]]
+    models: Mapping[str, ModelContract]
+    response_schemas: Mapping[str, Mapping[str, Any]]
+    registry: Registry[Any] = field(repr=False)
+
+    @property
+    def status_projection(self) -> Mapping[str, str]:
+        """Internal status -> this face's wire spelling."""
+        return {k: v for k, v in self.index["status_projection"].items() if k != "source"}
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.index["limits"]["max_body_bytes"])
+
+    def response_validator(self, relpath: str) -> jsonschema.protocols.Validator:
+        """A ``jsonschema`` validator for a response schema, with $refs resolved in the face."""
+        return _response_validator(self, relpath)
+
+    def error_validator(self) -> jsonschema.protocols.Validator:
+        return self.response_validator(self.index_errors_envelope)
+
+    @property
+    def index_errors_envelope(self) -> str:
+        return "responses/error.schema.json"
+
+
+@functools.cache
+def _response_validator(contract: Contract, relpath: str) -> jsonschema.protocols.Validator:
+    schema = contract.response_schemas[relpath]
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=contract.registry, format_checker=cls.FORMAT_CHECKER)
+
+
+def _check_schema(schema: Mapping[str, Any], where: str) -> None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ContractError(f"{where}: not a valid draft 2020-12 schema: {exc.message}") from None
+
+
+def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule, ...], Any]:
+    data = _read_json(path)
+    rules = []
+    seen: set[str] = set()
+    for raw in data["rules"]:
+        where = f"{path} rule {raw.get('id')!r}"
+        for key in ("id", "param", "error", "kind", "message", "source"):
+            if key not in raw:
+                raise ContractError(f"{where}: missing {key!r}")
+        if raw["id"] in seen:
+            raise ContractError(f"{where}: duplicate id")
+        seen.add(raw["id"])
+        if raw["error"] not in errors:
+            raise ContractError(f"{where}: unknown error {raw['error']!r}")
+        if raw["kind"] not in {"requires", "sum_equals", "image"}:
+            raise ContractError(f"{where}: unknown kind {raw['kind']!r}")
+        if raw["kind"] == "requires":
+            _check_schema(raw["when"], f"{where} 'when'")
+            _check_schema(raw["then"], f"{where} 'then'")
+        rules.append(
+            Rule(
+                id=raw["id"],
+                param=raw["param"],
+                error=raw["error"],
+                kind=raw["kind"],
+                message=raw["message"],
+                source=raw["source"],
+                phase=raw.get("phase", "after_schema"),
+                spec=raw,
+                compiled=(
+                    (
+                        jsonschema_rs.validator_for(raw["when"]),
+                        jsonschema_rs.validator_for(raw["then"]),
+                    )
+                    if raw["kind"] == "requires"
+                    else None
+                ),
+            )
+        )
+    return tuple(rules), data
+
+
+def _load_model(face_dir: Path, name: str, spec: Mapping[str, Any], errors: Mapping[str, ErrorSpec]) -> ModelContract:
+    form = _read_json(face_dir / spec["form"])
+    if form.get("model") != name:
+        raise ContractError(f"{face_dir / spec['form']}: model is {form.get('model')!r}, index says {name!r}")
+    schemas = {}
+    fast = {}
+    explainers = {}
+    for mode, rel in spec["requests"].items():
+        schema = _read_json(face_dir / rel)
+        _check_schema(schema, str(face_dir / rel))
+        schemas[mode] = schema
+        fast[mode] = jsonschema_rs.validator_for(schema)
+        explainers[mode] = jsonschema.Draft202012Validator(schema)
+    rules, rules_data = _load_rules(face_dir / spec["rules"], errors)
+    defaults = {f["name"]: f["default"] for f in form["fields"] if "default" in f}
+    return ModelContract(
+        name=name,
+        form=form,
+        request_schemas=schemas,
+        rules=rules,
+        image_limits=rules_data["image_limits"],
+        output=rules_data["output"],
+        defaults=defaults,
+        fast_validators=fast,
+        explainers=explainers,
+    )
+
+
+@functools.cache
+def load_contract(face: str = "gateway", root: Path | None = None) -> Contract:
+    """Load and check one face's contract (cached; the files are read once per process)."""
+    root = root or contracts_root()
+    face_dir = root / face
+    index = _read_json(face_dir / "index.json")
+    lifecycle = _read_json(root / "lifecycle.json")
+    catalogue = _read_json(face_dir / "errors.json")
+    errors = {
+        key: ErrorSpec(
+            key=key,
+            http_status=int(row["http_status"]),
+            type=row["type"],
+            code=row["code"],
+            message=row["message"],
+            retry_after=row.get("retry_after"),
+        )
+        for key, row in catalogue["errors"].items()
+    }
+    task_failures = {k: v for k, v in catalogue["task_failures"].items() if not k.startswith("$")}
+    operations = {}
+    for op_id, raw in index["operations"].items():
+        for err in raw.get("errors", []):
+            if err not in errors:
+                raise ContractError(f"{face_dir / 'index.json'} operation {op_id!r}: unknown error {err!r}")
+        operations[op_id] = Operation(
+            id=op_id,
+            method=raw["method"],
+            path=raw["path"],
+            summary=raw.get("summary", ""),
+            auth=raw.get("auth", True),
+            responses=raw.get("responses", {}),
+            errors=tuple(raw.get("errors", [])),
+            pattern=_template_regex(raw["path"]),
+            spec=raw,
+        )
+    statuses = set(lifecycle["statuses"])
+    projection = {k for k in index["status_projection"] if k != "source"}
+    if projection != statuses:
+        raise ContractError(
+            f"{face_dir / 'index.json'}: status_projection covers {sorted(projection)}, "
+            f"lifecycle has {sorted(statuses)}"
+        )
+    response_schemas: dict[str, Mapping[str, Any]] = {}
+    resources = []
+    for path in sorted((face_dir / "responses").glob("*.schema.json")):
+        schema = _read_json(path)
+        _check_schema(schema, str(path))
+        rel = f"responses/{path.name}"
+        response_schemas[rel] = schema
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    registry: Registry[Any] = Registry().with_resources(resources)
+    models = {name: _load_model(face_dir, name, spec, errors) for name, spec in index["models"].items()}
+    return Contract(
+        root=root,
+        face=face,
+        index=index,
+        lifecycle=lifecycle,
+        operations=operations,
+        errors=errors,
+        task_failures=task_failures,
+        models=models,
+        response_schemas=response_schemas,
+        registry=registry,
+    )

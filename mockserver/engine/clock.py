@@ -1,0 +1,99 @@
+"""Injected time. The engine reads time only through a :class:`Clock`.
+
+Tests hand the engine a :class:`VirtualClock` and move it with ``advance()``; nothing sleeps.
+``sleep``/``asleep`` exist so that injected latency costs real time on the system clock and
+virtual time on the virtual one, through the same call in every door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Protocol, runtime_checkable
+
+#: 2026-01-01T00:00:00Z: a fixed, realistic start so virtual runs are reproducible.
+DEFAULT_EPOCH = 1_767_225_600.0
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """What the engine needs of time."""
+
+    def now(self) -> float:
+        """Seconds since the Unix epoch."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass (blocking)."""
+        ...
+
+    async def asleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass without blocking the event loop."""
+        ...
+
+
+class SystemClock:
+    """Wall-clock time.
+
+    >>> SystemClock().now() > 1_700_000_000
+    True
+    """
+
+    virtual = False
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """Time that moves only when told to.
+
+    >>> clock = VirtualClock(start=100.0)
+    >>> clock.advance(30)
+    130.0
+    >>> clock.now()
+    130.0
+    """
+
+    virtual = True
+
+    def __init__(self, start: float = DEFAULT_EPOCH) -> None:
+        self._start = float(start)
+        self._now = float(start)
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward by ``seconds`` (>= 0) and return the new time."""
+        if not seconds >= 0:  # also rejects NaN
+            raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
+        with self._lock:
+            self._now += float(seconds)
+            return self._now
+
+    def set(self, timestamp: float) -> None:
+        """Jump to ``timestamp``; time never goes backwards."""
+        with self._lock:
+            if timestamp < self._now:
+                raise ValueError(f"time cannot go backwards ({timestamp} < {self._now})")
+            self._now = float(timestamp)
+
+    def reset(self) -> None:
+        """Back to the start time (used by the engine's reset)."""
+        with self._lock:
+            self._now = self._start
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+
+    async def asleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))

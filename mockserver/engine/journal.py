@@ -1,0 +1,153 @@
+"""The journal: every exchange the fake answered, with the contract warnings it raised.
+
+It is bounded (oldest entries are dropped and counted) so a long-running shared server cannot
+grow without limit, and it never holds a secret: Authorization values are replaced by a
+fingerprint, and long strings (base64 images) by a marker with their length and digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Strings longer than this are stored as a marker; keeps a 10 MB image out of memory twice.
+MAX_STRING = 1024
+SECRET_HEADERS = frozenset({"authorization", "x-mock-admin-token", "cookie", "x-api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class ContractWarning:
+    """Something the real service would accept silently but a client should know about.
+
+    >>> ContractWarning(rule="unknown_field", param="negative_promt", message="dropped").param
+    'negative_promt'
+    """
+
+    rule: str
+    param: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "param": self.param, "message": self.message}
+
+
+def fingerprint(secret: str) -> str:
+    """A stable, non-reversible stand-in for a secret (first 8 hex of SHA-256)."""
+    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for name, value in headers:
+        if name.lower() in SECRET_HEADERS:
+            scheme, _, _ = value.partition(" ")
+            shown = f"{scheme} " if scheme.lower() == "bearer" else ""
+            value = f"{shown}<redacted {fingerprint(value)}>"
+        out.append((name, value))
+    return tuple(out)
+
+
+def shorten(value: Any) -> Any:
+    """A copy of a JSON value with long strings replaced by ``<N chars sha256:...>`` markers."""
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            return f"<{len(value)} chars {fingerprint(value)}>"
+        return value
+    if isinstance(value, Mapping):
+        return {k: shorten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shorten(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One exchange. ``request_body``/``response_body`` are JSON values (or None/text)."""
+
+    seq: int
+    time: float
+    operation: str | None
+    method: str
+    url: str
+    request_headers: tuple[tuple[str, str], ...]
+    request_body: Any
+    status: int
+    response_headers: tuple[tuple[str, str], ...]
+    response_body: Any
+    task_id: str | None = None
+    warnings: tuple[ContractWarning, ...] = ()
+    fault: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON Lines record (one exchange per line) used by journal exports and checks."""
+        return {
+            "seq": self.seq,
+            "timestamp": self.time,
+            "operation": self.operation,
+            "task_id": self.task_id,
+            "request": {
+                "method": self.method,
+                "url": self.url,
+                "headers": [list(h) for h in self.request_headers],
+                "body": self.request_body,
+            },
+            "response": {
+                "status": self.status,
+                "headers": [list(h) for h in self.response_headers],
+                "body": self.response_body,
+            },
+            "warnings": [w.to_json() for w in self.warnings],
+            "fault": self.fault,
+        }
+
+
+class Journal:
+    """A bounded, thread-safe log of :class:`JournalEntry`.
+
+    >>> journal = Journal(limit=2)
+    >>> journal.limit, journal.dropped
+    (2, 0)
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        if limit < 1:
+            raise ValueError("journal limit must be >= 1")
+        self.limit = limit
+        self._entries: deque[JournalEntry] = deque(maxlen=limit)
+        self._seq = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+
+    def record(self, **fields: Any) -> JournalEntry:
+        with self._lock:
+            self._seq += 1
+            entry = JournalEntry(seq=self._seq, **fields)
+            if len(self._entries) == self.limit:
+                self.dropped += 1
+            self._entries.append(entry)
+            return entry
+
+    def entries(self, *, operation: str | None = None, task_id: str | None = None) -> list[JournalEntry]:
+        with self._lock:
+            items = list(self._entries)
+        return [
+            e
+            for e in items
+            if (operation is None or e.operation == operation) and (task_id is None or e.task_id == task_id)
+        ]
+
+    def warnings(self) -> list[tuple[JournalEntry, ContractWarning]]:
+        return [(e, w) for e in self.entries() for w in e.warnings]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._seq = 0
+            self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,253 @@
+"""The gateway face (ModelStream, new-api style): ``/v1/video/generations``.
+
+Mirrors new-api's behaviour as restated in the API brief, section 1: Bearer ``sk-`` keys, the
+``{"error": {message, type, param, code}}`` object for every error, statuses ``queued`` /
+``in_progress`` / ``completed`` / ``failed``, Unix-second timestamps. Every status code,
+error code and message comes from ``contracts/gateway``; this module only decides which
+catalogue entry applies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mockserver import media
+from mockserver.contract import Contract, ModelContract
+from mockserver.engine import ContractWarning, Engine, FaultPlan, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine.journal import fingerprint
+from mockserver.http import ApiRequest, ApiResponse
+from mockserver.validation import Accepted, ImageInfo, Violation, validate_create
+
+MAX_AUTH_HEADER = 4096
+_MEDIA_FILE = re.compile(r"(?P<task_id>task_[A-Za-z0-9]{1,64})\.mp4")
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """A face's answer plus what the journal should know about it."""
+
+    response: ApiResponse
+    operation: str | None
+    task_id: str | None = None
+    request_json: Any = None
+    warnings: tuple[ContractWarning, ...] = ()
+    fault: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class GatewayFace:
+    """Answer gateway-face requests from an :class:`Engine`.
+
+    ``keys``: the accepted API keys (default: the contract's ``default_keys``, ``sk-test``);
+    ``["*"]`` accepts any non-empty key. ``strict``: refuse unknown fields instead of dropping
+    them with a warning.
+    """
+
+    name = "gateway"
+
+    def __init__(self, contract: Contract, *, keys: Collection[str] | None = None, strict: bool = False) -> None:
+        self.contract = contract
+        auth = contract.index["auth"]
+        self._prefix = auth["key_prefix"]
+        self.keys = tuple(keys) if keys is not None else tuple(auth["default_keys"])
+        self._accepted = {self._strip(k) for k in self.keys}
+        self.strict = strict
+        self.status_names = contract.status_projection
+        self.media_ttl = float(contract.index["media"]["ttl_seconds"])
+        self._failures = contract.task_failures
+        ops = contract.operations
+        self.create_op = ops["video_generations.create"]
+        self.get_op = ops["video_generations.get"]
+        self.media_op = ops["media.get"]
+
+    def _strip(self, key: str) -> str:
+        return key[len(self._prefix) :] if key.startswith(self._prefix) else key
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def error(
+        self,
+        key: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        **values: object,
+    ) -> ApiResponse:
+        """The catalogued error ``key`` as the gateway's error object."""
+        spec = self.contract.errors[key]
+        body = {
+            "error": {
+                "message": spec.render_message(param=param, **values),
+                "type": spec.type,
+                "param": param,
+                "code": spec.code,
+            }
+        }
+        extra = list(headers)
+        wait = retry_after if retry_after is not None else spec.retry_after
+        if spec.http_status == 429 and wait is not None:
+            extra.append(("retry-after", str(math.ceil(wait))))
+        return ApiResponse.json(spec.http_status, body, extra)
+
+    def violation(self, found: Violation) -> ApiResponse:
+        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
+
+    def fault_response(self, plan: FaultPlan) -> ApiResponse | None:
+        if plan.error is None:
+            return None
+        return self.error(plan.error, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def authenticate(self, request: ApiRequest) -> ApiResponse | None:
+        values = request.header_values("authorization")
+        if not values:
+            return self.error("missing_api_key")
+        if len(values) > 1:
+            return self.error("invalid_api_key", detail="more than one Authorization header")
+        value = values[0]
+        if len(value) > MAX_AUTH_HEADER:
+            return self.error(
+                "invalid_api_key",
+                detail=f"the Authorization header is over {MAX_AUTH_HEADER} characters",
+            )
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self.error("invalid_api_key", detail="use Authorization: Bearer sk-...")
+        key = self._strip(token)
+        if not key or ("*" not in self._accepted and key not in self._accepted):
+            return self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted")
+        return None
+
+    # -- operations --------------------------------------------------------------------------
+
+    def parse_json(self, request: ApiRequest) -> Any | ApiResponse:
+        content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            return self.error("unsupported_content_type", detail=repr(content_type or "none")[:100])
+        if not request.body.strip():
+            return self.error("invalid_json", detail="the body is empty")
+        try:
+            return json.loads(request.body, parse_constant=_reject_constant)
+        except RecursionError:
+            return self.error("invalid_json", detail="nested too deeply")
+        except UnicodeDecodeError as exc:
+            return self.error("invalid_json", detail=f"not UTF-8 ({exc.reason} at byte {exc.start})")
+        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
+            return self.error("invalid_json", detail=str(exc)[:200])
+
+    def create(self, engine: Engine, request: ApiRequest) -> Handled:
+        op = self.create_op.id
+        body = self.parse_json(request)
+        if isinstance(body, ApiResponse):
+            return Handled(body, op)
+        result = validate_create(self.contract, body, strict=self.strict)
+        if isinstance(result, Violation):
+            return Handled(self.violation(result), op, request_json=body)
+        video = self.video_for(result)
+        try:
+            task = engine.create_task(model=result.model.name, kind=result.mode, request=result.body, video=video)
+        except OverflowError as exc:
+            return Handled(self.error("upstream_unavailable", detail=str(exc)), op, request_json=body)
+        payload = {
+            "id": task.id,
+            "task_id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": self.status_names[task.status.value],
+            "progress": task.progress,
+            "created_at": int(task.created_at),
+        }
+        return Handled(ApiResponse.json(200, payload), op, task.id, body, result.warnings)
+
+    def get(self, engine: Engine, request: ApiRequest, task_id: str) -> Handled:
+        try:
+            task = engine.poll_task(task_id)
+        except TaskNotFound:
+            shown = task_id[:80]
+            return Handled(
+                self.error("task_not_exist", param="task_id", task_id=repr(shown)),
+                self.get_op.id,
+                None,
+            )
+        return Handled(ApiResponse.json(200, self.project(task, request.base_url)), self.get_op.id, task.id)
+
+    def media(self, engine: Engine, request: ApiRequest, file: str) -> Handled:
+        op = self.media_op.id
+        found = _MEDIA_FILE.fullmatch(file)
+        task = engine.find_task(found.group("task_id")) if found else None
+        if task is None or task.status.value != "succeeded":
+            return Handled(self.error("media_not_found", detail=repr(file[:80])), op, task.id if task else None)
+        assert task.finished_at is not None
+        if engine.clock.now() > task.finished_at + self.media_ttl:
+            return Handled(self.error("link_expired", detail=repr(file)), op, task.id)
+        video = task.video
+        data = media.mp4_bytes(video.duration, video.width, video.height)
+        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
+        return Handled(ApiResponse(served.status, served.headers, served.body), op, task.id)
+
+    # -- projection --------------------------------------------------------------------------
+
+    def media_url(self, task: TaskView, base_url: str) -> str:
+        return base_url + self.media_op.path.replace("{file}", f"{task.id}.mp4")
+
+    def project(self, task: TaskView, base_url: str) -> dict[str, Any]:
+        """A task as the gateway's query response."""
+        done = task.status.value == "succeeded"
+        failed = task.status.value == "failed"
+        error = None
+        if failed:
+            reason = self._failures[task.outcome.reason or "generation_failed"]
+            error = {
+                "message": task.outcome.message or reason["message"],
+                "type": reason["type"],
+                "param": None,
+                "code": reason["code"],
+            }
+        metadata = None
+        if done:
+            v = task.video
+            metadata = {
+                "duration": v.duration,
+                "fps": v.fps,
+                "width": v.width,
+                "height": v.height,
+                "seed": task.seed,
+            }
+        return {
+            "task_id": task.id,
+            "status": self.status_names[task.status.value],
+            "url": self.media_url(task, base_url) if done else None,
+            "format": "mp4",
+            "metadata": metadata,
+            "error": error,
+            "progress": task.progress,
+            "created_at": int(task.created_at),
+            "updated_at": int(task.updated_at),
+        }
+
+    @staticmethod
+    def video_for(accepted: Accepted) -> VideoSpec:
+        """The video an accepted request produces (the contract's ``output`` table)."""
+        return video_for(accepted.model, accepted.body, accepted.images.get("image"))
+
+
+def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | None) -> VideoSpec:
+    output = model.output
+    sizes = output["frame_sizes"][body["size"]]
+    aspect = output["text2video_aspect"]
+    if image is not None and image.width and image.height:
+        ratio = math.log(image.width / image.height)
+        aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
+    width, height = sizes[aspect]
+    return VideoSpec(duration=int(body["duration"]), width=width, height=height, fps=int(output["fps"]))

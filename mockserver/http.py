@@ -1,0 +1,115 @@
+"""Transport-neutral request and response values: the seam between the engine and every door.
+
+The Starlette adapter (``app.py``) and the respx adapter (``kling_testkit``) convert to and from
+these, and nothing else; so the four doors (in-process sync, in-process async, ASGI, live
+server) run the same code and give byte-identical answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """One HTTP request, fully read (or flagged ``oversize`` when the door stopped reading).
+
+    >>> request = ApiRequest.build("GET", "https://api.modelstream.ai/v1/video/generations/t?x=1")
+    >>> request.path, request.query, request.base_url
+    ('/v1/video/generations/t', 'x=1', 'https://api.modelstream.ai')
+    """
+
+    method: str
+    scheme: str
+    host: str
+    path: str
+    query: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    oversize: bool = False
+    _lookup: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, value in self.headers:
+            self._lookup.setdefault(name.lower(), []).append(value)
+
+    @classmethod
+    def build(
+        cls,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        body: bytes = b"",
+        *,
+        oversize: bool = False,
+    ) -> ApiRequest:
+        parts = urlsplit(url)
+        pairs = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+        return cls(
+            method=method.upper(),
+            scheme=parts.scheme or "http",
+            host=parts.netloc,
+            path=parts.path or "/",
+            query=parts.query,
+            headers=pairs,
+            body=body,
+            oversize=oversize,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}{self.path}" + (f"?{self.query}" if self.query else "")
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header (case-insensitive), or None."""
+        values = self._lookup.get(name.lower())
+        return values[0] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        return list(self._lookup.get(name.lower(), ()))
+
+
+def dump_json(value: Any) -> bytes:
+    """The one JSON rendering of every door (compact, ASCII-safe, no NaN)."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """One HTTP response. ``payload`` is the JSON value ``body`` was rendered from (for the
+    journal); ``delay`` is injected latency the door spends on the engine's clock."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    payload: Any = None
+    delay: float = 0.0
+
+    @classmethod
+    def json(cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> ApiResponse:
+        body = dump_json(value)
+        return cls(
+            status=status,
+            headers=(
+                ("content-type", "application/json"),
+                ("content-length", str(len(body))),
+                *headers,
+            ),
+            body=body,
+            payload=value,
+        )
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lowered), None)
+
+    def with_delay(self, delay: float) -> ApiResponse:
+        return ApiResponse(self.status, self.headers, self.body, self.payload, delay)

@@ -1,0 +1,163 @@
+"""Run the fake under uvicorn: ``kling-testkit serve`` and ``python -m mockserver``.
+
+The listening socket is created here (with ``IPPROTO_TCP``: uvicorn on asyncio stalls about
+40 ms per request on a pre-bound socket created without it) so that ``--port 0`` works and the
+printed base URL is the real one. Admin routes on a non-loopback bind need ``--admin-token``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+
+from mockserver.app import create_app
+from mockserver.engine import Engine, Outcome, Progression, SystemClock, VirtualClock
+from mockserver.service import Service
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _outcome(text: str) -> Outcome:
+    status, _, reason = text.partition(":")
+    if status == "succeeded" and not reason:
+        return Outcome.succeed()
+    if status == "failed":
+        return Outcome.fail(reason or "generation_failed")
+    raise argparse.ArgumentTypeError(f"bad outcome {text!r}: use succeeded or failed[:reason]")
+
+
+def _progression(text: str) -> Progression:
+    try:
+        return Progression.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve options (shared by ``kling-testkit serve`` and ``python -m mockserver``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    parser.add_argument(
+        "--clock",
+        choices=("system", "virtual"),
+        default="system",
+        help="system: real time; virtual: time moves only via POST /__mock__/clock/advance",
+    )
+    parser.add_argument(
+        "--progression",
+        type=_progression,
+        default=Progression(),
+        help="how tasks move: polls:N (default polls:1), seconds:T, manual, immediate",
+    )
+    parser.add_argument(
+        "--outcome",
+        type=_outcome,
+        default=Outcome(),
+        help="how tasks end: succeeded (default) or failed[:content_policy|generation_failed|timeout]",
+    )
+    parser.add_argument(
+        "--key",
+        dest="keys",
+        action="append",
+        metavar="KEY",
+        help="accepted API key (repeatable; default sk-test; '*' accepts any)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse unknown request fields instead of dropping them",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for task ids and video seeds (reproducible runs)",
+    )
+    parser.add_argument("--admin-token", default=None, help="require X-Mock-Admin-Token on /__mock__/ routes")
+    parser.add_argument("--no-admin", action="store_true", help="do not serve the /__mock__/ admin API")
+    parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, base_url: str) -> None:
+        super().__init__(config)
+        self.base_url = base_url
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        print(f"kling-testkit fake (gateway face) at {self.base_url}", flush=True)
+        print(
+            f"  OpenAPI: {self.base_url}/openapi.json   admin: {self.base_url}/__mock__/",
+            flush=True,
+        )
+        print("ready", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the server described by parsed ``args``; blocks until interrupted."""
+    if not is_loopback(args.host) and not args.no_admin and not args.admin_token:
+        print(
+            f"refusing to serve the admin API on non-loopback address {args.host}: "
+            "pass --admin-token TOKEN or --no-admin",
+            file=sys.stderr,
+        )
+        return 2
+    clock = VirtualClock() if args.clock == "virtual" else SystemClock()
+    engine = Engine(clock=clock, seed=args.seed, progression=args.progression, outcome=args.outcome)
+    service = Service(
+        engine,
+        keys=args.keys,
+        strict=args.strict,
+        admin=not args.no_admin,
+        admin_token=args.admin_token,
+    )
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    config = uvicorn.Config(
+        create_app(service),
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+    )
+    server = _Server(config, f"http://{shown}:{port}")
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mockserver", description="Run the Kling v2.6 fake server.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

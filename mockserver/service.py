@@ -1,0 +1,176 @@
+"""The transport-neutral handler: ``Service.handle(ApiRequest) -> ApiResponse``.
+
+Every door calls this and only this: the Starlette app (server and ASGI), and the respx
+routes of ``kling_testkit`` (in-process, sync and async). Routing, auth, fault injection,
+journaling and the admin API live here once, so the doors cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
+
+from mockserver import admin
+from mockserver.contract import Operation
+from mockserver.contract.openapi import build_openapi
+from mockserver.engine import Engine
+from mockserver.engine.journal import redact_headers, shorten
+from mockserver.faces.gateway import GatewayFace, Handled
+from mockserver.http import ApiRequest, ApiResponse, dump_json
+
+ADMIN_TOKEN_HEADER = "x-mock-admin-token"
+
+
+class Service:
+    """The fake as a function from request to response.
+
+    ``admin``: serve ``/__mock__/`` (the control plane); ``admin_token``: when set, admin calls
+    must send it in ``X-Mock-Admin-Token``. ``keys`` and ``strict`` go to the face.
+
+    >>> from mockserver import Engine, VirtualClock
+    >>> service = Service(Engine(clock=VirtualClock()))
+    >>> service.handle_simple("GET", "/openapi.json").status
+    200
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        keys: Collection[str] | None = None,
+        strict: bool = False,
+        admin: bool = True,
+        admin_token: str | None = None,
+    ) -> None:
+        self.engine = engine if engine is not None else Engine()
+        self.contract = self.engine.contract
+        self.face = GatewayFace(self.contract, keys=keys, strict=strict)
+        self.admin = admin
+        self.admin_token = admin_token
+        self.max_body_bytes = self.contract.max_body_bytes
+        self._openapi: bytes | None = None
+        ops = self.contract.operations
+        self._routes: tuple[tuple[Operation, Callable[[ApiRequest, dict[str, str]], Handled]], ...] = (
+            (ops["video_generations.create"], lambda r, p: self.face.create(self.engine, r)),
+            (
+                ops["video_generations.get"],
+                lambda r, p: self.face.get(self.engine, r, p["task_id"]),
+            ),
+            (ops["media.get"], lambda r, p: self.face.media(self.engine, r, p["file"])),
+        )
+
+    @property
+    def openapi_bytes(self) -> bytes:
+        if self._openapi is None:
+            self._openapi = dump_json(build_openapi(self.contract))
+        return self._openapi
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        """Answer one request. Never raises for anything a client can send."""
+        path = request.path
+        if path.startswith(admin.PREFIX + "/") and self.admin:
+            return self._admin(request)
+        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+            body = self.openapi_bytes
+            headers = (("content-type", "application/json"), ("content-length", str(len(body))))
+            return ApiResponse(200, headers, b"" if request.method == "HEAD" else body)
+        handled = self._route(request)
+        self._record(request, handled)
+        return handled.response
+
+    def handle_simple(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        headers: Iterable[tuple[str, str]] = (),
+        base_url: str = "http://127.0.0.1",
+    ) -> ApiResponse:
+        """Convenience for tests and docs: build the request, JSON-encode ``json``."""
+        body = b"" if json is None else dump_json(json)
+        pairs = list(headers)
+        if json is not None:
+            pairs.append(("content-type", "application/json"))
+        return self.handle(ApiRequest.build(method, base_url + path, pairs, body))
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _route(self, request: ApiRequest) -> Handled:
+        allowed: list[str] = []
+        for op, call in self._routes:
+            params = op.match(request.path)
+            if params is None:
+                continue
+            methods = (op.method, "HEAD") if op.method == "GET" and op.id == "media.get" else (op.method,)
+            if request.method not in methods:
+                allowed.extend(methods)
+                continue
+            if request.oversize or len(request.body) > self.max_body_bytes:
+                return Handled(self.face.error("body_too_large", detail=str(self.max_body_bytes)), op.id)
+            if op.auth and (denied := self.face.authenticate(request)):
+                return Handled(denied, op.id)
+            plan = self.engine.take_fault(op.id)
+            if plan is not None and (injected := self.face.fault_response(plan)):
+                return Handled(injected.with_delay(plan.latency), op.id, fault=plan.error)
+            handled = call(request, params)
+            if plan is not None:
+                return Handled(
+                    handled.response.with_delay(plan.latency),
+                    handled.operation,
+                    handled.task_id,
+                    handled.request_json,
+                    handled.warnings,
+                    fault="latency",
+                )
+            return handled
+        if request.oversize or len(request.body) > self.max_body_bytes:
+            return Handled(self.face.error("body_too_large", detail=str(self.max_body_bytes)), None)
+        if allowed:
+            detail = f"{request.method} not allowed on {request.path[:200]}; allowed: {', '.join(allowed)}"
+            return Handled(
+                self.face.error("method_not_allowed", detail=detail, headers=(("allow", ", ".join(allowed)),)),
+                None,
+            )
+        return Handled(self.face.error("not_found", detail=f"{request.method} {request.path[:200]}"), None)
+
+    def _admin(self, request: ApiRequest) -> ApiResponse:
+        if self.admin_token is not None:
+            sent = request.header(ADMIN_TOKEN_HEADER) or ""
+            if not hmac.compare_digest(
+                sent.encode("utf-8", "surrogatepass"),
+                self.admin_token.encode("utf-8", "surrogatepass"),
+            ):
+                return self.face.error("admin_forbidden")
+        if request.oversize or len(request.body) > self.max_body_bytes:
+            return self.face.error("body_too_large", detail=str(self.max_body_bytes))
+        return admin.dispatch(self.engine, request, self.face.error)
+
+    def _record(self, request: ApiRequest, handled: Handled) -> None:
+        response = handled.response
+        if handled.request_json is not None:
+            request_body: Any = shorten(handled.request_json)
+        elif request.body:
+            request_body = shorten(request.body[:4096].decode("utf-8", "replace"))
+        else:
+            request_body = None
+        if response.payload is not None:
+            response_body = response.payload
+        elif response.body:
+            response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
+        else:
+            response_body = None
+        self.engine.journal.record(
+            time=self.engine.clock.now(),
+            operation=handled.operation,
+            method=request.method,
+            url=request.url,
+            request_headers=redact_headers(request.headers),
+            request_body=request_body,
+            status=response.status,
+            response_headers=response.headers,
+            response_body=response_body,
+            task_id=handled.task_id,
+            warnings=handled.warnings,
+            fault=handled.fault,
+        )

@@ -1,0 +1,16 @@
+"""Request validation against the contract: schema, unknown fields, named rules, images."""
+
+from __future__ import annotations
+
+from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
+from mockserver.validation.request import Accepted, Violation, format_param, validate_create
+
+__all__ = [
+    "Accepted",
+    "ImageInfo",
+    "ImageProblem",
+    "Violation",
+    "format_param",
+    "inspect_image",
+    "validate_create",
+]

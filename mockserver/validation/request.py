@@ -1,0 +1,254 @@
+"""Validate a create request against a model's contract, in the order the contract states.
+
+1. the body is a JSON object naming a known ``model``;
+2. ``before_schema`` rules (they decide which mode's schema applies);
+3. unknown fields: dropped with a :class:`ContractWarning` (what the real gateway does), or
+   refused in strict mode;
+4. the mode's JSON Schema: a compiled validator (jsonschema-rs) decides on the hot path, and
+   only a rejected body is explained by ``jsonschema``, whose ``best_match`` names the field;
+5. the named rules, on the body with the form's defaults applied, first failure wins.
+
+Every refusal is a :class:`Violation` carrying the catalogue error, the ``param`` path
+(``multi_prompt[1].prompt``) and the rule id (``sound.requires_pro``, or ``schema:<pointer>``
+for schema keywords).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from mockserver.contract import Contract, ModelContract, Rule
+from mockserver.engine.journal import ContractWarning
+from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
+
+Path = Sequence[str | int]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Why a request was refused: catalogue error key, field path, rule id, detail."""
+
+    error: str
+    param: str | None
+    rule: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A request the contract accepts, with the form's defaults applied."""
+
+    model: ModelContract
+    mode: str
+    body: Mapping[str, Any]
+    warnings: tuple[ContractWarning, ...] = ()
+    images: Mapping[str, ImageInfo] = field(default_factory=dict)
+
+
+def format_param(path: Iterable[str | int]) -> str:
+    """``("multi_prompt", 1, "prompt")`` -> ``"multi_prompt[1].prompt"``.
+
+    >>> format_param(["multi_prompt", 0, "duration"])
+    'multi_prompt[0].duration'
+    """
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, (int, float)) else type(value).__name__
+    )
+
+
+def _unknown_paths(
+    value: Any, schema: Mapping[str, Any], path: tuple[str | int, ...] = ()
+) -> list[tuple[str | int, ...]]:
+    found: list[tuple[str | int, ...]] = []
+    if isinstance(value, dict) and "properties" in schema:
+        props = schema["properties"]
+        for key, item in value.items():
+            sub = props.get(key)
+            if sub is None:
+                found.append((*path, key))
+            else:
+                found.extend(_unknown_paths(item, sub, (*path, key)))
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(value):
+            found.extend(_unknown_paths(item, schema["items"], (*path, i)))
+    return found
+
+
+def _without(value: Any, path: tuple[str | int, ...]) -> Any:
+    """A copy of ``value`` without the member at ``path`` (copies only along the path)."""
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        if not rest:
+            return {k: v for k, v in value.items() if k != head}
+        return {**value, head: _without(value[head], rest)}
+    assert isinstance(value, list)
+    assert isinstance(head, int)
+    copy = list(value)
+    copy[head] = _without(value[head], rest)
+    return copy
+
+
+def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(param, detail) for a schema error, without echoing huge values back."""
+    keyword = str(error.validator)
+    # jsonschema types these as "maybe unset"; a best_match error always has them.
+    expected: Any = error.validator_value
+    path = list(error.absolute_path)
+    instance: Any = error.instance
+    if keyword == "required":
+        missing = [name for name in expected if isinstance(instance, dict) and name not in instance]
+        name = missing[0] if missing else "?"
+        return format_param([*path, name]), "is required"
+    if keyword == "type":
+        return format_param(path), f"must be of type {expected}, got {_type_name(instance)}"
+    if keyword == "enum":
+        return format_param(path), f"must be one of {', '.join(map(repr, expected))}"
+    if keyword == "const":
+        return format_param(path), f"must be {expected!r}"
+    if keyword in ("minLength", "maxLength"):
+        bound = "at least" if keyword == "minLength" else "at most"
+        return format_param(path), f"must be {bound} {expected} characters, got {len(instance)}"
+    if keyword in ("minItems", "maxItems"):
+        bound = "at least" if keyword == "minItems" else "at most"
+        return format_param(path), f"must hold {bound} {expected} items, got {len(instance)}"
+    if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[keyword]
+        return format_param(path), f"must be {op} {expected}, got {instance!r}"
+    message = error.message
+    return format_param(path), message if len(message) <= 200 else message[:200] + "..."
+
+
+def _explain(validator: jsonschema.protocols.Validator, body: Any) -> Violation:
+    error = best_match(validator.iter_errors(body))
+    if error is None:  # the compiled validator and jsonschema disagree: report it, never a 500
+        return Violation("invalid_parameter", None, "schema", "rejected by the schema")
+    param, detail = _describe(error)
+    pointer = "/".join(str(p) for p in error.relative_schema_path)
+    return Violation("invalid_parameter", param or None, f"schema:{pointer}", detail)
+
+
+def _check_requires(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
+    assert rule.compiled is not None
+    when, then = rule.compiled
+    if when.is_valid(body) and not then.is_valid(body):
+        return Violation(rule.error, rule.param, rule.id, rule.message)
+    return None
+
+
+def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
+    spec = rule.spec
+    items = body.get(spec["items"], [])
+    actual = sum(item.get(spec["item_field"], 0) for item in items)
+    expected = body.get(spec["total"])
+    if expected is None or math.isclose(actual, expected):
+        return None
+    detail = rule.message.format(actual=actual, expected=_number(expected))
+    return Violation(rule.error, rule.param, rule.id, detail)
+
+
+def _number(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _check_image(
+    rule: Rule,
+    body: Mapping[str, Any],
+    model: ModelContract,
+    seen: dict[str, ImageInfo | ImageProblem],
+) -> Violation | None:
+    name = rule.param
+    value = body.get(name)
+    if not isinstance(value, str):
+        return None
+    if name not in seen:
+        seen[name] = inspect_image(value, model.image_limits)
+    result = seen[name]
+    if isinstance(result, ImageProblem) and result.check == rule.spec["check"]:
+        detail = rule.message.format(detail=result.detail, actual=result.actual, expected=result.expected)
+        return Violation(rule.error, rule.param, rule.id, detail)
+    return None
+
+
+def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> Accepted | Violation:
+    """Validate a parsed create body; see the module docstring for the order.
+
+    >>> from mockserver.contract import load_contract
+    >>> result = validate_create(load_contract(), {"model": "kling-v2-6", "sound": "on",
+    ...     "multi_prompt": [{"prompt": "a cat", "duration": 5}]})
+    >>> result.rule, result.param
+    ('sound.requires_pro', 'sound')
+    """
+    if not isinstance(body, dict):
+        return Violation("invalid_json", None, "body.object", f"expected a JSON object, got {_type_name(body)}")
+    name = body.get("model")
+    if name is None:
+        return Violation("invalid_parameter", "model", "schema:required", "is required")
+    if not isinstance(name, str):
+        return Violation(
+            "invalid_parameter",
+            "model",
+            "schema:properties/model/type",
+            f"must be of type string, got {_type_name(name)}",
+        )
+    model = contract.models.get(name)
+    if model is None:
+        return Violation("model_not_found", "model", "model.known", repr(name[:100]))
+    for rule in model.rules:
+        if rule.phase == "before_schema" and (found := _check_requires(rule, body)):
+            return found
+    mode = model.mode_for(body)
+    warnings: list[ContractWarning] = []
+    for path in _unknown_paths(body, model.request_schemas[mode]):
+        param = format_param(path)
+        if strict:
+            return Violation("unknown_field", param, "unknown_field", "not in the contract")
+        warnings.append(
+            ContractWarning(
+                "unknown_field",
+                param,
+                f"unknown field {param!r} dropped (the real gateway ignores it)",
+            )
+        )
+        body = _without(body, path)
+    if not model.fast_validators[mode].is_valid(body):
+        return _explain(model.explainers[mode], body)
+    full = {**model.defaults, **body}
+    seen: dict[str, ImageInfo | ImageProblem] = {}
+    for rule in model.rules:
+        if rule.phase == "before_schema":
+            continue
+        if rule.kind == "requires":
+            found = _check_requires(rule, full)
+        elif rule.kind == "sum_equals":
+            found = _check_sum(rule, full)
+        else:
+            found = _check_image(rule, full, model, seen)
+        if found:
+            return found
+    images = {k: v for k, v in seen.items() if isinstance(v, ImageInfo)}
+    warnings.extend(
+        ContractWarning(
+            "image.not_fetched",
+            k,
+            f"{k} is a URL; the fake does not fetch it, so its content was not checked",
+        )
+        for k, v in images.items()
+        if v.url
+    )
+    return Accepted(model=model, mode=mode, body=full, warnings=tuple(warnings), images=images)
