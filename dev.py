@@ -3,6 +3,7 @@
 
     python3 dev.py serve [kling-testkit serve options]   # the fake on http://127.0.0.1:8000
     python3 dev.py test  [pytest options]                # ruff, mypy --strict, the test suite
+    python3 dev.py bench [names] [--quick]               # benchmarks/, ratios against same-run baselines
 
 Both create or refresh ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
 fresh clone and a stale checkout behave the same.
@@ -41,13 +42,15 @@ def ensure_venv() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"serve", "test"}:
+    if not argv or argv[0] not in {"serve", "test", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
     ensure_venv()
     command, rest = argv[0], argv[1:]
     if command == "serve":
         os.execv(BIN / "kling-testkit", [str(BIN / "kling-testkit"), "serve", *rest])
+    if command == "bench":
+        return subprocess.run([str(BIN / "python"), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT).returncode
     steps: list[list[str | Path]] = [
         [BIN / "ruff", "check", "."],
         [BIN / "ruff", "format", "--check", "."],
