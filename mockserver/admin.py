@@ -11,6 +11,7 @@ POST     /__mock__/reset                      ``reset()``
 GET      /__mock__/clock                      ``clock.now()``
 POST     /__mock__/clock/advance {seconds}    ``advance_clock(seconds)``
 GET      /__mock__/journal                    ``journal.entries()`` (``?operation=&task_id=``)
+GET      /__mock__/journal.jsonl              the same entries as JSON Lines (one ``to_json()`` per line)
 GET      /__mock__/warnings                   ``journal.warnings()``
 GET      /__mock__/tasks                      ``tasks()``
 GET      /__mock__/tasks/{id}                 ``task(id)``
@@ -36,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from mockserver.engine import Engine, FaultPlan, Outcome, OutcomeRule, Progression, TaskNotFound
-from mockserver.http import ApiRequest, ApiResponse
+from mockserver.http import ApiRequest, ApiResponse, dump_json
 
 PREFIX = "/__mock__"
 AdminHandler = Callable[[Engine, ApiRequest, dict[str, str]], Any]
@@ -80,6 +81,16 @@ def _journal(engine: Engine, request: ApiRequest, _: dict[str, str]) -> Any:
         "dropped": engine.journal.dropped,
         "limit": engine.journal.limit,
     }
+
+
+def _journal_jsonl(engine: Engine, request: ApiRequest, _: dict[str, str]) -> Any:
+    # The record format `kling-testkit check` reads; out-of-process suites fetch and re-check it.
+    query = parse_qs(request.query)
+    entries = engine.journal.entries(
+        operation=query.get("operation", [None])[0], task_id=query.get("task_id", [None])[0]
+    )
+    body = b"".join(dump_json(e.to_json()) + b"\n" for e in entries)
+    return ApiResponse(200, (("content-type", "application/x-ndjson"), ("content-length", str(len(body)))), body)
 
 
 def _warnings(engine: Engine, _request: ApiRequest, _: dict[str, str]) -> Any:
@@ -127,6 +138,7 @@ ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ),
     ("POST", "/clock/advance", _advance_clock),
     ("GET", "/journal", _journal),
+    ("GET", "/journal.jsonl", _journal_jsonl),
     ("GET", "/warnings", _warnings),
     ("GET", "/tasks", lambda e, r, p: {"tasks": [t.to_json() for t in e.tasks()]}),
     ("GET", "/tasks/{task_id}", lambda e, r, p: e.task(p["task_id"]).to_json()),
@@ -163,7 +175,8 @@ def dispatch(engine: Engine, request: ApiRequest, error: Callable[..., ApiRespon
             allowed.append(method)
             continue
         try:
-            return ApiResponse.json(200, handler(engine, request, found.groupdict()))
+            result = handler(engine, request, found.groupdict())
+            return result if isinstance(result, ApiResponse) else ApiResponse.json(200, result)
         except TaskNotFound as exc:
             return error("task_not_exist", param="task_id", task_id=repr(exc.task_id[:80]))
         except (AdminError, ValueError, TypeError) as exc:
