@@ -1,6 +1,6 @@
 """The Starlette door: ``create_app(service)`` serves the fake over ASGI.
 
-A single catch-all endpoint turns the ASGI request into an :class:`ApiRequest` and hands it to
+A single catch-all ASGI endpoint turns the request into an :class:`ApiRequest` and hands it to
 :meth:`Service.handle`, so routing, 404s and 405s are the service's (identical in every door),
 not Starlette's. The body is read as a stream and abandoned past the contract's limit: a
 client announcing or sending too much gets 413 without the server holding the whole body.
@@ -9,8 +9,6 @@ client announcing or sending too much gets 413 without the server holding the wh
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
@@ -18,22 +16,36 @@ from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
 
 
-async def _read_body(request: Request, limit: int) -> tuple[bytes, bool]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return b"", True
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool] | None:
+    """(body, oversize), or None when the client went away mid-body."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                return b"", True
+            break
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
-    return b"".join(chunks), False
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return b"", True
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
 
 
 class ServiceAdapter:
-    """An ASGI app that answers every HTTP request through a :class:`Service`."""
+    """An ASGI app that answers every HTTP request through a :class:`Service`.
+
+    It speaks raw ASGI (no Starlette ``Request``/``Response`` objects): this door's own cost
+    is what the throughput benchmark compares against a bare Starlette endpoint.
+    """
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -41,30 +53,38 @@ class ServiceAdapter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websockets are not part of the API
             return
-        request = Request(scope, receive)
-        body, oversize = await _read_body(request, self.service.max_body_bytes)
+        read = await _read_body(scope, receive, self.service.max_body_bytes)
+        if read is None:
+            return
+        body, oversize = read
+        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        host = next((v for k, v in headers if k == "host"), None)
+        if host is None:
+            server = scope.get("server") or ("127.0.0.1", 80)
+            host = f"{server[0]}:{server[1]}"
         raw_path: bytes | None = scope.get("raw_path")
-        path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
-        server = request.headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
-        api_request = ApiRequest(
-            method=scope["method"],
-            scheme=scope.get("scheme", "http"),
-            host=server,
-            path=path,
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
-            body=body,
-            oversize=oversize,
+        answer: ApiResponse = self.service.handle(
+            ApiRequest(
+                method=scope["method"],
+                scheme=scope.get("scheme", "http"),
+                host=host,
+                path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"],
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=body,
+                oversize=oversize,
+            )
         )
-        answer: ApiResponse = self.service.handle(api_request)
         if answer.delay:
             await self.service.engine.clock.asleep(answer.delay)
-        response = Response(content=answer.body, status_code=answer.status)
-        # Starlette computes content-length itself; keep the service's headers otherwise verbatim.
-        response.raw_headers = [
-            (k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers if k.lower() != "content-length"
-        ] + [(b"content-length", (answer.header("content-length") or str(len(answer.body))).encode())]
-        await response(scope, receive, send)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
 
 
 def create_app(service: Service | None = None) -> Starlette:

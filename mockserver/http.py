@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
     """One HTTP request, fully read (or flagged ``oversize`` when the door stopped reading).
+
+    Header names are lower-case (ASGI's and HTTP/2's convention; :meth:`build` lower-cases).
 
     >>> request = ApiRequest.build("GET", "https://api.modelstream.ai/v1/video/generations/t?x=1")
     >>> request.path, request.query, request.base_url
@@ -31,11 +33,6 @@ class ApiRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     oversize: bool = False
-    _lookup: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        for name, value in self.headers:
-            self._lookup.setdefault(name.lower(), []).append(value)
 
     @classmethod
     def build(
@@ -48,7 +45,8 @@ class ApiRequest:
         oversize: bool = False,
     ) -> ApiRequest:
         parts = urlsplit(url)
-        pairs = tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        pairs = tuple((name.lower(), value) for name, value in items)
         return cls(
             method=method.upper(),
             scheme=parts.scheme or "http",
@@ -69,12 +67,16 @@ class ApiRequest:
         return f"{self.base_url}{self.path}" + (f"?{self.query}" if self.query else "")
 
     def header(self, name: str) -> str | None:
-        """The first value of a header (case-insensitive), or None."""
-        values = self._lookup.get(name.lower())
-        return values[0] if values else None
+        """The first value of a header (``name`` in lower case), or None."""
+        # A scan beats building a dict: requests carry a handful of headers, read once or twice.
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def header_values(self, name: str) -> list[str]:
-        return list(self._lookup.get(name.lower(), ()))
+        """Every value of a header (``name`` in lower case)."""
+        return [value for key, value in self.headers if key == name]
 
 
 def dump_json(value: Any) -> bytes:

@@ -15,7 +15,7 @@ from mockserver import admin
 from mockserver.contract import Operation
 from mockserver.contract.openapi import build_openapi
 from mockserver.engine import Engine
-from mockserver.engine.journal import redact_headers, shorten
+from mockserver.engine.journal import MAX_STRING, JournalEntry, redact_headers, shorten
 from mockserver.faces.gateway import GatewayFace, Handled
 from mockserver.http import ApiRequest, ApiResponse, dump_json
 
@@ -149,7 +149,9 @@ class Service:
     def _record(self, request: ApiRequest, handled: Handled) -> None:
         response = handled.response
         if handled.request_json is not None:
-            request_body: Any = shorten(handled.request_json)
+            # A body shorter than the marker threshold cannot hold a long string: skip the copy.
+            fits = len(request.body) <= MAX_STRING
+            request_body: Any = handled.request_json if fits else shorten(handled.request_json)
         elif request.body:
             request_body = shorten(request.body[:4096].decode("utf-8", "replace"))
         else:
@@ -160,17 +162,21 @@ class Service:
             response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
         else:
             response_body = None
-        self.engine.journal.record(
-            time=self.engine.clock.now(),
-            operation=handled.operation,
-            method=request.method,
-            url=request.url,
-            request_headers=redact_headers(request.headers),
-            request_body=request_body,
-            status=response.status,
-            response_headers=response.headers,
-            response_body=response_body,
-            task_id=handled.task_id,
-            warnings=handled.warnings,
-            fault=handled.fault,
+        journal = self.engine.journal
+        journal.append(
+            JournalEntry(
+                journal.next_seq(),
+                self.engine.clock.now(),
+                handled.operation,
+                request.method,
+                request.url,
+                redact_headers(request.headers),
+                request_body,
+                response.status,
+                response.headers,
+                response_body,
+                handled.task_id,
+                handled.warnings,
+                handled.fault,
+            )
         )

@@ -182,7 +182,11 @@ class Engine:
         self.max_tasks = max_tasks
         self.journal = Journal(journal_limit)
         self._lock = threading.RLock()
-        self._id_spec = self.contract.index["task_id"]
+        id_spec = self.contract.index["task_id"]
+        alphabet = id_spec.get("alphabet", string.ascii_letters + string.digits)
+        self._id_prefix = str(id_spec["prefix"])
+        self._id_length = int(id_spec["length"])
+        self._id_table = bytes(ord(alphabet[i % len(alphabet)]) for i in range(256))
         self._reset_state()
 
     # -- state -------------------------------------------------------------------------------
@@ -205,9 +209,10 @@ class Engine:
                 self.clock.reset()
 
     def _new_id(self) -> str:
-        alphabet = self._id_spec.get("alphabet", string.ascii_letters + string.digits)
         while True:
-            candidate = str(self._id_spec["prefix"]) + "".join(self._rng.choices(alphabet, k=self._id_spec["length"]))
+            # One randbytes() mapped through a 256-entry table: ~20x cheaper than choices() per
+            # character, still seeded (reproducible ids for parity runs).
+            candidate = self._id_prefix + self._rng.randbytes(self._id_length).translate(self._id_table).decode("ascii")
             if candidate not in self._tasks:
                 return candidate
 

@@ -7,7 +7,9 @@ fingerprint, and long strings (base64 images) by a marker with their length and 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -35,20 +37,24 @@ class ContractWarning:
         return {"rule": self.rule, "param": self.param, "message": self.message}
 
 
+@functools.lru_cache(maxsize=256)
 def fingerprint(secret: str) -> str:
     """A stable, non-reversible stand-in for a secret (first 8 hex of SHA-256)."""
     return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
+def _redact(value: str) -> str:
+    scheme, _, _ = value.partition(" ")
+    shown = f"{scheme} " if scheme.lower() == "bearer" else ""
+    return f"{shown}<redacted {fingerprint(value)}>"
+
+
 def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for name, value in headers:
-        if name.lower() in SECRET_HEADERS:
-            scheme, _, _ = value.partition(" ")
-            shown = f"{scheme} " if scheme.lower() == "bearer" else ""
-            value = f"{shown}<redacted {fingerprint(value)}>"
-        out.append((name, value))
-    return tuple(out)
+    """Headers with secret values (Authorization, admin token...) replaced by a fingerprint.
+
+    Names are expected in lower case (as :class:`~mockserver.http.ApiRequest` holds them).
+    """
+    return tuple([(name, _redact(value)) if name in SECRET_HEADERS else (name, value) for name, value in headers])
 
 
 def shorten(value: Any) -> Any:
@@ -118,18 +124,20 @@ class Journal:
             raise ValueError("journal limit must be >= 1")
         self.limit = limit
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
-        self._seq = 0
+        self._counter = itertools.count(1)
         self.dropped = 0
         self._lock = threading.Lock()
 
-    def record(self, **fields: Any) -> JournalEntry:
+    def next_seq(self) -> int:
+        """The sequence number for the next entry (atomic under the GIL: ``count`` is C)."""
+        return next(self._counter)
+
+    def append(self, entry: JournalEntry) -> None:
+        """Add an entry built with :meth:`next_seq`; the oldest is dropped (and counted) when full."""
         with self._lock:
-            self._seq += 1
-            entry = JournalEntry(seq=self._seq, **fields)
             if len(self._entries) == self.limit:
                 self.dropped += 1
             self._entries.append(entry)
-            return entry
 
     def entries(self, *, operation: str | None = None, task_id: str | None = None) -> list[JournalEntry]:
         with self._lock:
@@ -146,7 +154,7 @@ class Journal:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._seq = 0
+            self._counter = itertools.count(1)
             self.dropped = 0
 
     def __len__(self) -> int:

@@ -43,6 +43,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads(..., parse_constant=...) would build a new decoder per request.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 class GatewayFace:
     """Answer gateway-face requests from an :class:`Engine`.
 
@@ -138,7 +142,7 @@ class GatewayFace:
         if not request.body.strip():
             return self.error("invalid_json", detail="the body is empty")
         try:
-            return json.loads(request.body, parse_constant=_reject_constant)
+            return _DECODER.decode(request.body.decode(json.detect_encoding(request.body)))
         except RecursionError:
             return self.error("invalid_json", detail="nested too deeply")
         except UnicodeDecodeError as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 from jsonschema.exceptions import best_match
 
 from mockserver.contract import Contract, ModelContract, Rule
@@ -72,21 +73,73 @@ def _type_name(value: Any) -> str:
     )
 
 
-def _unknown_paths(
-    value: Any, schema: Mapping[str, Any], path: tuple[str | int, ...] = ()
-) -> list[tuple[str | int, ...]]:
-    found: list[tuple[str | int, ...]] = []
-    if isinstance(value, dict) and "properties" in schema:
-        props = schema["properties"]
-        for key, item in value.items():
-            sub = props.get(key)
-            if sub is None:
-                found.append((*path, key))
-            else:
-                found.extend(_unknown_paths(item, sub, (*path, key)))
-    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
-        for i, item in enumerate(value):
-            found.extend(_unknown_paths(item, schema["items"], (*path, i)))
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The known member names of an object schema, and the shapes of nested ones."""
+
+    keys: frozenset[str]
+    children: Mapping[str, _Shape]  # objects, or arrays of objects, inside this one
+    arrays: frozenset[str]
+
+
+def _shape(schema: Mapping[str, Any]) -> _Shape:
+    props: Mapping[str, Any] = schema.get("properties", {})
+    children: dict[str, _Shape] = {}
+    arrays = set()
+    for name, sub in props.items():
+        if "properties" in sub:
+            children[name] = _shape(sub)
+        elif isinstance(sub.get("items"), Mapping) and "properties" in sub["items"]:
+            children[name] = _shape(sub["items"])
+            arrays.add(name)
+    return _Shape(frozenset(props), children, frozenset(arrays))
+
+
+def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if not isinstance(value, dict):
+        return []
+    found: list[tuple[str | int, ...]] = [(*path, k) for k in value.keys() - shape.keys]
+    for name, child in shape.children.items():
+        member = value.get(name)
+        if name in shape.arrays:
+            if isinstance(member, list):
+                for i, item in enumerate(member):
+                    found.extend(_unknown_paths(item, child, (*path, name, i)))
+        else:
+            found.extend(_unknown_paths(member, child, (*path, name)))
+    return found
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """Per-model artefacts of the contract that make the accepting path cheap."""
+
+    model: ModelContract
+    shapes: Mapping[str, _Shape]
+    #: one compiled schema that every ``requires`` rule accepts (if/then each); a body it
+    #: accepts skips the rule-by-rule walk, which then only runs to name the broken rule
+    requires_ok: Any
+    image_fields: frozenset[str]
+    sum_rules: tuple[Rule, ...]
+
+
+_COMPILED: dict[int, _Compiled] = {}
+
+
+def _compiled(model: ModelContract) -> _Compiled:
+    found = _COMPILED.get(id(model))
+    if found is None or found.model is not model:
+        requires = [r.spec for r in model.rules if r.kind == "requires" and r.phase != "before_schema"]
+        found = _Compiled(
+            model=model,
+            shapes={mode: _shape(schema) for mode, schema in model.request_schemas.items()},
+            requires_ok=jsonschema_rs.validator_for(
+                {"allOf": [{"if": r["when"], "then": r["then"]} for r in requires]}
+            ),
+            image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
+            sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
+        )
+        _COMPILED[id(model)] = found
     return found
 
 
@@ -213,8 +266,9 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
         if rule.phase == "before_schema" and (found := _check_requires(rule, body)):
             return found
     mode = model.mode_for(body)
+    compiled = _compiled(model)
     warnings: list[ContractWarning] = []
-    for path in _unknown_paths(body, model.request_schemas[mode]):
+    for path in _unknown_paths(body, compiled.shapes[mode]):
         param = format_param(path)
         if strict:
             return Violation("unknown_field", param, "unknown_field", "not in the contract")
@@ -229,12 +283,19 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
+    requires_ok = compiled.requires_ok.is_valid(full)
+    has_images = not compiled.image_fields.isdisjoint(full)
+    if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in compiled.sum_rules):
+        return Accepted(model=model, mode=mode, body=full, warnings=tuple(warnings))
+    # Something may be broken: walk the rules in contract order so the first one is reported.
     seen: dict[str, ImageInfo | ImageProblem] = {}
     for rule in model.rules:
         if rule.phase == "before_schema":
             continue
         if rule.kind == "requires":
-            found = _check_requires(rule, full)
+            found = None if requires_ok else _check_requires(rule, full)
+        elif rule.kind == "image" and not has_images:
+            continue
         elif rule.kind == "sum_equals":
             found = _check_sum(rule, full)
         else:
