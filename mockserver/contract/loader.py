@@ -113,7 +113,7 @@ class Operation:
         return found.groupdict() if found else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: contracts are loaded once and used as cache keys
 class ModelContract:
     """One model's form, derived request schemas, named rules and output description."""
 
@@ -140,7 +140,7 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: contracts are loaded once and used as cache keys
 class Contract:
     """A face's contract: operations, auth, errors, lifecycle, models, response schemas.
 

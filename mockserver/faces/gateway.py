@@ -198,6 +198,10 @@ class GatewayFace:
         video = task.video
         data = media.mp4_bytes(video.duration, video.width, video.height)
         served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
+        if served.status == 416:
+            # Keep Content-Range (RFC 9110) but answer with the face's error object, as everywhere.
+            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
+            return Handled(self.error("range_not_satisfiable", headers=content_range), op, task.id)
         return Handled(ApiResponse(served.status, served.headers, served.body), op, task.id)
 
     # -- projection --------------------------------------------------------------------------
