@@ -1,0 +1,83 @@
+"""``kling-testkit serve``: a real server process, its ready line, and its safe defaults."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve"]
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[str]]]:
+    process = subprocess.Popen(
+        [*SERVE, "--port", "0", "--clock", "virtual", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.strip() == "ready":
+                break
+        found = re.search(r"at (http://127\.0\.0\.1:\d+)", "\n".join(lines))
+        assert found, lines
+        yield found.group(1), lines
+    finally:
+        process.terminate()
+        process.wait(10)
+        process.stdout.close()
+
+
+def test_serve_prints_its_base_url_and_a_ready_line_then_answers(server: tuple[str, list[str]]) -> None:
+    base, lines = server
+    assert lines[-1] == "ready"
+    headers = {"authorization": "Bearer sk-test"}
+    created = httpx.post(
+        f"{base}/v1/video/generations",
+        json={"model": "kling-v2-6", "multi_prompt": [{"prompt": "x", "duration": 5}]},
+        headers=headers,
+    )
+    assert created.status_code == 200
+    assert httpx.post(f"{base}/__mock__/clock/advance", json={"seconds": 5}).json()["now"] == 1767225605.0
+    assert httpx.get(f"{base}/openapi.json").json()["openapi"] == "3.1.0"
+
+
+@pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--host", "192.0.2.1"]])
+def test_admin_on_a_non_loopback_address_needs_a_token(args: list[str]) -> None:
+    result = subprocess.run([*SERVE, *args, "--port", "0"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "refusing to serve the admin API" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--progression", "sometimes"], "bad progression"),
+        (["--outcome", "maybe"], "bad outcome"),
+        (["--clock", "sundial"], "invalid choice"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:
+    result = subprocess.run([*SERVE, *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_default_bind_is_loopback() -> None:
+    import argparse
+
+    from mockserver.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).host == "127.0.0.1"
