@@ -30,14 +30,13 @@ DELETE   /__mock__/faults                     ``clear_faults()``
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 from mockserver.engine import Engine, FaultPlan, Outcome, OutcomeRule, Progression, TaskNotFound
-from mockserver.http import ApiRequest, ApiResponse, dump_json
+from mockserver.http import ApiRequest, ApiResponse, dump_json, load_json
 
 PREFIX = "/__mock__"
 AdminHandler = Callable[[Engine, ApiRequest, dict[str, str]], Any]
@@ -51,8 +50,8 @@ def _body(request: ApiRequest) -> Any:
     if not request.body.strip():
         return {}
     try:
-        return json.loads(request.body)
-    except (ValueError, RecursionError) as exc:
+        return load_json(request.body)
+    except ValueError as exc:
         raise AdminError(f"body is not JSON: {exc}") from None
 
 

@@ -7,11 +7,12 @@ server) run the same code and give byte-identical answers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +81,13 @@ class ApiRequest:
 
 
 def dump_json(value: Any) -> bytes:
-    """The one JSON rendering of every door (compact, ASCII-safe, no NaN)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("ascii")
+    """The one JSON rendering of every door (compact UTF-8)."""
+    return orjson.dumps(value)
+
+
+def load_json(body: bytes) -> Any:
+    """The one JSON parser of every door; raises ``orjson.JSONDecodeError`` (a ValueError)."""
+    return orjson.loads(body)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from mockserver import admin
 from mockserver.contract import Operation
 from mockserver.contract.openapi import build_openapi
 from mockserver.engine import Engine
-from mockserver.engine.journal import MAX_STRING, JournalEntry, redact_headers, shorten
+from mockserver.engine.journal import MAX_STRING, shorten
 from mockserver.faces.gateway import GatewayFace, Handled
 from mockserver.http import ApiRequest, ApiResponse, dump_json
 
@@ -162,21 +162,20 @@ class Service:
             response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
         else:
             response_body = None
-        journal = self.engine.journal
-        journal.append(
-            JournalEntry(
-                journal.next_seq(),
-                self.engine.clock.now(),
-                handled.operation,
-                request.method,
-                request.url,
-                redact_headers(request.headers),
-                request_body,
-                response.status,
-                response.headers,
-                response_body,
-                handled.task_id,
-                handled.warnings,
-                handled.fault,
-            )
+        self.engine.journal.record(
+            self.engine.clock.now(),
+            handled.operation,
+            request.method,
+            request.scheme,
+            request.host,
+            request.path,
+            request.query,
+            request.headers,
+            request_body,
+            response.status,
+            response.headers,
+            response_body,
+            handled.task_id,
+            handled.warnings,
+            handled.fault,
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -111,8 +110,25 @@ class JournalEntry:
         }
 
 
+#: What the hot path stores per exchange: a plain tuple is several times cheaper to build than
+#: a JournalEntry, and redaction and URL assembly wait until someone reads the journal.
+#: (seq, time, operation, method, scheme, host, path, query, raw request headers, request body,
+#:  status, response headers, response body, task_id, warnings, fault)
+RawEntry = tuple[Any, ...]
+
+
+def _materialize(raw: RawEntry) -> JournalEntry:
+    seq, time, operation, method, scheme, host, path, query, headers, request_body = raw[:10]
+    status, response_headers, response_body, task_id, warnings, fault = raw[10:]
+    url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+    return JournalEntry(
+        seq, time, operation, method, url, redact_headers(headers), request_body, status,
+        response_headers, response_body, task_id, warnings, fault,
+    )  # fmt: skip
+
+
 class Journal:
-    """A bounded, thread-safe log of :class:`JournalEntry`.
+    """A bounded, thread-safe log of exchanges, read as :class:`JournalEntry` values.
 
     >>> journal = Journal(limit=2)
     >>> journal.limit, journal.dropped
@@ -123,38 +139,38 @@ class Journal:
         if limit < 1:
             raise ValueError("journal limit must be >= 1")
         self.limit = limit
-        self._entries: deque[JournalEntry] = deque(maxlen=limit)
-        self._counter = itertools.count(1)
+        self._entries: deque[RawEntry] = deque(maxlen=limit)
+        self._seq = 0
         self.dropped = 0
         self._lock = threading.Lock()
 
-    def next_seq(self) -> int:
-        """The sequence number for the next entry (atomic under the GIL: ``count`` is C)."""
-        return next(self._counter)
-
-    def append(self, entry: JournalEntry) -> None:
-        """Add an entry built with :meth:`next_seq`; the oldest is dropped (and counted) when full."""
+    def record(self, *fields: Any) -> None:
+        """Add one exchange (the :data:`RawEntry` fields after ``seq``); the oldest entry is
+        dropped, and counted, when the journal is full. Secrets are redacted when read."""
         with self._lock:
+            self._seq += 1
             if len(self._entries) == self.limit:
                 self.dropped += 1
-            self._entries.append(entry)
+            self._entries.append((self._seq, *fields))
 
     def entries(self, *, operation: str | None = None, task_id: str | None = None) -> list[JournalEntry]:
+        """The kept exchanges, oldest first, optionally for one operation and/or task."""
         with self._lock:
             items = list(self._entries)
         return [
-            e
-            for e in items
-            if (operation is None or e.operation == operation) and (task_id is None or e.task_id == task_id)
+            _materialize(raw)
+            for raw in items
+            if (operation is None or raw[2] == operation) and (task_id is None or raw[13] == task_id)
         ]
 
     def warnings(self) -> list[tuple[JournalEntry, ContractWarning]]:
+        """Every contract warning, with the exchange that raised it."""
         return [(e, w) for e in self.entries() for w in e.warnings]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-            self._counter = itertools.count(1)
+            self._seq = 0
             self.dropped = 0
 
     def __len__(self) -> int:

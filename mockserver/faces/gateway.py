@@ -9,7 +9,6 @@ catalogue entry applies.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Collection, Mapping
@@ -20,7 +19,7 @@ from mockserver import media
 from mockserver.contract import Contract, ModelContract
 from mockserver.engine import ContractWarning, Engine, FaultPlan, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.journal import fingerprint
-from mockserver.http import ApiRequest, ApiResponse
+from mockserver.http import ApiRequest, ApiResponse, load_json
 from mockserver.validation import Accepted, ImageInfo, Violation, validate_create
 
 MAX_AUTH_HEADER = 4096
@@ -37,14 +36,6 @@ class Handled:
     request_json: Any = None
     warnings: tuple[ContractWarning, ...] = ()
     fault: str | None = None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Built once: json.loads(..., parse_constant=...) would build a new decoder per request.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 class GatewayFace:
@@ -142,13 +133,12 @@ class GatewayFace:
         if not request.body.strip():
             return self.error("invalid_json", detail="the body is empty")
         try:
-            return _DECODER.decode(request.body.decode(json.detect_encoding(request.body)))
-        except RecursionError:
-            return self.error("invalid_json", detail="nested too deeply")
-        except UnicodeDecodeError as exc:
-            return self.error("invalid_json", detail=f"not UTF-8 ({exc.reason} at byte {exc.start})")
-        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, over-long integers
-            return self.error("invalid_json", detail=str(exc)[:200])
+            return load_json(request.body)
+        except ValueError as exc:  # malformed, NaN/Infinity, non-UTF-8, lone surrogates, too deep
+            detail = str(exc)[:200]
+            if "depth limit" in detail:
+                detail = "nested too deeply (" + detail + ")"
+            return self.error("invalid_json", detail=detail)
 
     def create(self, engine: Engine, request: ApiRequest) -> Handled:
         op = self.create_op.id

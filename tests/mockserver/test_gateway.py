@@ -204,7 +204,8 @@ def test_accepted_keys_are_configurable_and_the_prefix_is_optional() -> None:
         pytest.param("application/json", b"", "invalid_request", "body is empty", id="empty"),
         pytest.param("application/json", b'{"model": ', "invalid_request", "not a JSON object", id="truncated"),
         pytest.param("application/json", b"[1, 2]", "invalid_request", "expected a JSON object, got array", id="array"),
-        pytest.param("application/json", b'{"cfg_scale": NaN}', "invalid_request", "NaN is not valid JSON", id="nan"),
+        pytest.param("application/json", b'{"cfg_scale": NaN}', "invalid_request", "unexpected character", id="nan"),
+        pytest.param("application/json", b'{"model": "\\ud800"}', "invalid_request", "surrogate", id="lone-surrogate"),
         pytest.param("application/json", b"\xff\xfe\x00{", "invalid_request", "not a JSON object", id="not-utf8"),
         pytest.param(
             "application/json", b"[" * 100_000 + b"]" * 100_000, "invalid_request", "nested too deeply", id="deep"
