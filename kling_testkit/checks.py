@@ -604,7 +604,7 @@ def url_exactly_when_completed(ctx: CheckContext, exchange: Exchange) -> None:
             "lifecycle.url_when_completed",
             f"the task is {current!r} but already has a url",
             json_path="$.url",
-            expected=None,
+            expected="null",
             actual=url,
         )
 
