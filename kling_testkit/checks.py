@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from kling_testkit.failures import ContractViolation, Severity, format_json_path
 from kling_testkit.recording import Exchange
@@ -442,6 +442,18 @@ def _unredacted(ctx: CheckContext, body: Any) -> tuple[Any, set[str]]:
     return walk(body, None, 0), redacted
 
 
+def _explain(errors: Iterable[ValidationError]) -> ValidationError | None:
+    """The error to report: ``best_match``, preferring errors outside ``if``/``then``/``else``.
+
+    A conditional error is usually a consequence (a misspelt status puts the body in the
+    ``else`` branch, whose ``url: null`` then fails); the direct error names the cause.
+    """
+    found = list(errors)
+    direct = [e for e in found if not {"if", "then", "else"} & {str(p) for p in e.relative_schema_path}]
+    chosen: ValidationError | None = best_match(direct or found)
+    return chosen
+
+
 def _is_create_with_json(ctx: CheckContext, exchange: Exchange) -> bool:
     op = ctx.operation_of(exchange)
     return op is not None and op.id == "video_generations.create" and exchange.request_body is not None
@@ -485,15 +497,18 @@ def response_body_conforms(ctx: CheckContext, exchange: Exchange) -> None:
             expected="a JSON object",
             actual=body,
         )
-    error = best_match(ctx.contract.response_validator(relpath).iter_errors(body))
+    error = _explain(ctx.contract.response_validator(relpath).iter_errors(body))
     if error is not None:
         raise ContractViolation.from_schema_error(error, operation=op.id, status=exchange.status)
 
 
 @check(side="server")
 def error_object_well_formed(ctx: CheckContext, exchange: Exchange) -> None:
-    """Error bodies are the ``{"error": {message, type, param, code}}`` object, with a catalogued
-    type and code for the status; a failed task's error is a catalogued task failure."""
+    """Error bodies are the catalogued error object; a failed task's error is a catalogued failure.
+
+    The body is ``{"error": {message, type, param, code}}`` with a type and code the catalogue
+    lists for that HTTP status.
+    """
     op = ctx.operation_of(exchange)
     if op is None:
         return

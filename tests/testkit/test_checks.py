@@ -336,7 +336,7 @@ def test_registry_names_are_unique_and_selectable_by_side() -> None:
     assert (violation.check, violation.severity) == ("prompts_are_english", Severity.WARNING)
 
 
-def test_every_check_is_documented_and_every_failure_is_reachable() -> None:
+def test_every_check_is_documented() -> None:
     for registered in CHECKS:
         assert registered.description, registered.name
 
