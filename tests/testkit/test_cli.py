@@ -1,0 +1,232 @@
+"""CLI snapshots: output and exit codes of ``check``, ``verify`` and ``contract``."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+import uvicorn
+
+from kling_testkit.checks import CHECKS
+from kling_testkit.cli import main
+from mockserver import Engine, Service, SystemClock, create_app, load_contract
+from mockserver.serve import bind
+
+RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def fake_url() -> Iterator[str]:
+    sock = bind("127.0.0.1", 0)
+    app = create_app(Service(Engine(clock=SystemClock(), seed=5)))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.002)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join()
+    sock.close()
+
+
+# -- check ---------------------------------------------------------------------------------------
+
+
+def test_check_clean_recordings_exits_0_with_a_summary() -> None:
+    code, out, err = run("check", str(RECORDINGS / "clean.jsonl"), str(RECORDINGS / "clean.har"))
+    assert code == 0
+    assert out.splitlines() == [
+        "files 2, exchanges 20, tasks 6",
+        f"check: {2 * len(CHECKS)} cases, 0 violations — ok",
+    ]
+    assert err == ""  # not a terminal: no progress
+
+
+def test_check_a_defect_exits_1_and_writes_junit_and_json(tmp_path: Path) -> None:
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    code, out, _ = run(
+        "check", str(RECORDINGS / "defect_unknown_field.jsonl"), "--junit-xml", str(junit), "--json", str(report)
+    )
+    assert code == 1
+    assert out.splitlines()[:6] == [
+        "FAIL video_generations.create: unknown request field 'negative_promt': the real gateway drops it silently",
+        "  at   request $.negative_promt",
+        "  rule unknown_field (check no_unknown_request_fields)",
+        "  expected only fields of the contract",
+        '  actual   ["negative_promt"]',
+        "  in   defect_unknown_field.jsonl:1",
+    ]
+    assert out.splitlines()[-1] == f"check: {len(CHECKS)} cases, 1 violation (1 error) — FAILED"
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("failures") == "1"
+    data = json.loads(report.read_text())
+    assert [(v["rule"], v["json_path"], v["part"]) for v in data["violations"]] == [
+        ("unknown_field", "$.negative_promt", "request")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        pytest.param("truncated.jsonl", r"truncated\.jsonl:4: truncated JSON record", id="truncated"),
+        pytest.param("empty.jsonl", r"empty\.jsonl: empty file: no exchanges recorded", id="empty"),
+        pytest.param("binary_body.har", r"binary_body\.har: HAR entry 2: response\.content is binary", id="binary"),
+        pytest.param("missing.jsonl", r"missing\.jsonl: cannot open", id="missing-file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(name: str, message: str) -> None:
+    code, out, err = run("check", str(RECORDINGS / "bad" / name))
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert re.search(r"^kling-testkit check: error: .*" + message, err)
+
+
+def test_bad_input_never_prints_a_traceback_from_the_console_script() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kling_testkit.cli", "check", str(RECORDINGS / "bad" / "truncated.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+
+
+def test_check_usage_errors_exit_2() -> None:
+    assert run("check")[0] == 2
+    code, _, err = run("check", str(RECORDINGS / "clean.jsonl"), "--checks", "nope")
+    assert code == 2
+    assert "no check named 'nope'" in err
+    with pytest.raises(SystemExit) as caught:
+        run("check", "--no-such-flag")
+    assert caught.value.code == 2
+
+
+def test_check_progress_goes_to_stderr_when_asked() -> None:
+    code, _, err = run("check", "--progress", str(RECORDINGS / "clean.jsonl"))
+    assert code == 0
+    assert err.splitlines() == [f"{RECORDINGS / 'clean.jsonl'}: 10 exchanges, 3 tasks"]
+
+
+def test_list_checks_names_every_registered_check() -> None:
+    code, out, _ = run("check", "--list-checks")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == CHECKS.names()
+
+
+def test_strict_turns_warnings_into_failures(tmp_path: Path) -> None:
+    record = {
+        "request": {"method": "POST", "url": "https://api.modelstream.ai/v1/video/generations"},
+        "response": {
+            "status": 429,
+            "body": {"error": {"message": "m", "type": "new_api_error", "param": None, "code": "rate_limit_exceeded"}},
+        },
+    }
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    assert run("check", str(path))[0] == 0
+    code, out, _ = run("check", "--strict", str(path))
+    assert code == 1
+    assert "rate_limit.retry_after_header" in out
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+
+def test_verify_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
+    record = tmp_path / "verify.jsonl"
+    code, out, _ = run(
+        "verify", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0", "--record", str(record)
+    )
+    assert code == 0, out
+    assert out.splitlines()[-1].endswith("0 violations — ok")
+    # Re-checking what verify saw: the server side passes; the client side names verify's own
+    # deliberately invalid requests, and nothing else.
+    assert run("check", str(record), "--checks", ",".join(CHECKS.names(side="server")))[0] == 0
+    code, _, _ = run("check", str(record), "--json", str(tmp_path / "all.json"))
+    assert code == 1
+    checks = {v["check"] for v in json.loads((tmp_path / "all.json").read_text())["violations"]}
+    assert checks == {"request_conforms"}
+
+
+def test_verify_dry_run_sends_nothing_and_needs_no_key() -> None:
+    code, out, _ = run("verify", "--base-url", "http://127.0.0.1:9", "--dry-run", "--max-requests", "5")
+    assert code == 0
+    assert out.splitlines()[0].startswith("verify (dry run) against http://127.0.0.1:9: ")
+    assert "budget 5 requests" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["--base-url", "http://127.0.0.1:9"], "an API key is needed", id="no-key"),
+        pytest.param(["--base-url", "http://127.0.0.1:9", "--api-key", "k"], "cannot reach", id="unreachable"),
+        pytest.param(["--base-url", "ftp://x", "--api-key", "k"], "must start with http", id="bad-url"),
+    ],
+)
+def test_verify_usage_errors_exit_2(argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KLING_TESTKIT_API_KEY", raising=False)
+    code, _, err = run("verify", *argv)
+    assert code == 2
+    assert message in err
+
+
+def test_verify_rejects_a_zero_budget() -> None:
+    with pytest.raises(SystemExit) as caught:
+        run("verify", "--base-url", "http://x", "--max-requests", "0", "--dry-run")
+    assert caught.value.code == 2
+
+
+# -- contract ------------------------------------------------------------------------------------
+
+
+def test_contract_export_then_diff(tmp_path: Path) -> None:
+    code, out, _ = run("contract", "export", str(tmp_path / "v1"))
+    assert code == 0
+    assert out.startswith("wrote ")
+    root = load_contract().root
+    assert run("contract", "diff", str(root), str(tmp_path / "v1")) == (
+        0,
+        "contract diff: 0 changes, 0 breaking — ok\n",
+        "",
+    )
+    new = tmp_path / "v2"
+    shutil.copytree(root, new)
+    schema = new / "gateway/models/kling-v2-6/text2video.request.schema.json"
+    data = json.loads(schema.read_text())
+    data["properties"]["sound"]["enum"] = ["off"]
+    data["properties"]["negative_prompt"]["maxLength"] = 3000
+    schema.write_text(json.dumps(data))
+    report = tmp_path / "diff.json"
+    code, out, _ = run("contract", "diff", str(tmp_path / "v1"), str(new), "--json", str(report))
+    assert code == 1
+    assert out.splitlines() == [
+        'BREAKING  request   kling-v2-6/text2video /properties/sound/enum: removed value "on"',
+        "ok        request   kling-v2-6/text2video /properties/negative_prompt/maxLength: limit loosened: 2500 -> 3000",
+        "contract diff: 2 changes, 1 breaking — FAILED",
+    ]
+    assert json.loads(report.read_text())["breaking"] == 1
+
+
+def test_contract_diff_of_a_non_contract_folder_exits_2(tmp_path: Path) -> None:
+    code, _, err = run("contract", "diff", str(tmp_path), str(tmp_path))
+    assert code == 2
+    assert "neither a contract folder" in err
