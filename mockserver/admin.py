@@ -46,24 +46,25 @@ class AdminError(Exception):
     """A bad admin call; rendered as the face's ``invalid_admin_request`` error."""
 
 
-def _body(request: ApiRequest) -> Any:
+def _body(request: ApiRequest, engine: Engine) -> Any:
     if not request.body.strip():
         return {}
     try:
-        return load_json(request.body)
+        # The API's nesting limit: a deep outcome-rule schema overflowed the schema checker's stack.
+        return load_json(request.body, engine.contract.max_json_depth)
     except ValueError as exc:
         raise AdminError(f"body is not JSON: {exc}") from None
 
 
-def _object(request: ApiRequest) -> dict[str, Any]:
-    data = _body(request)
+def _object(request: ApiRequest, engine: Engine) -> dict[str, Any]:
+    data = _body(request, engine)
     if not isinstance(data, dict):
         raise AdminError("body must be a JSON object")
     return data
 
 
 def _advance_clock(engine: Engine, request: ApiRequest, _: dict[str, str]) -> Any:
-    data = _object(request)
+    data = _object(request, engine)
     seconds = data.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise AdminError('clock/advance needs {"seconds": <number >= 0>}')
@@ -102,25 +103,25 @@ def _reset(engine: Engine, _request: ApiRequest, _: dict[str, str]) -> Any:
 
 
 def _set_progression(engine: Engine, request: ApiRequest, params: dict[str, str]) -> Any:
-    progression = Progression.from_json(_object(request))
+    progression = Progression.from_json(_object(request, engine))
     engine.set_progression(progression, task_id=params.get("task_id"))
     return progression.to_json()
 
 
 def _set_outcome(engine: Engine, request: ApiRequest, params: dict[str, str]) -> Any:
-    outcome = Outcome.from_json(_object(request))
+    outcome = Outcome.from_json(_object(request, engine))
     engine.set_outcome(outcome, task_id=params.get("task_id"))
     return outcome.to_json()
 
 
 def _add_rule(engine: Engine, request: ApiRequest, _: dict[str, str]) -> Any:
-    rule = OutcomeRule.from_json(_object(request))
+    rule = OutcomeRule.from_json(_object(request, engine))
     engine.add_outcome_rule(rule)
     return rule.to_json()
 
 
 def _arm(engine: Engine, request: ApiRequest, _: dict[str, str]) -> Any:
-    return {"id": engine.arm_fault(FaultPlan.from_json(_object(request)))}
+    return {"id": engine.arm_fault(FaultPlan.from_json(_object(request, engine)))}
 
 
 def _clear_faults(engine: Engine, _request: ApiRequest, _: dict[str, str]) -> Any:

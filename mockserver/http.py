@@ -85,9 +85,35 @@ def dump_json(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def load_json(body: bytes) -> Any:
-    """The one JSON parser of every door; raises ``orjson.JSONDecodeError`` (a ValueError)."""
-    return orjson.loads(body)
+def load_json(body: bytes, max_depth: int | None = None) -> Any:
+    """The one JSON parser of every door; raises ``orjson.JSONDecodeError`` (a ValueError),
+    or ValueError when the value nests deeper than ``max_depth`` arrays/objects.
+
+    >>> load_json(b"[[1]]", max_depth=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: nested too deeply (more than 1 levels of arrays and objects)
+    """
+    value = orjson.loads(body)
+    # Counting brackets is C-speed; only a body with more brackets than the limit can be too
+    # deep, so ordinary requests (a handful of brackets, base64 has none) skip the walk.
+    if max_depth is not None and body.count(b"[") + body.count(b"{") > max_depth and _too_deep(value, max_depth):
+        raise ValueError(f"nested too deeply (more than {max_depth} levels of arrays and objects)")
+    return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    # Iterative: a recursive walk is what deep values break.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,6 +171,10 @@ class Contract:
     def max_body_bytes(self) -> int:
         return int(self.index["limits"]["max_body_bytes"])
 
+    @property
+    def max_json_depth(self) -> int:
+        return int(self.index["limits"]["max_json_depth"])
+
     def response_validator(self, relpath: str) -> jsonschema.protocols.Validator:
         """A ``jsonschema`` validator for a response schema, with $refs resolved in the face."""
         return _response_validator(self, relpath)

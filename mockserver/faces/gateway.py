@@ -133,7 +133,7 @@ class GatewayFace:
         if not request.body.strip():
             return self.error("invalid_json", detail="the body is empty")
         try:
-            return load_json(request.body)
+            return load_json(request.body, self.contract.max_json_depth)
         except ValueError as exc:  # malformed, NaN/Infinity, non-UTF-8, lone surrogates, too deep
             detail = str(exc)[:200]
             if "depth limit" in detail:
