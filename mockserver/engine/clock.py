@@ -14,6 +14,9 @@ from typing import Protocol, runtime_checkable
 
 #: 2026-01-01T00:00:00Z: a fixed, realistic start so virtual runs are reproducible.
 DEFAULT_EPOCH = 1_767_225_600.0
+#: 9999-12-31T23:59:59Z: the last second datetime (and most clients) can represent; timestamps
+#: go on the wire as integers, and a clock pushed to 1e300 made every later create a 500.
+MAX_TIMESTAMP = 253_402_300_799.0
 
 
 @runtime_checkable
@@ -77,6 +80,8 @@ class VirtualClock:
         if not seconds >= 0:  # also rejects NaN
             raise ValueError(f"seconds must be a number >= 0, got {seconds!r}")
         with self._lock:
+            if not self._now + seconds <= MAX_TIMESTAMP:  # also rejects infinity
+                raise ValueError(f"advancing by {seconds!r} s would pass {MAX_TIMESTAMP:.0f} (year 9999)")
             self._now += float(seconds)
             return self._now
 
@@ -85,6 +90,8 @@ class VirtualClock:
         with self._lock:
             if timestamp < self._now:
                 raise ValueError(f"time cannot go backwards ({timestamp} < {self._now})")
+            if not timestamp <= MAX_TIMESTAMP:
+                raise ValueError(f"time cannot pass {MAX_TIMESTAMP:.0f} (year 9999), got {timestamp!r}")
             self._now = float(timestamp)
 
     def reset(self) -> None:
