@@ -16,6 +16,10 @@ from typing import Any
 
 from mockserver.engine.lifecycle import _require_keys
 
+#: Longest injected latency or Retry-After: a day. On the system clock a latency of 1e300 s
+#: parked the connection forever, and Retry-After rendered as a 300-digit header.
+MAX_WAIT = 86_400.0
+
 
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
@@ -53,6 +57,10 @@ class FaultPlan:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"fault {name} must be a finite number >= 0, got {value!r}")
+        for name in ("latency", "retry_after"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value > MAX_WAIT:
+                raise ValueError(f"fault {name} must be <= {MAX_WAIT:.0f} seconds (a day), got {value!r}")
         if self.probability > 1:
             raise ValueError(f"fault probability must be <= 1, got {self.probability!r}")
         if self.retry_after is not None and (
