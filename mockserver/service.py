@@ -71,7 +71,10 @@ class Service:
         path = request.path
         if path.startswith(admin.PREFIX + "/") and self.admin:
             return self._admin(request)
-        if path == "/openapi.json" and request.method in ("GET", "HEAD"):
+        if path == "/openapi.json":
+            if request.method not in ("GET", "HEAD"):  # 405 like every other route, not a 404
+                detail = f"{request.method[:20]} not allowed on /openapi.json; allowed: GET, HEAD"
+                return self.face.error("method_not_allowed", detail=detail, headers=(("allow", "GET, HEAD"),))
             body = self.openapi_bytes
             headers = (("content-type", "application/json"), ("content-length", str(len(body))))
             return ApiResponse(200, headers, b"" if request.method == "HEAD" else body)
