@@ -1,0 +1,162 @@
+"""Doors, a raw HTTP/1.1 client and hostile payloads for the reliability suite.
+
+Imported as ``reliability_helpers`` (pytest puts this folder on ``sys.path``). The raw socket
+client exists because httpx normalises what the battery must send verbatim: ``..`` segments,
+duplicated headers, undecodable bytes, bodies that announce more than they carry.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PIL import Image
+
+from mockserver import ApiRequest, Service, load_contract
+
+CREATE = load_contract().operations["video_generations.create"].path
+AUTH = ("authorization", "Bearer sk-test")
+JSON = ("content-type", "application/json")
+Headers = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a door answered: status, headers (names lower-cased) and the raw body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Door(Protocol):
+    """One way into the fake. ``target`` is sent verbatim (path and query)."""
+
+    name: str
+
+    def send(self, method: str, target: str, headers: Headers = (), body: bytes = b"") -> Reply: ...
+
+
+class InProcessDoor:
+    """Straight into :meth:`Service.handle`, no HTTP at all."""
+
+    name = "in_process"
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def send(self, method: str, target: str, headers: Headers = (), body: bytes = b"") -> Reply:
+        path, _, query = target.partition("?")
+        request = ApiRequest(
+            method=method,
+            scheme="http",
+            host="127.0.0.1",
+            path=path,
+            query=query,
+            headers=tuple((k.lower(), v) for k, v in headers),
+            body=body,
+        )
+        answer = self.service.handle(request)
+        return Reply(answer.status, tuple((k.lower(), v) for k, v in answer.headers), answer.body)
+
+
+def _read_reply(sock: socket.socket) -> Reply:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before a response head: {data[:200]!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = tuple((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+    length = int(next((v for k, v in headers if k == "content-length"), "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return Reply(status, headers, rest[:length])
+
+
+def request_head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    lines = [f"{method} {target} HTTP/1.1", f"host: {host}", *(f"{k}: {v}" for k, v in headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+class LiveDoor:
+    """A raw HTTP/1.1 exchange over loopback, one connection per request."""
+
+    name = "live"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    def connect(self, timeout: float = 15.0) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout=timeout)
+
+    def send(self, method: str, target: str, headers: Headers = (), body: bytes = b"") -> Reply:
+        pairs = [*headers, ("content-length", str(len(body))), ("connection", "close")]
+        with self.connect() as sock:
+            sock.sendall(request_head(method, target, f"{self.host}:{self.port}", pairs) + body)
+            return _read_reply(sock)
+
+    def read_reply(self, sock: socket.socket) -> Reply:
+        return _read_reply(sock)
+
+
+# -- payloads --------------------------------------------------------------------------------
+
+
+def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A ~60-byte PNG whose header declares ``width`` x ``height`` (a decompression bomb's shape)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def t2v(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a red fox in snow", "duration": 5}]}
+    body.update(changes)
+    return body
+
+
+def encode(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def create_and_poll_ok(door: Door) -> None:
+    """The fake still serves: a normal create succeeds and its task can be polled."""
+    created = door.send("POST", CREATE, [AUTH, JSON], encode(t2v()))
+    assert created.status == 200, created.body[:300]
+    task_id = created.json()["task_id"]
+    polled = door.send("GET", f"{CREATE}/{task_id}", [AUTH])
+    assert polled.status == 200, polled.body[:300]
+    assert polled.json()["task_id"] == task_id
