@@ -60,6 +60,20 @@ class Service:
             (ops["media.get"], lambda r, p: self.face.media(self.engine, r, p["file"])),
         )
 
+    def configure(self, *, keys: Collection[str] | None = None, strict: bool = False) -> None:
+        """Replace the accepted keys and the unknown-field mode (same meaning as the constructor's).
+
+        A session-wide live server serves tests that each want their own settings; the routes
+        look the face up on every call, so the change applies to the next request.
+
+        >>> from mockserver import Engine, VirtualClock
+        >>> service = Service(Engine(clock=VirtualClock()))
+        >>> service.configure(keys=["*"], strict=True)
+        >>> service.face.strict, service.face.keys
+        (True, ('*',))
+        """
+        self.face = GatewayFace(self.contract, keys=keys, strict=strict)
+
     @property
     def openapi_bytes(self) -> bytes:
         if self._openapi is None:
