@@ -1,10 +1,117 @@
 """kling-testkit: test code that uses the Kling v2.6 video API, without the real service.
 
-The server itself lives in :mod:`mockserver`; this package adds what tests need around it.
+The server itself lives in :mod:`mockserver`; this package adds what tests need around it:
+the fake in-process (:func:`mock`, :func:`transport`), as a live server (:class:`LiveServer`),
+journal assertions, contract checks and recordings. The pytest plugin
+(:mod:`kling_testkit.plugin`) wraps them in fixtures.
+
+>>> import kling_testkit
+>>> with kling_testkit.mock() as api:
+...     api.base_url
+'https://api.modelstream.ai'
+
+Names are imported on first use (PEP 562): pytest imports this package for the plugin in every
+run of a project that installs it, and the fake's dependencies would make that import cost
+tens of milliseconds for runs that never touch the fake.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    # the fake in-process (respx; sync and async httpx)
+    "DEFAULT",
+    "KlingMock",
+    "KlingRoute",
+    "KlingTransport",
+    "mock",
+    "transport",
+    # the fake as a live server (any client)
+    "AdminClient",
+    "LiveServer",
+    "ServerError",
+    # journal assertions
+    "ContractNotClean",
+    "assert_contract_clean",
+    "assert_retry_after_honoured",
+    "contract_violations",
+    "min_poll_interval",
+    "polls",
+    "polls_before_end",
+    "retry_after_waits",
+    # contract checks, failures and recordings
+    "CHECKS",
+    "ContractViolation",
+    "Exchange",
+    "Report",
+    "Severity",
+    "assert_conforms",
+    "check_exchanges",
+    "read_recording",
+    "write_journal",
+]
+
+_LOCATIONS = {
+    "DEFAULT": "kling_testkit._mock",
+    "KlingMock": "kling_testkit._mock",
+    "KlingRoute": "kling_testkit._mock",
+    "mock": "kling_testkit._mock",
+    "KlingTransport": "kling_testkit.transports",
+    "transport": "kling_testkit.transports",
+    "AdminClient": "kling_testkit.server",
+    "LiveServer": "kling_testkit.server",
+    "ServerError": "kling_testkit.server",
+    "ContractNotClean": "kling_testkit.assertions",
+    "assert_contract_clean": "kling_testkit.assertions",
+    "assert_retry_after_honoured": "kling_testkit.assertions",
+    "contract_violations": "kling_testkit.assertions",
+    "min_poll_interval": "kling_testkit.assertions",
+    "polls": "kling_testkit.assertions",
+    "polls_before_end": "kling_testkit.assertions",
+    "retry_after_waits": "kling_testkit.assertions",
+    "CHECKS": "kling_testkit.checks",
+    "assert_conforms": "kling_testkit.checks",
+    "check_exchanges": "kling_testkit.checks",
+    "ContractViolation": "kling_testkit.failures",
+    "Report": "kling_testkit.failures",
+    "Severity": "kling_testkit.failures",
+    "Exchange": "kling_testkit.recording",
+    "read_recording": "kling_testkit.recording",
+    "write_journal": "kling_testkit.recording",
+}
+
+if TYPE_CHECKING:
+    from kling_testkit._mock import DEFAULT, KlingMock, KlingRoute, mock
+    from kling_testkit.assertions import (
+        ContractNotClean,
+        assert_contract_clean,
+        assert_retry_after_honoured,
+        contract_violations,
+        min_poll_interval,
+        polls,
+        polls_before_end,
+        retry_after_waits,
+    )
+    from kling_testkit.checks import CHECKS, assert_conforms, check_exchanges
+    from kling_testkit.failures import ContractViolation, Report, Severity
+    from kling_testkit.recording import Exchange, read_recording, write_journal
+    from kling_testkit.server import AdminClient, LiveServer, ServerError
+    from kling_testkit.transports import KlingTransport, transport
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kling_testkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

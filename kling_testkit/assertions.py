@@ -1,0 +1,311 @@
+"""Lifecycle questions answered from the fake's journal.
+
+Every helper takes a *source*: a :class:`~kling_testkit.KlingMock`, a
+:class:`~kling_testkit.LiveServer` (same engine, same process), an :class:`~mockserver.Engine`,
+a :class:`~mockserver.Journal`, or any iterable of :class:`~mockserver.JournalEntry`. Times are
+the engine clock's, so with a virtual clock they say what the client *would* have waited.
+
+- :func:`polls` / :func:`polls_before_end`: how often a client polled a task, and how often
+  before the task had ended;
+- :func:`min_poll_interval`: the smallest gap between two polls of the same task;
+- :func:`retry_after_waits` / :func:`assert_retry_after_honoured`: after each ``429`` with
+  ``Retry-After``, how long the client waited before calling the same operation again;
+- :func:`contract_violations` / :func:`assert_contract_clean`: every request that broke the
+  request contract (refused with a field path and a rule id) or raised a contract warning
+  (such as an unknown field the real gateway drops silently).
+
+>>> from kling_testkit import KlingMock
+>>> api = KlingMock()
+>>> polls(api, "task_unknown"), min_poll_interval(api)
+(0, None)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol, Union
+
+from kling_testkit.checks import retry_after_seconds
+from kling_testkit.failures import ContractViolation, Severity
+from mockserver import Contract, Engine, Journal, JournalEntry, load_contract
+
+__all__ = [
+    "ContractNotClean",
+    "RetryAfterWait",
+    "assert_contract_clean",
+    "assert_retry_after_honoured",
+    "contract_violations",
+    "journal_entries",
+    "min_poll_interval",
+    "polls",
+    "polls_before_end",
+    "retry_after_waits",
+]
+
+CREATE = "video_generations.create"
+GET = "video_generations.get"
+
+
+class _HasEngine(Protocol):
+    @property
+    def engine(self) -> Engine: ...
+
+
+Source = Union[_HasEngine, Engine, Journal, Iterable[JournalEntry]]  # noqa: UP007 - a runtime alias on 3.10
+
+
+def journal_entries(source: Source) -> list[JournalEntry]:
+    """The journal entries of ``source``, oldest first.
+
+    >>> journal_entries([])
+    []
+    """
+    if isinstance(source, Journal):
+        return source.entries()
+    if isinstance(source, Engine):
+        return source.journal.entries()
+    engine = getattr(source, "engine", None)
+    if isinstance(engine, Engine):
+        return engine.journal.entries()
+    return list(source)  # type: ignore[arg-type]
+
+
+def _contract(source: Source) -> Contract:
+    engine = source if isinstance(source, Engine) else getattr(source, "engine", None)
+    return engine.contract if isinstance(engine, Engine) else load_contract()
+
+
+@functools.cache
+def _terminal_wire_statuses(contract: Contract) -> frozenset[str]:
+    projection = contract.status_projection
+    return frozenset(projection[s] for s in contract.lifecycle["terminal"])
+
+
+def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[JournalEntry]:
+    return [e for e in entries if e.operation == GET and e.task_id is not None and task_id in (None, e.task_id)]
+
+
+def polls(source: Source, task_id: str) -> int:
+    """How many times the client polled ``task_id`` (every answered poll, errors included).
+
+    >>> polls([], "task_x")
+    0
+    """
+    return len(_poll_entries(journal_entries(source), task_id))
+
+
+def polls_before_end(source: Source, task_id: str) -> int:
+    """Polls of ``task_id`` answered while the task had not ended (the answer was ``queued`` or
+    ``in_progress``). With the default progression (a step per poll) a task that completes on
+    the second poll got 1 poll before its end; the poll that saw it end is not counted, and
+    neither are the redundant polls after it.
+
+    >>> polls_before_end([], "task_x")
+    0
+    """
+    terminal = _terminal_wire_statuses(_contract(source))
+    count = 0
+    for entry in _poll_entries(journal_entries(source), task_id):
+        body = entry.response_body
+        if entry.status == 200 and isinstance(body, Mapping) and body.get("status") not in terminal:
+            count += 1
+    return count
+
+
+def min_poll_interval(source: Source, task_id: str | None = None) -> float | None:
+    """The smallest time between two consecutive polls of the same task (of ``task_id``, or of
+    any task), in seconds of the engine clock; None when no task was polled twice.
+
+    >>> min_poll_interval([]) is None
+    True
+    """
+    last: dict[str, float] = {}
+    smallest: float | None = None
+    for entry in _poll_entries(journal_entries(source), task_id):
+        assert entry.task_id is not None
+        previous = last.get(entry.task_id)
+        if previous is not None:
+            gap = entry.time - previous
+            smallest = gap if smallest is None else min(smallest, gap)
+        last[entry.task_id] = entry.time
+    return smallest
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAfterWait:
+    """One ``429`` with ``Retry-After``, and how long the client waited before calling the same
+    operation again (``waited`` is None if it never did)."""
+
+    entry: JournalEntry
+    operation: str
+    asked: float
+    waited: float | None
+
+    @property
+    def honoured(self) -> bool:
+        """The client waited at least ``Retry-After`` (or never came back)."""
+        return self.waited is None or self.waited + 1e-9 >= self.asked
+
+    def __str__(self) -> str:
+        waited = "never called again" if self.waited is None else f"called again after {_seconds(self.waited)}"
+        return f"#{self.entry.seq} {self.operation} -> 429 Retry-After {_seconds(self.asked)}: {waited}"
+
+
+def retry_after_waits(source: Source, operation: str | None = None) -> list[RetryAfterWait]:
+    """Every ``429`` that carried ``Retry-After`` (for ``operation``, or any), with the wait.
+
+    >>> retry_after_waits([])
+    []
+    """
+    entries = journal_entries(source)
+    out: list[RetryAfterWait] = []
+    for index, entry in enumerate(entries):
+        if entry.status != 429 or entry.operation is None or operation not in (None, entry.operation):
+            continue
+        header = next((v for k, v in entry.response_headers if k.lower() == "retry-after"), None)
+        asked = retry_after_seconds(header, entry.time)
+        if asked is None:
+            continue
+        again = next((e for e in entries[index + 1 :] if e.operation == entry.operation), None)
+        out.append(RetryAfterWait(entry, entry.operation, asked, None if again is None else again.time - entry.time))
+    return out
+
+
+def assert_retry_after_honoured(source: Source, operation: str | None = None) -> None:
+    """Fail unless, after every ``429`` with ``Retry-After``, the client waited at least that
+    long before calling the same operation again; the message lists each early retry.
+
+    >>> assert_retry_after_honoured([])
+    """
+    early = [wait for wait in retry_after_waits(source, operation) if not wait.honoured]
+    if early:
+        lines = "\n".join(f"  {wait}" for wait in early)
+        raise AssertionError(f"{len(early)} retry(ies) came before Retry-After had passed:\n{lines}")
+
+
+# -- the request contract ----------------------------------------------------------------------
+
+
+@functools.cache
+def _refusal_patterns(contract: Contract) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """(catalogue key, code, message regex) of the 4xx errors that refuse a request's content,
+    derived from the catalogue's message templates; ``rule``/``param`` are named groups."""
+    out = []
+    for key in contract.operations[CREATE].errors:
+        spec = contract.errors[key]
+        if not 400 <= spec.http_status < 500 or spec.http_status in (401, 403, 429):
+            continue  # auth, quota and rate limits are not about what the request said
+        pattern = ""
+        seen: set[str] = set()
+        for literal, field_name, _, _ in string.Formatter().parse(spec.message):
+            pattern += re.escape(literal)
+            if field_name is None:
+                continue
+            if field_name in ("rule", "param") and field_name not in seen:
+                seen.add(field_name)
+                pattern += f"(?P<{field_name}>.+?)"
+            else:
+                pattern += ".*?"
+        out.append((key, spec.code, re.compile(pattern + r"\Z", re.DOTALL)))
+    return tuple(out)
+
+
+def _refusal(contract: Contract, entry: JournalEntry) -> ContractViolation | None:
+    body = entry.response_body
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if not isinstance(error, Mapping) or not isinstance(error.get("message"), str):
+        return None
+    message, code, param = error["message"], error.get("code"), error.get("param")
+    for key, spec_code, pattern in _refusal_patterns(contract):
+        if code != spec_code:
+            continue
+        found = pattern.match(message)
+        if found is None:
+            continue
+        groups = found.groupdict()
+        rule = groups.get("rule") or key
+        param = param if isinstance(param, str) else groups.get("param")
+        return ContractViolation(
+            rule,
+            message,
+            operation=entry.operation,
+            status=entry.status,
+            json_path=_json_path(param),
+            part="request",
+            where=f"journal#{entry.seq}",
+        )
+    return None
+
+
+def _json_path(param: str | None) -> str:
+    if not param:
+        return "$"
+    return "$" + ("" if param.startswith("[") else ".") + param
+
+
+def contract_violations(source: Source) -> list[ContractViolation]:
+    """Every way the client's requests broke the request contract, oldest first: requests the
+    fake refused for their content (severity error; rule id and field path from the answer) and
+    contract warnings on accepted requests (severity warning; e.g. an unknown field).
+
+    >>> contract_violations([])
+    []
+    """
+    contract = _contract(source)
+    out: list[ContractViolation] = []
+    for entry in journal_entries(source):
+        if entry.operation == CREATE and 400 <= entry.status < 500 and entry.fault is None:
+            refused = _refusal(contract, entry)
+            if refused is not None:
+                out.append(refused)
+        for warning in entry.warnings:
+            out.append(
+                ContractViolation(
+                    warning.rule,
+                    warning.message,
+                    operation=entry.operation,
+                    status=entry.status,
+                    json_path=_json_path(warning.param),
+                    part="request",
+                    severity=Severity.WARNING,
+                    where=f"journal#{entry.seq}",
+                )
+            )
+    return out
+
+
+class ContractNotClean(AssertionError):
+    """Raised by :func:`assert_contract_clean`; ``violations`` holds each finding."""
+
+    def __init__(self, violations: list[ContractViolation]) -> None:
+        self.violations = violations
+        lines = [
+            f"  {v.where} {v.operation} -> {v.status}: {v.severity.value} at {v.json_path} (rule {v.rule}): {v.message}"
+            for v in violations
+        ]
+        super().__init__(f"{len(violations)} request(s) broke the Kling contract:\n" + "\n".join(lines))
+
+
+def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings: bool = True) -> None:
+    """Fail when any request broke the contract, listing each finding with its field path and
+    rule id. ``allow``: rule ids to ignore; ``warnings=False`` ignores contract warnings.
+
+    >>> assert_contract_clean([])
+    """
+    allowed = set(allow)
+    found = [
+        v
+        for v in contract_violations(source)
+        if v.rule not in allowed and (warnings or v.severity is not Severity.WARNING)
+    ]
+    if found:
+        raise ContractNotClean(found)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".") + " s" if math.isfinite(value) else str(value)

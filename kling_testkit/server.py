@@ -1,0 +1,397 @@
+"""The fake as a live HTTP server in a thread, for clients that are not httpx.
+
+``requests``, ``aiohttp``, subprocesses and other languages need a real socket. A
+:class:`LiveServer` runs uvicorn in a daemon thread on ``127.0.0.1`` and a free port, with the
+same engine and service the in-process fake uses; because the engine lives in *this* process,
+the controls (``reset()``, ``advance_clock()``, ``arm_fault()``...) act on it directly: a reset
+costs microseconds, not a request. The admin API at ``{base_url}/__mock__/`` drives the same
+engine from anywhere else, and :class:`AdminClient` speaks it with the same verbs.
+
+Errors raised while the server thread answers (a bug in the fake, not a client mistake) are
+kept and raised in the test thread at the next control call or at :meth:`LiveServer.check`
+(the fixtures call it at teardown), instead of vanishing into a log.
+
+    with LiveServer() as server:
+        requests.get(server.base_url + "/openapi.json")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+import uvicorn
+
+from kling_testkit._mock import EngineControls, as_outcome, as_progression
+from mockserver import Clock, Engine, FaultPlan, Outcome, OutcomeRule, Progression, Service, VirtualClock
+from mockserver.app import create_app
+from mockserver.engine import Journal, JournalEntry, TaskView
+from mockserver.engine.journal import ContractWarning
+from mockserver.serve import bind
+
+__all__ = ["AdminClient", "LiveServer", "ServerError"]
+
+
+class ServerError(RuntimeError):
+    """An exception raised in the server thread, re-raised in the test (its cause is the original)."""
+
+
+class _CapturingApp:
+    """ASGI wrapper that keeps exceptions escaping the app, for the test thread to raise."""
+
+    def __init__(self, app: Any, errors: list[BaseException]) -> None:
+        self.app = app
+        self.errors = errors
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as exc:
+            self.errors.append(exc)
+            raise
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its polling loop and its graceful-shutdown pause.
+
+    ``main_loop`` waits on an event instead of waking every 0.1 s, and ``shutdown`` closes
+    connections at once: the server stops only after the tests that used it finished, so the
+    0.1 s grace (plus up to 0.1 s of tick) would be paid for nothing.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._exit: asyncio.Event | None = None
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._exit = asyncio.Event()
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)  # sets the default headers once (no Date header: see LiveServer)
+        assert self._exit is not None
+        if not self.should_exit:
+            await self._exit.wait()
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        for task in list(self.server_state.tasks):
+            task.cancel()
+        for server in self.servers:
+            # A client holding a connection open must not hang the run.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        if self._loop is not None and self._exit is not None:
+            self._loop.call_soon_threadsafe(self._exit.set)
+
+
+class LiveServer(EngineControls):
+    """The fake on ``http://127.0.0.1:<free port>``, sharing its engine with the test thread.
+
+    Options are :class:`~kling_testkit.KlingMock`'s (``progression``, ``outcome``, ``strict``,
+    ``keys``, ``seed``, ``clock``) plus ``host``. :meth:`reset` restores the options given here
+    (or by :meth:`configure`) after clearing state. Responses carry no ``Date`` header, so they
+    are byte-identical to the in-process fake's.
+
+    >>> with LiveServer() as server:
+    ...     httpx.get(server.base_url + "/v1/video/generations/task_x").status_code
+    401
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        progression: Progression | str | None = None,
+        outcome: Outcome | str | None = None,
+        strict: bool = False,
+        keys: Sequence[str] | None = None,
+        seed: int | None = 0,
+        clock: Clock | None = None,
+        journal_limit: int = 10_000,
+        admin_token: str | None = None,
+    ) -> None:
+        self._progression = as_progression(progression) if progression is not None else Progression()
+        self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
+        self.engine = Engine(
+            clock=clock if clock is not None else VirtualClock(),
+            seed=seed,
+            progression=self._progression,
+            outcome=self._outcome,
+            journal_limit=journal_limit,
+        )
+        self.service = Service(self.engine, keys=keys, strict=strict, admin_token=admin_token)
+        self.host = host
+        self.port = port
+        self.admin_token = admin_token
+        self._default_keys = tuple(self.engine.contract.index["auth"]["default_keys"])
+        self._errors: list[BaseException] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> LiveServer:
+        """Bind a port, start uvicorn in a daemon thread, return once it accepts connections."""
+        if self._thread is not None:
+            return self
+        sock = bind(self.host, self.port)
+        host, port = sock.getsockname()[:2]
+        self.port = port
+        shown = f"[{host}]" if ":" in host else host
+        self.base_url = f"http://{shown}:{port}"
+        config = uvicorn.Config(
+            _CapturingApp(create_app(self.service), self._errors),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            date_header=False,
+        )
+        server = _Server(config)
+        self._server = server
+
+        def run() -> None:
+            try:
+                server.run(sockets=[sock])
+            except BaseException as exc:  # startup failures and loop crashes reach the test
+                self._errors.append(exc)
+            finally:
+                server.ready.set()
+                sock.close()
+
+        self._thread = threading.Thread(target=run, name=f"kling-live-server:{port}", daemon=True)
+        self._thread.start()
+        server.ready.wait(30)
+        if not server.started:
+            self.stop()
+            self.check()
+            raise ServerError(f"the live server on {self.base_url} did not start")
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and join its thread (fast: no graceful pause)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.request_exit()
+        if thread is not None:
+            thread.join(10)
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        if exc_type is None:
+            self.check()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def url(self) -> str:
+        """Alias of :attr:`base_url`."""
+        return self.base_url
+
+    @property
+    def admin_url(self) -> str:
+        return self.base_url + "/__mock__"
+
+    def admin(self) -> AdminClient:
+        """An :class:`AdminClient` on this server (the control API over HTTP)."""
+        return AdminClient(self.base_url, admin_token=self.admin_token)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise :class:`ServerError` for the first exception the server thread hit (once)."""
+        if self._errors:
+            first, more = self._errors[0], len(self._errors) - 1
+            self._errors.clear()
+            extra = f" (and {more} more)" if more else ""
+            raise ServerError(f"the live server raised {type(first).__name__}: {first}{extra}") from first
+
+    # -- controls: the engine's, with the server's errors surfaced first ----------------------
+
+    def configure(
+        self,
+        *,
+        progression: Progression | str | None = None,
+        outcome: Outcome | str | None = None,
+        strict: bool = False,
+        keys: Sequence[str] | None = None,
+    ) -> None:
+        """Replace the settings :meth:`reset` restores (the constructor's defaults where a value is
+        None): default progression and outcome, unknown-field mode, accepted keys. The keys and
+        mode apply from the next request; call :meth:`reset` to apply the rest to a clean state."""
+        self._progression = as_progression(progression) if progression is not None else Progression()
+        self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
+        face = self.service.face
+        wanted = tuple(keys) if keys is not None else None
+        if face.strict != strict or (wanted or self._default_keys) != face.keys:
+            self.service.configure(keys=wanted, strict=strict)
+
+    def reset(self) -> None:
+        """Forget tasks, policies, faults and the journal; rewind the virtual clock; restore the
+        default progression and outcome given at construction or by :meth:`configure`."""
+        self.check()
+        engine = self.engine
+        engine.reset()
+        engine.set_progression(self._progression)
+        engine.set_outcome(self._outcome)
+
+    def advance_clock(self, seconds: float) -> float:
+        self.check()
+        return super().advance_clock(seconds)
+
+    def set_progression(self, progression: Progression | str, task_id: str | None = None) -> None:
+        self.check()
+        super().set_progression(progression, task_id)
+
+    def set_outcome(self, outcome: Outcome | str, task_id: str | None = None) -> None:
+        self.check()
+        super().set_outcome(outcome, task_id)
+
+    def add_outcome_rule(self, rule: OutcomeRule | Any) -> None:
+        self.check()
+        super().add_outcome_rule(rule)
+
+    def arm_fault(self, plan: FaultPlan | None = None, /, **fields: Any) -> int:
+        self.check()
+        return super().arm_fault(plan, **fields)
+
+    def clear_faults(self) -> None:
+        self.check()
+        super().clear_faults()
+
+    @property
+    def journal(self) -> Journal:
+        self.check()
+        return self.engine.journal
+
+    def entries(self, *, operation: str | None = None, task_id: str | None = None) -> list[JournalEntry]:
+        self.check()
+        return super().entries(operation=operation, task_id=task_id)
+
+    def warnings(self) -> list[tuple[JournalEntry, ContractWarning]]:
+        self.check()
+        return super().warnings()
+
+    def tasks(self) -> list[TaskView]:
+        self.check()
+        return super().tasks()
+
+    def task(self, task_id: str) -> TaskView:
+        self.check()
+        return super().task(task_id)
+
+    def advance(self, task_id: str) -> TaskView:
+        self.check()
+        return super().advance(task_id)
+
+    def __repr__(self) -> str:
+        return f"<LiveServer {self.base_url or '(not started)'}>"
+
+
+class AdminClient:
+    """The admin API (``/__mock__/``) over HTTP, with the engine's verbs; for a server in another
+    process (``kling-testkit serve``) or to exercise the admin API itself. Answers are the admin
+    API's JSON; errors raise ``httpx.HTTPStatusError``.
+
+    >>> with LiveServer() as server, AdminClient(server.base_url) as admin:
+    ...     admin.advance_clock(30) - server.clock.now()
+    0.0
+    """
+
+    def __init__(self, base_url: str, *, admin_token: str | None = None, timeout: float = 10.0) -> None:
+        headers = {"x-mock-admin-token": admin_token} if admin_token else {}
+        self._client = httpx.Client(base_url=base_url.rstrip("/") + "/__mock__", headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None) -> Any:
+        response = self._client.request(method, path, json=json, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def clock(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/clock"))
+
+    def advance_clock(self, seconds: float) -> float:
+        return float(self._call("POST", "/clock/advance", {"seconds": seconds})["now"])
+
+    def set_progression(self, progression: Progression | str, task_id: str | None = None) -> None:
+        path = f"/tasks/{task_id}/progression" if task_id else "/progression"
+        self._call("POST", path, as_progression(progression).to_json())
+
+    def set_outcome(self, outcome: Outcome | str, task_id: str | None = None) -> None:
+        path = f"/tasks/{task_id}/outcome" if task_id else "/outcome"
+        self._call("POST", path, as_outcome(outcome).to_json())
+
+    def add_outcome_rule(self, rule: OutcomeRule | dict[str, Any]) -> None:
+        self._call("POST", "/outcome/rules", rule.to_json() if isinstance(rule, OutcomeRule) else rule)
+
+    def policies(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/policies"))
+
+    def arm_fault(self, plan: FaultPlan | None = None, /, **fields: Any) -> int:
+        plan = plan if plan is not None else FaultPlan(**fields)
+        return int(self._call("POST", "/faults", plan.to_json())["id"])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/faults")["faults"])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def journal(self, *, operation: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
+        """The journal records (``JournalEntry.to_json()`` each)."""
+        params = {k: v for k, v in (("operation", operation), ("task_id", task_id)) if v is not None}
+        return list(self._call("GET", "/journal", params=params)["entries"])
+
+    def warnings(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/warnings")["warnings"])
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/tasks")["tasks"])
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/tasks/{task_id}"))
+
+    def advance(self, task_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/tasks/{task_id}/advance"))
