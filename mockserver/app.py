@@ -8,6 +8,8 @@ client announcing or sending too much gets 413 without the server holding the wh
 
 from __future__ import annotations
 
+import re
+
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
@@ -95,6 +97,10 @@ def create_app(service: Service | None = None) -> Starlette:
     'Starlette'
     """
     service = service if service is not None else Service()
-    app = Starlette(routes=[Mount("/", app=ServiceAdapter(service))])
+    mount = Mount("/", app=ServiceAdapter(service))
+    # Starlette's pattern is "^/(?P<path>.*)$" without DOTALL: a path holding an encoded newline
+    # (%0A) matched no route and got Starlette's text/plain 404 instead of the service's error.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    app = Starlette(routes=[mount])
     app.state.service = service
     return app
