@@ -11,31 +11,13 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 import uvicorn
-from reliability_helpers import Door, InProcessDoor, LiveDoor
+from reliability_helpers import Door, InProcessDoor, Live
 
 from mockserver import Engine, Service, VirtualClock, create_app
 from mockserver.serve import bind
-
-
-@dataclass
-class Live:
-    """A running fake: its service (shared with the server thread) and a raw-socket door."""
-
-    service: Service
-    host: str
-    port: int
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def door(self) -> LiveDoor:
-        return LiveDoor(self.host, self.port)
 
 
 class _Server(uvicorn.Server):

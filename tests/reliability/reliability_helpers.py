@@ -160,3 +160,20 @@ def create_and_poll_ok(door: Door) -> None:
     polled = door.send("GET", f"{CREATE}/{task_id}", [AUTH])
     assert polled.status == 200, polled.body[:300]
     assert polled.json()["task_id"] == task_id
+
+
+@dataclass
+class Live:
+    """A running fake: its service (shared with the server thread) and a raw-socket door."""
+
+    service: Service
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def door(self) -> LiveDoor:
+        return LiveDoor(self.host, self.port)

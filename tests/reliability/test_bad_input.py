@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
-from conftest import Live
 from reliability_helpers import (
     AUTH,
     CREATE,
     JSON,
     Door,
     InProcessDoor,
+    Live,
     Reply,
     b64,
     create_and_poll_ok,
@@ -288,6 +288,8 @@ TRAVERSALS = [
     "/etc/passwd",
     "task_" + "A" * 5000 + ".mp4",
     "..%00/etc/passwd",
+    "task_x%0A.mp4",  # Starlette's catch-all route once missed paths holding a newline
+    "%0d%0aSet-Cookie:%20x=1",
 ]
 TRAVERSAL_CASES = [pytest.param(traversal, id=traversal[:40]) for traversal in TRAVERSALS]
 
@@ -350,6 +352,7 @@ def test_unknown_methods_on_every_route_get_405_with_allow(
     "target",
     [
         pytest.param(GET.replace("task_doesnotexist", "task_%00"), id="nul"),
+        pytest.param(GET.replace("task_doesnotexist", "task_%0Ax"), id="newline"),
         pytest.param(GET.replace("task_doesnotexist", "%ff%fe"), id="undecodable-percent"),
         pytest.param(GET.replace("task_doesnotexist", "t" * 8000), id="8000-chars"),
         pytest.param(GET + "?task_id=../../etc/passwd", id="query"),

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Live
-from reliability_helpers import CREATE, t2v
+from reliability_helpers import CREATE, Live, t2v
 
 from mockserver import load_contract
 
