@@ -1,0 +1,145 @@
+"""The live server: any client over loopback, the same controls, errors surfaced, fast stop."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+import requests
+
+from kling_testkit import AdminClient, LiveServer, ServerError
+from mockserver import ApiRequest, ApiResponse, load_contract
+
+AUTH = {"Authorization": "Bearer sk-test"}
+BODY = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a red fox in snow", "duration": 5}]}
+CREATE = "/v1/video/generations"
+
+
+def test_a_requests_client_creates_polls_and_downloads(kling_server: LiveServer) -> None:
+    with requests.Session() as session:
+        session.headers.update(AUTH)
+        created = session.post(kling_server.base_url + CREATE, json=BODY, timeout=10)
+        assert created.status_code == 200
+        task_id = created.json()["task_id"]
+        statuses = [session.get(f"{kling_server.base_url}{CREATE}/{task_id}", timeout=10).json() for _ in range(2)]
+        video = session.get(statuses[-1]["url"], timeout=10)
+    assert [s["status"] for s in statuses] == ["in_progress", "completed"]
+    assert statuses[-1]["url"].startswith(kling_server.base_url + "/__media__/")
+    assert video.headers["content-type"] == "video/mp4"
+    assert video.content[4:8] == b"ftyp"
+    assert kling_server.task(task_id).polls == 2
+    assert [e.operation for e in kling_server.journal.entries()] == [
+        "video_generations.create",
+        "video_generations.get",
+        "video_generations.get",
+        "media.get",
+    ]
+
+
+def test_the_server_listens_on_loopback_and_adds_no_date_or_server_header(kling_server: LiveServer) -> None:
+    assert kling_server.base_url.startswith("http://127.0.0.1:")
+    response = requests.get(kling_server.base_url + "/openapi.json", timeout=10)
+    assert response.status_code == 200
+    assert "date" not in response.headers
+    assert "server" not in response.headers
+
+
+def test_each_test_starts_from_a_clean_server(kling_server: LiveServer) -> None:
+    # Whatever earlier tests did, the fixture reset the engine and restored the defaults.
+    assert kling_server.tasks() == []
+    assert kling_server.journal.entries() == []
+    assert kling_server.faults() == []
+    assert kling_server.policies()["progression"] == {"mode": "polls", "polls": 1, "seconds": 30.0}
+
+
+@pytest.mark.kling(keys=["sk-mine"], strict=True, progression="immediate", outcome="failed")
+def test_the_marker_configures_the_live_server_for_one_test(kling_server: LiveServer) -> None:
+    url = kling_server.base_url + CREATE
+    assert httpx.post(url, json=BODY, headers=AUTH).status_code == 401
+    mine = {"Authorization": "Bearer sk-mine"}
+    assert httpx.post(url, json={**BODY, "extra": 1}, headers=mine).status_code == 400
+    assert httpx.post(url, json=BODY, headers=mine).json()["status"] == "failed"
+
+
+def test_configure_then_default_restores_keys_and_mode() -> None:
+    server = LiveServer()
+    server.configure(keys=["sk-mine"], strict=True)
+    assert server.service.face.keys == ("sk-mine",)
+    assert server.service.face.strict
+    server.configure()
+    assert server.service.face.keys == tuple(load_contract().index["auth"]["default_keys"])
+    assert not server.service.face.strict
+
+
+def test_the_admin_api_drives_the_same_engine(kling_server: LiveServer) -> None:
+    with AdminClient(kling_server.base_url) as admin:
+        now = admin.advance_clock(90)
+        assert now == kling_server.clock.now()
+        admin.set_progression("manual")
+        fault = admin.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=3)
+        assert admin.faults()[0]["id"] == fault
+        limited = httpx.post(kling_server.base_url + CREATE, json=BODY, headers=AUTH)
+        assert (limited.status_code, limited.headers["retry-after"]) == (429, "3")
+        task_id = httpx.post(kling_server.base_url + CREATE, json=BODY, headers=AUTH).json()["task_id"]
+        assert admin.task(task_id)["status"] == "submitted"
+        assert admin.advance(task_id)["status"] == "processing"
+        admin.set_outcome("failed:timeout", task_id=task_id)
+        assert kling_server.task(task_id).outcome.reason == "timeout"
+        assert [e["response"]["status"] for e in admin.journal()] == [429, 200]
+        admin.reset()
+    assert kling_server.tasks() == []
+
+
+def _raising(request: ApiRequest) -> ApiResponse:
+    raise RuntimeError("boom in the fake")
+
+
+def test_an_error_in_the_server_thread_surfaces_at_the_next_control_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    with LiveServer() as server:
+        monkeypatch.setattr(server.service, "handle", _raising)
+        assert httpx.get(server.base_url + "/openapi.json").status_code == 500
+        with pytest.raises(ServerError, match="RuntimeError: boom in the fake") as raised:
+            server.tasks()
+        assert isinstance(raised.value.__cause__, RuntimeError)
+        server.tasks()  # raised once, then cleared
+
+
+def test_an_error_in_the_server_thread_surfaces_when_the_server_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = LiveServer().start()
+    monkeypatch.setattr(server.service, "handle", _raising)
+    httpx.get(server.base_url + "/openapi.json")
+    with pytest.raises(ServerError, match="boom"), server:
+        pass
+
+
+def test_stop_closes_the_port_and_ends_the_thread() -> None:
+    server = LiveServer().start()
+    port = server.port
+    assert server.running
+    server.stop()
+    assert not server.running
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass
+
+
+def test_a_busy_port_is_reported_by_start() -> None:
+    with LiveServer() as running, pytest.raises(OSError, match="in use"):
+        LiveServer(port=running.port).start()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param({"seed": 5}, "same ids for the same seed", id="seed"),
+        pytest.param({"progression": "immediate"}, "completed", id="progression"),
+    ],
+)
+def test_constructor_options(options: dict[str, Any], expected: str) -> None:
+    with LiveServer(**options) as first, LiveServer(**options) as second:
+        answers = [httpx.post(s.base_url + CREATE, json=BODY, headers=AUTH).json() for s in (first, second)]
+    if "seed" in options:
+        assert answers[0]["task_id"] == answers[1]["task_id"]
+    else:
+        assert answers[0]["status"] == expected
