@@ -36,10 +36,14 @@ class ContractWarning:
         return {"rule": self.rule, "param": self.param, "message": self.message}
 
 
+def _digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 @functools.lru_cache(maxsize=256)
 def fingerprint(secret: str) -> str:
     """A stable, non-reversible stand-in for a secret (first 8 hex of SHA-256)."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return _digest(secret)
 
 
 def _redact(value: str) -> str:
@@ -60,7 +64,8 @@ def shorten(value: Any) -> Any:
     """A copy of a JSON value with long strings replaced by ``<N chars sha256:...>`` markers."""
     if isinstance(value, str):
         if len(value) > MAX_STRING:
-            return f"<{len(value)} chars {fingerprint(value)}>"
+            # Not the cached fingerprint: its cache would keep the last 256 images (10 MB each) alive.
+            return f"<{len(value)} chars {_digest(value)}>"
         return value
     if isinstance(value, Mapping):
         return {k: shorten(v) for k, v in value.items()}
