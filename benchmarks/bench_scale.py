@@ -1,0 +1,230 @@
+"""Scale: 100 000 tasks held (memory per task, poll latency at 1k vs 100k, admin list cost) and
+a 10 MB base64 image create (time and peak memory relative to the body).
+
+Every figure is a ratio against a baseline measured in the same run:
+
+* memory per task against the same request body held as a plain dict (the least a store keeps);
+* poll latency at 100k tasks against 1k tasks (the target is flat: ratio ~1.0);
+* admin list cost per task at 100k against 1k (linear: ratio ~1.0 per task);
+* the 10 MB create against the least work any checker does (parse the JSON, decode the
+  base64), and its peak traced memory against the body size.
+
+    python3 dev.py bench scale [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import io
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import orjson
+from PIL import Image
+
+from mockserver import ApiRequest, Engine, Progression, Service, VirtualClock
+from mockserver.serve import tune_gc_for_server
+
+AUTH = ("authorization", "Bearer sk-test")
+JSON = ("content-type", "application/json")
+CREATE = "http://127.0.0.1/v1/video/generations"
+BODY = {
+    "model": "kling-v2-6",
+    "multi_prompt": [{"prompt": "a red fox running through fresh snow at dawn", "duration": 5}],
+    "mode": "pro",
+    "size": "1080P",
+    "duration": 5,
+    "sound": "on",
+    "cfg_scale": 0.5,
+    "negative_prompt": "blur, low quality",
+}
+RAW_BODY = orjson.dumps(BODY)
+CREATE_REQUEST = ApiRequest.build("POST", CREATE, [AUTH, JSON], RAW_BODY)
+
+
+def service_with(tasks: int, journal_limit: int = 10_000) -> tuple[Service, list[str]]:
+    engine = Engine(clock=VirtualClock(), seed=1, progression=Progression.manual(), journal_limit=journal_limit)
+    service = Service(engine)
+    ids = []
+    for _ in range(tasks):
+        answer = service.handle(CREATE_REQUEST)
+        assert answer.status == 200, answer.body
+        ids.append(orjson.loads(answer.body)["task_id"])
+    return service, ids
+
+
+def traced(build: Callable[[], object]) -> tuple[int, object]:
+    """Bytes still allocated by ``build()`` once it returns (its result kept alive)."""
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return after - before, kept
+
+
+def memory_per_task(n: int) -> None:
+    # journal_limit=1: the journal is bounded and measured on its own below; this is the store.
+    task_bytes, _ = traced(lambda: service_with(n, journal_limit=1))
+    plain_bytes, _ = traced(lambda: [orjson.loads(RAW_BODY) for _ in range(n)])
+    per_task = task_bytes / n
+    per_plain = plain_bytes / n
+    print(f"memory per task: {per_task:,.0f} B ({n:,} tasks); the request as a plain dict: {per_plain:,.0f} B")
+    print(f"  ratio task / plain request: {per_task / per_plain:.2f}x   (body on the wire: {len(RAW_BODY)} B)")
+    journal_bytes, _ = traced(lambda: service_with(10_000, journal_limit=10_000))
+    store_part = 10_000 * per_task
+    print(f"journal entry (full journal of 10 000): {(journal_bytes - store_part) / 10_000:,.0f} B each")
+
+
+def time_polls(service: Service, ids: list[str], polls: int, rounds: int) -> float:
+    """Median microseconds per poll, random task ids, over ``rounds`` rounds."""
+    rng = random.Random(7)
+    requests = [ApiRequest.build("GET", f"{CREATE}/{rng.choice(ids)}", [AUTH]) for _ in range(polls)]
+    handle = service.handle
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for request in requests:
+            handle(request)
+        samples.append((time.perf_counter() - start) / polls * 1e6)
+    return statistics.median(samples)
+
+
+def time_list(service: Service, rounds: int) -> float:
+    request = ApiRequest.build("GET", "http://127.0.0.1/__mock__/tasks", [])
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        answer = service.handle(request)
+        samples.append(time.perf_counter() - start)
+        assert answer.status == 200
+    return statistics.median(samples)
+
+
+def poll_and_list(small: int, large: int, polls: int, rounds: int) -> None:
+    small_service, small_ids = service_with(small)
+    large_service, large_ids = service_with(large)
+    # alternate so machine noise hits both alike
+    small_us, large_us = [], []
+    for _ in range(3):
+        small_us.append(time_polls(small_service, small_ids, polls, rounds))
+        large_us.append(time_polls(large_service, large_ids, polls, rounds))
+    s, lg = statistics.median(small_us), statistics.median(large_us)
+    print(
+        f"poll latency: {s:.1f} us at {small:,} tasks, {lg:.1f} us at {large:,} tasks; ratio {lg / s:.2f}x (flat = 1.0)"
+    )
+    small_list = time_list(small_service, 5)
+    large_list = time_list(large_service, 3)
+    per_small, per_large = small_list / small * 1e6, large_list / large * 1e6
+    print(
+        f"admin GET /__mock__/tasks: {small_list * 1e3:.1f} ms at {small:,}, {large_list * 1e3:.0f} ms at {large:,}; "
+        f"per task {per_small:.2f} vs {per_large:.2f} us, ratio {per_large / per_small:.2f}x (linear = 1.0)"
+    )
+
+
+def big_image_body(target_b64_bytes: int) -> bytes:
+    # Random pixels do not compress: the PNG is about as large as its pixels.
+    side = int((target_b64_bytes * 3 / 4 / 3) ** 0.5)
+    pixels = os.urandom(side * side * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), pixels).save(buffer, "PNG", compress_level=0)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return orjson.dumps({**BODY, "image": encoded})
+
+
+def big_create(path: str, rounds: int) -> None:
+    """Run in a fresh process that only reads the body (main builds it), so the peak resident
+    size (a high-water mark) grows because of this step alone."""
+    with open(path, "rb") as file:
+        body = file.read()
+    request = ApiRequest.build("POST", CREATE, [AUTH, JSON], body)
+    service = Service(Engine(clock=VirtualClock(), seed=1))
+
+    def baseline() -> None:
+        base64.b64decode(orjson.loads(body)["image"], validate=True)
+
+    def create() -> None:
+        answer = service.handle(request)
+        assert answer.status == 200, answer.body[:300]
+
+    def median_time(call: Callable[[], None]) -> float:
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            call()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    # warm up with a small image: lazy imports and compiled validators are not the body's cost
+    small = io.BytesIO()
+    Image.new("RGB", (400, 400)).save(small, "PNG")
+    warm = orjson.dumps({**BODY, "image": base64.b64encode(small.getvalue()).decode()})
+    assert service.handle(ApiRequest.build("POST", CREATE, [AUTH, JSON], warm)).status == 200
+    gc.collect()
+    # current resident size before, high-water mark after: an upper bound of the create's peak
+    with open("/proc/self/statm") as statm:
+        rss_before = int(statm.read().split()[1]) * resource.getpagesize()
+    create()
+    rss_peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before)
+    base_t, create_t = median_time(baseline), median_time(create)
+    print(
+        f"10 MB image create: body {len(body) / 1e6:.1f} MB, {create_t * 1e3:.0f} ms; "
+        f"parse+decode baseline {base_t * 1e3:.0f} ms; ratio {create_t / base_t:.2f}x"
+    )
+    growth = f"{rss_peak / 1e6:.1f} MB = {rss_peak / len(body):.2f}x the body"
+    print(f"  peak resident growth during the first create (at most): {growth}")
+    # tracemalloc counts what is requested, not what is touched: orjson reserves a parse buffer
+    # of ~13x a large input and touches a fraction of it, so its traced peak overstates memory.
+    for name, call in (("parse+decode", baseline), ("create", create)):
+        gc.collect()
+        tracemalloc.start()
+        call()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"  traced (requested) peak, {name}: {peak / 1e6:.1f} MB = {peak / len(body):.2f}x the body")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10k tasks instead of 100k, fewer rounds")
+    parser.add_argument("--only", choices=("poll", "big"), help=argparse.SUPPRESS)  # child runs
+    parser.add_argument("--body", help=argparse.SUPPRESS)
+    parser.add_argument("--gc", choices=("default", "server"), default="default", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    large = 10_000 if args.quick else 100_000
+    rounds = 3 if args.quick else 5
+    if args.gc == "server":
+        tune_gc_for_server()  # what `kling-testkit serve` does before it accepts connections
+    if args.only == "poll":
+        poll_and_list(1_000, large, polls=2_000, rounds=rounds)
+        return 0
+    if args.only == "big":
+        big_create(args.body, rounds=2 if args.quick else 5)
+        return 0
+    memory_per_task(large)
+    flags = ["--quick"] if args.quick else []
+    print("-- in-process (the interpreter's default GC, as the respx mock runs):")
+    poll_and_list(1_000, large, polls=2_000, rounds=rounds)
+    print("-- the server process's GC settings (mockserver.serve.tune_gc_for_server):")
+    subprocess.run([sys.executable, __file__, "--only", "poll", "--gc", "server", *flags], check=True)
+    with tempfile.NamedTemporaryFile(suffix=".json") as file:
+        file.write(big_image_body(10_000_000))
+        file.flush()
+        subprocess.run([sys.executable, __file__, "--only", "big", "--body", file.name, *flags], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
