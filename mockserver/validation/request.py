@@ -98,7 +98,10 @@ def _shape(schema: Mapping[str, Any]) -> _Shape:
 def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
     if not isinstance(value, dict):
         return []
-    found: list[tuple[str | int, ...]] = [(*path, k) for k in value.keys() - shape.keys]
+    # The usual body has no unknown member: a subset test avoids building a difference set.
+    found: list[tuple[str | int, ...]] = (
+        [] if value.keys() <= shape.keys else [(*path, k) for k in value.keys() - shape.keys]
+    )
     for name, child in shape.children.items():
         member = value.get(name)
         if name in shape.arrays:
