@@ -147,6 +147,28 @@ def as_outcome(value: Outcome | str) -> Outcome:
     raise ValueError(f"bad outcome {value!r}: use succeeded, failed or failed:<reason>")
 
 
+def build_service(
+    *,
+    progression: Progression | str | None,
+    outcome: Outcome | str | None,
+    strict: bool,
+    keys: Sequence[str] | None,
+    seed: int | None,
+    clock: Clock | None,
+    journal_limit: int,
+    admin_token: str | None = None,
+) -> Service:
+    """The engine and service behind every door of the kit, from the options they share."""
+    engine = Engine(
+        clock=clock if clock is not None else VirtualClock(),
+        seed=seed,
+        progression=as_progression(progression) if progression is not None else None,
+        outcome=as_outcome(outcome) if outcome is not None else None,
+        journal_limit=journal_limit,
+    )
+    return Service(engine, keys=keys, strict=strict, admin_token=admin_token)
+
+
 class EngineControls:
     """The engine's controls under the admin API's names; shared by :class:`KlingMock` and the
     live server (which runs the same engine in this process).
@@ -368,14 +390,16 @@ class KlingMock(EngineControls):
         journal_limit: int = 10_000,
         assert_all_mocked: bool = False,
     ) -> None:
-        self.engine = Engine(
-            clock=clock if clock is not None else VirtualClock(),
+        self.service = build_service(
+            progression=progression,
+            outcome=outcome,
+            strict=strict,
+            keys=keys,
             seed=seed,
-            progression=as_progression(progression) if progression is not None else None,
-            outcome=as_outcome(outcome) if outcome is not None else None,
+            clock=clock,
             journal_limit=journal_limit,
         )
-        self.service = Service(self.engine, keys=keys, strict=strict)
+        self.engine = self.service.engine
         contract = self.engine.contract
         if base_urls is None:
             base_urls = contract.index["base_urls"]

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from kling_testkit._mock import EngineControls, as_outcome, as_progression
-from mockserver import Clock, Engine, FaultPlan, Outcome, OutcomeRule, Progression, Service, VirtualClock
+from kling_testkit._mock import EngineControls, as_outcome, as_progression, build_service
+from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
 from mockserver.app import create_app
 from mockserver.engine import Journal, JournalEntry, TaskView
 from mockserver.engine.journal import ContractWarning
@@ -133,14 +133,17 @@ class LiveServer(EngineControls):
     ) -> None:
         self._progression = as_progression(progression) if progression is not None else Progression()
         self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
-        self.engine = Engine(
-            clock=clock if clock is not None else VirtualClock(),
-            seed=seed,
+        self.service = build_service(
             progression=self._progression,
             outcome=self._outcome,
+            strict=strict,
+            keys=keys,
+            seed=seed,
+            clock=clock,
             journal_limit=journal_limit,
+            admin_token=admin_token,
         )
-        self.service = Service(self.engine, keys=keys, strict=strict, admin_token=admin_token)
+        self.engine = self.service.engine
         self.host = host
         self.port = port
         self.admin_token = admin_token
