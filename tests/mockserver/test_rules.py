@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from mock_bodies import b64, i2v, image_bytes, png_header_only, t2v
+from mock_bodies import b64, i2v, image_bytes, png_claiming, t2v
 
 from mockserver.contract import load_contract
 
@@ -36,7 +36,7 @@ def _image_rules(field: str) -> dict[str, Callable[[], dict[str, Any]]]:
         f"{field}.encoding": lambda: _image(field, "not base64 at all!"),
         f"{field}.max_bytes": lambda: _image(field, b64(TOO_BIG)),
         f"{field}.format": lambda: _image(field, b64(image_bytes(400, 400, "GIF"))),
-        f"{field}.max_pixels": lambda: _image(field, b64(png_header_only(7000, 7000))),
+        f"{field}.max_pixels": lambda: _image(field, b64(png_claiming(7000, 7000))),
         f"{field}.decodable": lambda: _image(field, b64(TRUNCATED_PNG)),
         f"{field}.min_side": lambda: _image(field, b64(image_bytes(299, 400))),
         f"{field}.aspect_ratio": lambda: _image(field, b64(image_bytes(1000, 300))),
@@ -190,7 +190,7 @@ def test_unknown_model_is_model_not_found_on_model() -> None:
 
 
 def test_decompression_bomb_beyond_pillows_own_limit_is_max_pixels(create: Callable[..., Any]) -> None:
-    response = create(_image("image", b64(png_header_only(20000, 20000))))
+    response = create(_image("image", b64(png_claiming(20000, 20000))))
     assert response.payload["error"]["message"].endswith("(rule image.max_pixels)")
 
 

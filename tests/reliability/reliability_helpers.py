@@ -7,17 +7,13 @@ duplicated headers, undecodable bytes, bodies that announce more than they carry
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import socket
-import struct
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from PIL import Image
+from sample_payloads import t2v
 
 from mockserver import ApiRequest, Service, load_contract
 
@@ -120,32 +116,6 @@ class LiveDoor:
 
 
 # -- payloads --------------------------------------------------------------------------------
-
-
-def image_bytes(width: int, height: int, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (30, 120, 200)).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A ~60-byte PNG whose header declares ``width`` x ``height`` (a decompression bomb's shape)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
-
-
-def t2v(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a red fox in snow", "duration": 5}]}
-    body.update(changes)
-    return body
 
 
 def encode(value: Any) -> bytes:

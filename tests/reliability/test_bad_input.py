@@ -20,14 +20,11 @@ from reliability_helpers import (
     InProcessDoor,
     Live,
     Reply,
-    b64,
     create_and_poll_ok,
     encode,
-    image_bytes,
-    png_claiming,
     request_head,
-    t2v,
 )
+from sample_payloads import b64, image_bytes, png_claiming, t2v
 
 from mockserver import Service, admin, load_contract
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from reliability_helpers import CREATE, Live, t2v
+from reliability_helpers import CREATE, Live
+from sample_payloads import t2v
 
 from mockserver import load_contract
 

@@ -10,7 +10,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from reliability_helpers import AUTH, CREATE, JSON, InProcessDoor, Live, encode, t2v
+from reliability_helpers import AUTH, CREATE, JSON, InProcessDoor, Live, encode
+from sample_payloads import t2v
 
 from mockserver import Engine, Service, VirtualClock, admin, load_contract
 from mockserver.contract import Operation
