@@ -52,19 +52,37 @@ Body = dict[str, Any]
 # -- the model's shape, read once per model --------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False)  # identity: one per model, used as a cache key
 class _Shape:
-    model: ModelContract
-    kinds: tuple[str, ...]
-    props: Mapping[str, Mapping[str, Mapping[str, Any]]]  # kind -> field -> schema
-    required: Mapping[str, frozenset[str]]
-    union: Mapping[str, Mapping[str, Any]]  # field -> schema, from any kind
-    requires: tuple[Rule, ...]
-    sums: tuple[Rule, ...]
-    image_values: SearchStrategy[str] = field(repr=False)
+    """A model's request shape, read once. A plain class on purpose: Hypothesis prints
+    dataclass arguments of strategies field by field, and this one holds the whole contract."""
+
+    __slots__ = ("image_values", "kinds", "model", "props", "required", "requires", "sums", "union")
+
+    def __init__(self, model: ModelContract) -> None:
+        self.model = model
+        self.kinds: tuple[str, ...] = tuple(model.request_schemas)
+        #: kind -> field -> schema
+        self.props: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
+            k: dict(s.get("properties", {})) for k, s in model.request_schemas.items()
+        }
+        self.required: Mapping[str, frozenset[str]] = {
+            k: frozenset(s.get("required", ())) for k, s in model.request_schemas.items()
+        }
+        union: dict[str, Mapping[str, Any]] = {}
+        for fields in self.props.values():
+            for name, schema in fields.items():
+                union.setdefault(name, schema)
+        #: field -> schema, from any kind
+        self.union: Mapping[str, Mapping[str, Any]] = union
+        self.requires: tuple[Rule, ...] = tuple(r for r in model.rules if r.kind == "requires")
+        self.sums: tuple[Rule, ...] = tuple(r for r in model.rules if r.kind == "sum_equals")
+        self.image_values: SearchStrategy[str] = images(model.name).map(lambda p: p.value)
 
     def field_strategy(self, name: str) -> SearchStrategy[Any]:
         return _field_strategy(self, name)
+
+    def __repr__(self) -> str:
+        return f"<shape of {self.model.name}>"
 
 
 @functools.cache
@@ -74,21 +92,7 @@ def _field_strategy(shape: _Shape, name: str) -> SearchStrategy[Any]:
 
 @functools.cache
 def shape_of(model: ModelContract) -> _Shape:
-    props = {k: dict(s.get("properties", {})) for k, s in model.request_schemas.items()}
-    union: dict[str, Mapping[str, Any]] = {}
-    for fields in props.values():
-        for name, schema in fields.items():
-            union.setdefault(name, schema)
-    return _Shape(
-        model=model,
-        kinds=tuple(model.request_schemas),
-        props=props,
-        required={k: frozenset(s.get("required", ())) for k, s in model.request_schemas.items()},
-        union=union,
-        requires=tuple(r for r in model.rules if r.kind == "requires"),
-        sums=tuple(r for r in model.rules if r.kind == "sum_equals"),
-        image_values=images(model.name).map(lambda p: p.value),
-    )
+    return _Shape(model)
 
 
 # -- rule forms ------------------------------------------------------------------------------
@@ -380,9 +384,9 @@ def _draw_kind(draw: DrawFn, shape: _Shape, pinned: Mapping[str, Any], pins: Pin
 
 
 @st.composite
-def build_body(draw: DrawFn, model: ModelContract, pins: Pins) -> Body:
+def build_body(draw: DrawFn, shape: _Shape, pins: Pins) -> Body:
     """A body the contract accepts (except for ``pins.skip_rule``), honouring ``pins``."""
-    shape = shape_of(model)
+    model = shape.model
     pinned: dict[str, Any] = {}
     for name, value in pins.fields.items():
         if name not in shape.union:
@@ -390,6 +394,8 @@ def build_body(draw: DrawFn, model: ModelContract, pins: Pins) -> Body:
         drawn = draw(as_strategy(value))
         pinned[name] = drawn.value if isinstance(drawn, ImagePayload) else drawn
     kind = _draw_kind(draw, shape, pinned, pins)
+    for name in shape.props[kind]:
+        shape.field_strategy(name)  # refuses a schema keyword it cannot honour, pinned or not
     summed = _summed_items(shape)
     count = None if pins.count is None else draw(as_strategy(pins.count))
     body: Body = {}
@@ -422,7 +428,7 @@ def build_body(draw: DrawFn, model: ModelContract, pins: Pins) -> Body:
 
 @st.composite
 def _valid(draw: DrawFn, model: Any, pins: Pins) -> Body:
-    return draw(build_body(resolve_model(draw(as_strategy(model))), pins))
+    return draw(build_body(shape_of(resolve_model(draw(as_strategy(model)))), pins))
 
 
 def valid_requests(
@@ -576,7 +582,7 @@ def _requires_case(model: ModelContract, rule: Rule) -> Case | None:
         else:
             count = st.integers(arg + 1, int(shape.union[name].get("maxItems", arg + 1)))
         pins = Pins(fields=fields, kind=kind, count=count, skip_rule=rule.id, foreign=foreign)
-        body = draw(build_body(model, pins))
+        body = draw(build_body(shape_of(model), pins))
         return body, _rejection(rule.id, rule.id, rule.param, rule.error, kind)
 
     return Case(rule.id, kinds, build) if kinds else None
@@ -586,7 +592,7 @@ def _sum_case(model: ModelContract, rule: Rule) -> Case:
     shape = shape_of(model)
 
     def build(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
-        body = draw(build_body(model, Pins(kind=kind)))
+        body = draw(build_body(shape_of(model), Pins(kind=kind)))
         items = body[rule.spec["items"]]
         lo, hi = _item_range(rule, shape)
         at = draw(st.integers(0, len(items) - 1))
@@ -607,7 +613,7 @@ def _image_case(model: ModelContract, rule: Rule) -> Case | None:
 
     def build(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
         bad = images(model.name, problems=st.sampled_from(labels)).map(lambda p: p.value)
-        body = draw(build_body(model, Pins(fields={rule.param: bad}, kind=kind)))
+        body = draw(build_body(shape_of(model), Pins(fields={rule.param: bad}, kind=kind)))
         return body, _rejection(rule.id, rule.id, rule.param, rule.error, kind)
 
     return Case(rule.id, kinds, build)
@@ -618,15 +624,19 @@ def _image_case(model: ModelContract, rule: Rule) -> Case | None:
 _JSON_TYPES: Final = ("null", "boolean", "integer", "number", "string", "array", "object")
 
 
-def _values_of_type(name: str) -> SearchStrategy[Any]:
+def _values_of_type(name: str, schema: Mapping[str, Any]) -> SearchStrategy[Any]:
     if name == "null":
         return st.none()
     if name == "boolean":
         return st.booleans()
     if name == "integer":
         return st.integers(-(10**6), 10**6)
-    if name == "number":  # a number that is not an integer (1.0 counts as an integer in JSON Schema)
-        return st.integers(-(10**6), 10**6).map(lambda i: i + 0.5)
+    if name == "number":
+        # not an integer (1.0 counts as one in JSON Schema), and inside the schema's range so
+        # that only ``type`` is broken, not ``minimum``/``maximum`` as well
+        lo = math.ceil(schema.get("minimum", -(10**6)))
+        hi = max(lo, math.floor(schema.get("maximum", 10**6)) - 1)
+        return st.integers(lo, hi).map(lambda i: i + 0.5)
     if name == "string":
         return st.text(max_size=8)
     if name == "array":
@@ -634,13 +644,13 @@ def _values_of_type(name: str) -> SearchStrategy[Any]:
     return st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 9), max_size=2)
 
 
-def wrong_types(expected: str | Sequence[str]) -> SearchStrategy[Any]:
-    """JSON values whose type the schema ``type`` refuses."""
+def wrong_types(expected: str | Sequence[str], schema: Mapping[str, Any]) -> SearchStrategy[Any]:
+    """JSON values whose type the schema ``type`` refuses (and nothing else in ``schema``)."""
     allowed = {expected} if isinstance(expected, str) else set(expected)
     if "number" in allowed:
         allowed.add("integer")
     refused = [t for t in _JSON_TYPES if t not in allowed]
-    return st.sampled_from(refused).flatmap(_values_of_type)
+    return st.sampled_from(refused).flatmap(lambda name: _values_of_type(name, schema))
 
 
 def _same_type_other(schema: Mapping[str, Any], avoid: Sequence[Any]) -> SearchStrategy[Any]:
@@ -718,7 +728,7 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
         strict: bool = False,
     ) -> Builder:
         def build(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
-            body = draw(build_body(model, Pins(kind=kind)))
+            body = draw(build_body(shape_of(model), Pins(kind=kind)))
             new_body, param = make(draw, body)
             return new_body, _rejection(site.id, rule or site.id, param, error, kind, strict=strict)
 
@@ -737,7 +747,7 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
 
     if keyword == "type":
         if not site.path:  # the body itself: the fake refuses a non-object before any schema
-            values = wrong_types(value)
+            values = wrong_types(value, field_schema)
 
             def build_top(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
                 # null is left out: a client that sends no body at all gets a different message
@@ -746,7 +756,7 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
                 )
 
             return Case(site.id, kinds, build_top)
-        return Case(site.id, kinds, set_value(wrong_types(value)))
+        return Case(site.id, kinds, set_value(wrong_types(value, field_schema)))
     if keyword == "const":
         if json_equal(value, model.name):  # the model selector: another value is another model
             known = set(load_contract().models)
@@ -756,7 +766,7 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
             others = names.map(lambda n: n if n not in known else n + "-x")
 
             def build_model(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
-                body = draw(build_body(model, Pins(kind=kind)))
+                body = draw(build_body(shape_of(model), Pins(kind=kind)))
                 body[str(site.path[-1])] = draw(others)
                 return body, _rejection(site.id, "model.known", str(site.path[-1]), "model_not_found", kind)
 
@@ -894,14 +904,21 @@ def invalid_requests(
     return _invalid(model if model is not None else model_names(), rules, kinds, strict)
 
 
-def invalid_case_ids(model: str | None = None, *, strict: bool = True) -> frozenset[str]:
-    """The case ids :func:`invalid_requests` can generate for ``model`` (default: every model).
+def invalid_case_ids(model: str | ModelContract | None = None, *, strict: bool = True) -> frozenset[str]:
+    """The case ids :func:`invalid_requests` can generate for ``model`` (a name or a
+    :class:`~mockserver.contract.ModelContract`; default: every model of the contract).
+
+    Compare it with the contract's rule ids and schema keywords to find rules that have no
+    generator (the test suite does).
 
     >>> "sound.requires_pro" in invalid_case_ids()
     True
     """
-    names = [model] if model is not None else sorted(load_contract().models)
+    if isinstance(model, ModelContract):
+        models = [model]
+    else:
+        models = [resolve_model(n) for n in ([model] if model is not None else sorted(load_contract().models))]
     out: set[str] = set()
-    for name in names:
-        out.update(k for k, c in cases(resolve_model(name)).items() if strict or not c.strict)
+    for found in models:
+        out.update(k for k, c in cases(found).items() if strict or not c.strict)
     return frozenset(out)
