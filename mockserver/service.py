@@ -20,6 +20,7 @@ from mockserver.faces.gateway import GatewayFace, Handled
 from mockserver.http import ApiRequest, ApiResponse, dump_json
 
 ADMIN_TOKEN_HEADER = "x-mock-admin-token"
+_ADMIN_PREFIX = admin.PREFIX + "/"
 
 
 class Service:
@@ -83,7 +84,7 @@ class Service:
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request. Never raises for anything a client can send."""
         path = request.path
-        if path.startswith(admin.PREFIX + "/") and self.admin:
+        if path.startswith(_ADMIN_PREFIX) and self.admin:
             return self._admin(request)
         if path == "/openapi.json":
             if request.method not in ("GET", "HEAD"):  # 405 like every other route, not a 404

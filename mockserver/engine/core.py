@@ -181,7 +181,7 @@ class Engine:
         self._initial_outcome = outcome or Outcome()
         self.max_tasks = max_tasks
         self.journal = Journal(journal_limit)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # no method re-enters it; a plain Lock is cheaper
         id_spec = self.contract.index["task_id"]
         alphabet = id_spec.get("alphabet", string.ascii_letters + string.digits)
         self._id_prefix = str(id_spec["prefix"])
@@ -281,9 +281,9 @@ class Engine:
 
     def take_fault(self, operation: str) -> FaultPlan | None:
         """The first armed plan that fires on this call of ``operation`` (counts the call)."""
+        if not self._faults:  # the common case needs no lock: reading a list's length is atomic
+            return None
         with self._lock:
-            if not self._faults:
-                return None
             hit = None
             for armed in self._faults:
                 if armed.consider(operation) and hit is None:
