@@ -32,7 +32,15 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from kling_testkit._strategies.common import ABSENT, as_strategy, model_names, resolve_model
+from kling_testkit._strategies.common import (
+    ABSENT,
+    BOOLEANS,
+    as_strategy,
+    choices,
+    integers,
+    model_names,
+    resolve_model,
+)
 from kling_testkit._strategies.images import ImagePayload, images, problems_for_check
 from kling_testkit._strategies.schema import (
     ITEM,
@@ -220,7 +228,7 @@ def _apply_break(draw: DrawFn, build: _Build, conjunct: Conjunct) -> None:
     if op == "present":
         build.body.pop(name, None)
     else:
-        build.body[name] = draw(st.sampled_from(_alternatives(build.shape.union[name], arg)))
+        build.body[name] = draw(choices(tuple(_alternatives(build.shape.union[name], arg))))
     build.touched.add(name)
 
 
@@ -247,11 +255,11 @@ def _repair(draw: DrawFn, build: _Build, skip: str | None) -> None:
                 f"the narrowing arguments contradict rule {broken.id!r} ({broken.message}); "
                 f"pinned: {sorted(build.pinned)}"
             )
-        if draw(st.sampled_from(options)) == "then":
+        if draw(choices(tuple(options))) == "then":
             assert fix is not None
             _apply_fix(draw, build, fix)
         else:
-            _apply_break(draw, build, draw(st.sampled_from(breakable)))
+            _apply_break(draw, build, draw(choices(tuple(breakable))))
     raise InvalidArgument(f"could not satisfy the requires rules of {build.shape.model.name} (no fixed point)")
 
 
@@ -273,7 +281,7 @@ def _composition(draw: DrawFn, total: int, parts: int, lo: int, hi: int) -> list
         if i == 1:
             out.append(left)
             break
-        value = draw(st.integers(max(lo, left - (i - 1) * hi), min(hi, left - (i - 1) * lo)))
+        value = draw(integers(max(lo, left - (i - 1) * hi), min(hi, left - (i - 1) * lo)))
         out.append(value)
         left -= value
     return out
@@ -324,19 +332,24 @@ def _summed_items(shape: _Shape) -> dict[str, Rule]:
     return {r.spec["items"]: r for r in shape.sums}
 
 
-@st.composite
-def _items(
-    draw: DrawFn, shape: _Shape, name: str, rule: Rule, count: int, prompts: SearchStrategy[str] | None
-) -> list[Body]:
-    schema = shape.union[name]
-    item_schema = dict(schema.get("items", {}))
-    lo, _hi = _item_range(rule, shape)
+@functools.cache
+def _item_values(shape: _Shape, name: str, summed_field: str) -> tuple[SearchStrategy[Body], str | None]:
+    """Items of the summed array without the summed field (composed later), and the name of
+    their text field (what ``prompts`` narrows)."""
+    item_schema = dict(shape.union[name].get("items", {}))
     props = dict(item_schema.get("properties", {}))
-    props.pop(rule.spec["item_field"])
+    props.pop(summed_field)
     text_field = next((k for k, v in props.items() if v.get("type") == "string"), None)
     item_schema["properties"] = props
     item_schema["required"] = [r for r in item_schema.get("required", []) if r in props]
-    values = field_values(item_schema, f"properties/{name}/items", shape.image_values)
+    return field_values(item_schema, f"properties/{name}/items", shape.image_values), text_field
+
+
+def _items(
+    draw: DrawFn, shape: _Shape, name: str, rule: Rule, count: int, prompts: SearchStrategy[str] | None
+) -> list[Body]:
+    values, text_field = _item_values(shape, name, rule.spec["item_field"])
+    lo, _hi = _item_range(rule, shape)
     out = []
     for _ in range(count):
         item = draw(values)
@@ -380,7 +393,7 @@ def _draw_kind(draw: DrawFn, shape: _Shape, pinned: Mapping[str, Any], pins: Pin
         raise InvalidArgument(
             f"no request kind of {shape.model.name} takes fields {sorted(present)} without {sorted(absent)}"
         )
-    return draw(st.sampled_from(candidates))
+    return str(draw(choices(tuple(candidates))))
 
 
 @st.composite
@@ -405,9 +418,9 @@ def build_body(draw: DrawFn, shape: _Shape, pins: Pins) -> Body:
                 body[name] = pinned[name]
         elif name in summed:
             lo, hi = int(schema.get("minItems", 1)), int(schema.get("maxItems", 6))
-            n = count if count is not None else draw(st.integers(lo, hi))
-            body[name] = draw(_items(shape, name, summed[name], n, pins.prompts))
-        elif name in shape.required[kind] or draw(st.booleans()):
+            n = count if count is not None else draw(integers(lo, hi))
+            body[name] = _items(draw, shape, name, summed[name], n, pins.prompts)
+        elif name in shape.required[kind] or draw(BOOLEANS):
             body[name] = draw(shape.field_strategy(name))
     for name, value in pinned.items():
         if name not in body and value is not ABSENT:
@@ -428,7 +441,8 @@ def build_body(draw: DrawFn, shape: _Shape, pins: Pins) -> Body:
 
 @st.composite
 def _valid(draw: DrawFn, model: Any, pins: Pins) -> Body:
-    return draw(build_body(shape_of(resolve_model(draw(as_strategy(model)))), pins))
+    name = model if isinstance(model, str) else str(draw(model))
+    return draw(build_body(shape_of(resolve_model(name)), pins))
 
 
 def valid_requests(
