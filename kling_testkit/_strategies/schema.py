@@ -45,6 +45,7 @@ ITEM: Final = -1
 #: no lone surrogates: they cannot be encoded as UTF-8, so not every client can send them
 CHARACTERS: Final = st.characters(codec="utf-8")
 _SHORT = 40
+SAFE_INTEGER: Final = 2**53 - 1
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -89,9 +90,11 @@ def _check_keywords(schema: Mapping[str, Any], where: str) -> None:
 def numbers(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
     """Integers and floats inside ``minimum``/``maximum`` (integers only for ``type: integer``)."""
     lo, hi = schema.get("minimum"), schema.get("maximum")
+    # unbounded sides stop at JSON's safe-integer range: many encoders (orjson, JavaScript)
+    # cannot send a larger integer, so it would test the client's encoder, not the contract
     ints = st.integers(
-        None if lo is None else math.ceil(lo),
-        None if hi is None else math.floor(hi),
+        -SAFE_INTEGER if lo is None else math.ceil(lo),
+        SAFE_INTEGER if hi is None else math.floor(hi),
     )
     if schema.get("type") == "integer":
         return ints
