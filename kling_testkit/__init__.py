@@ -2,7 +2,8 @@
 
 The server itself lives in :mod:`mockserver`; this package adds what tests need around it:
 the fake in-process (:func:`mock`, :func:`transport`), as a live server (:class:`LiveServer`),
-journal assertions, contract checks and recordings. The pytest plugin
+journal assertions, contract checks and recordings, Hypothesis strategies
+(:mod:`kling_testkit.strategies`) and a lifecycle state machine. The pytest plugin
 (:mod:`kling_testkit.plugin`) wraps them in fixtures.
 
 >>> import kling_testkit
@@ -54,6 +55,9 @@ __all__ = [
     "check_exchanges",
     "read_recording",
     "write_journal",
+    # a state machine users subclass to drive their own client (strategies live in
+    # kling_testkit.strategies, as Hypothesis keeps its own in hypothesis.strategies)
+    "TaskLifecycleMachine",
 ]
 
 _LOCATIONS = {
@@ -83,6 +87,7 @@ _LOCATIONS = {
     "Exchange": "kling_testkit.recording",
     "read_recording": "kling_testkit.recording",
     "write_journal": "kling_testkit.recording",
+    "TaskLifecycleMachine": "kling_testkit.stateful",
 }
 
 if TYPE_CHECKING:
@@ -101,6 +106,7 @@ if TYPE_CHECKING:
     from kling_testkit.failures import ContractViolation, Report, Severity
     from kling_testkit.recording import Exchange, read_recording, write_journal
     from kling_testkit.server import AdminClient, LiveServer, ServerError
+    from kling_testkit.stateful import TaskLifecycleMachine
     from kling_testkit.transports import KlingTransport, transport
 
 

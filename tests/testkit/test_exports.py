@@ -41,6 +41,8 @@ PUBLIC = {
     "check_exchanges",
     "read_recording",
     "write_journal",
+    # stateful testing
+    "TaskLifecycleMachine",
 }
 
 
