@@ -110,7 +110,17 @@ class _FakeRoute(respx.Route):
 
 
 class _Router(respx.MockRouter):
-    """A respx router that marks async resolution (see ``_IN_ASYNC``)."""
+    """A respx router that marks async resolution (see ``_IN_ASYNC``) and records in
+    ``router.calls`` only the requests it passes through: the fake's own answers are recorded
+    once, on their :class:`KlingRoute`."""
+
+    def record(
+        self, request: httpx.Request, *, response: httpx.Response | None = None, route: respx.Route | None = None
+    ) -> None:
+        # A second respx Call per answered request kept every request and response alive
+        # twice; with thousands of them each GC pass, and so each request, got slower.
+        if not isinstance(route, _FakeRoute):
+            super().record(request, response=response, route=route)
 
     async def aresolve(self, request: httpx.Request) -> Any:
         token = _IN_ASYNC.set(True)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 #: Strings longer than this are stored as a marker; keeps a 10 MB image out of memory twice.
 MAX_STRING = 1024
 SECRET_HEADERS = frozenset({"authorization", "x-mock-admin-token", "cookie", "x-api-key"})
@@ -118,7 +120,8 @@ class JournalEntry:
 #: What the hot path stores per exchange: a plain tuple is several times cheaper to build than
 #: a JournalEntry, and redaction and URL assembly wait until someone reads the journal.
 #: (seq, time, operation, method, scheme, host, path, query, raw request headers, request body,
-#:  status, response headers, response body, task_id, warnings, fault)
+#:  status, response headers, response body, task_id, warnings, fault); a JSON body is stored
+#: as its UTF-8 bytes and parsed on read.
 RawEntry = tuple[Any, ...]
 
 
@@ -126,6 +129,11 @@ def _materialize(raw: RawEntry) -> JournalEntry:
     seq, time, operation, method, scheme, host, path, query, headers, request_body = raw[:10]
     status, response_headers, response_body, task_id, warnings, fault = raw[10:]
     url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
+    # JSON bodies are stored as their wire bytes (see Service._record); text and None as is.
+    if isinstance(request_body, bytes):
+        request_body = orjson.loads(request_body)
+    if isinstance(response_body, bytes):
+        response_body = orjson.loads(response_body)
     return JournalEntry(
         seq, time, operation, method, url, redact_headers(headers), request_body, status,
         response_headers, response_body, task_id, warnings, fault,
