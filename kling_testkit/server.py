@@ -266,10 +266,8 @@ class LiveServer(EngineControls):
         """Forget tasks, policies, faults and the journal; rewind the virtual clock; restore the
         default progression and outcome given at construction or by :meth:`configure`."""
         self.check()
-        engine = self.engine
-        engine.reset()
-        engine.set_progression(self._progression)
-        engine.set_outcome(self._outcome)
+        # One locked step: a create arriving between a reset and a set_* would get stale policies.
+        self.engine.reset(progression=self._progression, outcome=self._outcome)
 
     def advance_clock(self, seconds: float) -> float:
         self.check()
