@@ -147,14 +147,7 @@ def as_outcome(value: Outcome | str) -> Outcome:
     >>> as_outcome("failed:content_policy").reason
     'content_policy'
     """
-    if isinstance(value, Outcome):
-        return value
-    status, _, reason = value.partition(":")
-    if status == "succeeded" and not reason:
-        return Outcome.succeed()
-    if status == "failed":
-        return Outcome.fail(reason or "generation_failed")
-    raise ValueError(f"bad outcome {value!r}: use succeeded, failed or failed:<reason>")
+    return value if isinstance(value, Outcome) else Outcome.parse(value)
 
 
 def build_service(

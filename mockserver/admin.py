@@ -171,7 +171,7 @@ def dispatch(engine: Engine, request: ApiRequest, error: Callable[..., ApiRespon
         found = pattern.fullmatch(request.path)
         if found is None:
             continue
-        if method != request.method:
+        if request.method not in (method, "HEAD" if method == "GET" else method):
             allowed.append(method)
             continue
         try:

@@ -43,12 +43,20 @@ def is_loopback(host: str) -> bool:
 
 
 def _outcome(text: str) -> Outcome:
-    status, _, reason = text.partition(":")
-    if status == "succeeded" and not reason:
-        return Outcome.succeed()
-    if status == "failed":
-        return Outcome.fail(reason or "generation_failed")
-    raise argparse.ArgumentTypeError(f"bad outcome {text!r}: use succeeded or failed[:reason]")
+    try:
+        return Outcome.parse(text)
+    except ValueError as exc:  # argparse prints an ArgumentTypeError's message as it is
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a number, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535 (0 picks a free one), got {port}")
+    return port
 
 
 def _progression(text: str) -> Progression:
@@ -61,7 +69,7 @@ def _progression(text: str) -> Progression:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The serve options (shared by ``kling-testkit serve`` and ``python -m mockserver``)."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (default 8000)")
+    parser.add_argument("--port", type=_port, default=8000, help="port; 0 picks a free one (default 8000)")
     parser.add_argument(
         "--clock",
         choices=("system", "virtual"),

@@ -8,8 +8,11 @@ journaling and the admin API live here once, so the doors cannot drift apart.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from mockserver import admin
 from mockserver.contract import Operation
@@ -21,6 +24,23 @@ from mockserver.http import ApiRequest, ApiResponse, dump_json
 
 ADMIN_TOKEN_HEADER = "x-mock-admin-token"
 _ADMIN_PREFIX = admin.PREFIX + "/"
+
+
+def _headless(request: ApiRequest, response: ApiResponse) -> ApiResponse:
+    """A HEAD answer: the GET answer's status and headers, no content (RFC 9110 9.3.2)."""
+    if request.method != "HEAD" or not response.body:
+        return response
+    return ApiResponse(response.status, response.headers, b"", None, response.delay)
+
+
+def _loopback_origin(origin: str) -> bool:
+    host = urlsplit(origin).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Service:
@@ -85,15 +105,17 @@ class Service:
         """Answer one request. Never raises for anything a client can send."""
         path = request.path
         if path.startswith(_ADMIN_PREFIX) and self.admin:
-            return self._admin(request)
+            return _headless(request, self._admin(request))
         if path == "/openapi.json":
             if request.method not in ("GET", "HEAD"):  # 405 like every other route, not a 404
                 detail = f"{request.method[:20]} not allowed on /openapi.json; allowed: GET, HEAD"
                 return self.face.error("method_not_allowed", detail=detail, headers=(("allow", "GET, HEAD"),))
             body = self.openapi_bytes
             headers = (("content-type", "application/json"), ("content-length", str(len(body))))
-            return ApiResponse(200, headers, b"" if request.method == "HEAD" else body)
+            return _headless(request, ApiResponse(200, headers, body))
         handled = self._route(request)
+        if request.method == "HEAD" and handled.response.body:
+            handled = replace(handled, response=_headless(request, handled.response))
         self._record(request, handled)
         return handled.response
 
@@ -120,7 +142,7 @@ class Service:
             params = op.match(request.path)
             if params is None:
                 continue
-            methods = (op.method, "HEAD") if op.method == "GET" and op.id == "media.get" else (op.method,)
+            methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
             if request.method not in methods:
                 allowed.extend(methods)
                 continue
@@ -153,6 +175,11 @@ class Service:
         return Handled(self.face.error("not_found", detail=f"{request.method} {request.path[:200]}"), None)
 
     def _admin(self, request: ApiRequest) -> ApiResponse:
+        origin = request.header("origin")
+        if self.admin_token is None and origin is not None and not _loopback_origin(origin):
+            # A web page the developer visits may POST here (no preflight for text/plain), and a
+            # DNS-rebound one would look same-origin; browsers always name their Origin on POSTs.
+            return self.face.error("admin_cross_origin", detail=repr(origin[:100]))
         if self.admin_token is not None:
             sent = request.header(ADMIN_TOKEN_HEADER) or ""
             if not hmac.compare_digest(

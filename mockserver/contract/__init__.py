@@ -9,6 +9,7 @@ from mockserver.contract.loader import (
     ModelContract,
     Operation,
     Rule,
+    compile_schema,
     contracts_root,
     load_contract,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ModelContract",
     "Operation",
     "Rule",
+    "compile_schema",
     "contracts_root",
     "load_contract",
 ]

@@ -47,6 +47,19 @@ def contracts_root() -> Path:
     raise ContractError(f"no contracts folder next to {package} (looked for _contracts/ and ../contracts/)")
 
 
+def _refuse_retrieval(uri: str) -> Any:
+    raise ContractError(f"schemas may not reference {uri!r}: the fake never fetches a URL")
+
+
+def compile_schema(schema: Mapping[str, Any]) -> Any:
+    """A compiled (jsonschema-rs) validator that never fetches a remote ``$ref``.
+
+    jsonschema-rs retrieves unknown ``$ref`` URLs over HTTP by default; a caller-supplied schema
+    (an outcome rule over the admin API) must not make the fake connect anywhere.
+    """
+    return jsonschema_rs.validator_for(dict(schema), retriever=_refuse_retrieval)
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -232,8 +245,8 @@ def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule
                 spec=raw,
                 compiled=(
                     (
-                        jsonschema_rs.validator_for(raw["when"]),
-                        jsonschema_rs.validator_for(raw["then"]),
+                        compile_schema(raw["when"]),
+                        compile_schema(raw["then"]),
                     )
                     if raw["kind"] == "requires"
                     else None
@@ -254,7 +267,7 @@ def _load_model(face_dir: Path, name: str, spec: Mapping[str, Any], errors: Mapp
         schema = _read_json(face_dir / rel)
         _check_schema(schema, str(face_dir / rel))
         schemas[mode] = schema
-        fast[mode] = jsonschema_rs.validator_for(schema)
+        fast[mode] = compile_schema(schema)
         explainers[mode] = jsonschema.Draft202012Validator(schema)
     rules, rules_data = _load_rules(face_dir / spec["rules"], errors)
     defaults = {f["name"]: f["default"] for f in form["fields"] if "default" in f}

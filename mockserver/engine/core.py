@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-import jsonschema_rs
 
-from mockserver.contract import Contract, load_contract
+from mockserver.contract import Contract, compile_schema, load_contract
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
 from mockserver.engine.journal import Journal
@@ -70,7 +69,11 @@ class OutcomeRule:
             jsonschema.Draft202012Validator.check_schema(self.when)
         except jsonschema.SchemaError as exc:
             raise ValueError(f"outcome rule 'when' is not a valid JSON Schema: {exc.message}") from None
-        object.__setattr__(self, "_validator", jsonschema_rs.validator_for(dict(self.when)))
+        try:
+            validator = compile_schema(self.when)
+        except Exception as exc:  # jsonschema-rs wraps the refusal; any failure is a bad rule
+            raise ValueError(f"outcome rule 'when' cannot be compiled: {str(exc).splitlines()[0]}") from None
+        object.__setattr__(self, "_validator", validator)
 
     def matches(self, request: Mapping[str, Any]) -> bool:
         return bool(self._validator.is_valid(request))
@@ -194,15 +197,25 @@ class Engine:
     def _reset_state(self) -> None:
         self._tasks: dict[str, _Task] = {}
         self._rng = random.Random(self._seed)
+        # Faults draw from their own stream, so arming one never shifts the task ids that follow.
+        self._fault_rng = random.Random(self._seed)
         self._progression = self._initial_progression
         self._outcome = self._initial_outcome
         self._outcome_rules: list[OutcomeRule] = []
         self._faults: list[ArmedFault] = []
         self._fault_ids = 0
 
-    def reset(self) -> None:
-        """Forget tasks, policies, faults and the journal; rewind a virtual clock."""
+    def reset(self, *, progression: Progression | None = None, outcome: Outcome | None = None) -> None:
+        """Forget tasks, policies, faults and the journal; rewind a virtual clock.
+
+        ``progression``/``outcome`` become the defaults from now on (in the same locked step, so
+        no request sees the state in between); otherwise the constructor's apply again.
+        """
         with self._lock:
+            if progression is not None:
+                self._initial_progression = progression
+            if outcome is not None:
+                self._initial_outcome = outcome
             self._reset_state()
             self.journal.clear()
             if isinstance(self.clock, VirtualClock):
@@ -267,7 +280,7 @@ class Engine:
             raise ValueError(f"unknown error {plan.error!r}; known: {sorted(self.contract.errors)}")
         with self._lock:
             self._fault_ids += 1
-            rng = random.Random(plan.seed if plan.seed is not None else self._rng.random())
+            rng = random.Random(plan.seed if plan.seed is not None else self._fault_rng.random())
             self._faults.append(ArmedFault(id=self._fault_ids, plan=plan, rng=rng))
             return self._fault_ids
 

@@ -153,6 +153,20 @@ class Outcome:
             raise ValueError(f"outcome message must be a string, got {self.message!r}")
 
     @classmethod
+    def parse(cls, text: str) -> Outcome:
+        """``succeeded``, ``failed`` or ``failed:<reason>`` (the CLI's and the marker's spelling).
+
+        >>> Outcome.parse("failed:content_policy").reason
+        'content_policy'
+        """
+        status, _, reason = text.partition(":")
+        if status == "succeeded" and not reason:
+            return cls.succeed()
+        if status == "failed":
+            return cls.fail(reason or "generation_failed")
+        raise ValueError(f"bad outcome {text!r}: use succeeded, failed or failed:<reason>")
+
+    @classmethod
     def succeed(cls) -> Outcome:
         return cls()
 

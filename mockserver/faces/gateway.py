@@ -23,7 +23,6 @@ from mockserver.http import ApiRequest, ApiResponse, load_json
 from mockserver.validation import Accepted, ImageInfo, Violation, validate_create
 
 MAX_AUTH_HEADER = 4096
-_MEDIA_FILE = re.compile(r"(?P<task_id>task_[A-Za-z0-9]{1,64})\.mp4")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +61,11 @@ class GatewayFace:
         self.create_op = ops["video_generations.create"]
         self.get_op = ops["video_generations.get"]
         self.media_op = ops["media.get"]
+        id_spec = contract.index["task_id"]
+        task_id = (
+            re.escape(id_spec["prefix"]) + "[" + re.escape(id_spec["alphabet"]) + "]{" + str(id_spec["length"]) + "}"
+        )
+        self._media_file = re.compile(f"(?P<task_id>{task_id})\\.mp4")
 
     def _strip(self, key: str) -> str:
         return key[len(self._prefix) :] if key.startswith(self._prefix) else key
@@ -178,7 +182,7 @@ class GatewayFace:
 
     def media(self, engine: Engine, request: ApiRequest, file: str) -> Handled:
         op = self.media_op.id
-        found = _MEDIA_FILE.fullmatch(file)
+        found = self._media_file.fullmatch(file)
         task = engine.find_task(found.group("task_id")) if found else None
         if task is None or task.status.value != "succeeded":
             return Handled(self.error("media_not_found", detail=repr(file[:80])), op, task.id if task else None)

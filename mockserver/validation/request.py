@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-import jsonschema_rs
 from jsonschema.exceptions import best_match
 
-from mockserver.contract import Contract, ModelContract, Rule
+from mockserver.contract import Contract, ModelContract, Rule, compile_schema
 from mockserver.engine.journal import ContractWarning
 from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
 
@@ -136,9 +135,7 @@ def _compiled(model: ModelContract) -> _Compiled:
         found = _Compiled(
             model=model,
             shapes={mode: _shape(schema) for mode, schema in model.request_schemas.items()},
-            requires_ok=jsonschema_rs.validator_for(
-                {"allOf": [{"if": r["when"], "then": r["then"]} for r in requires]}
-            ),
+            requires_ok=compile_schema({"allOf": [{"if": r["when"], "then": r["then"]} for r in requires]}),
             image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
             sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
         )
