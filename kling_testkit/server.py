@@ -51,6 +51,9 @@ class _CapturingApp:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            # Shutdown cancels in-flight requests: that is the server stopping, not a bug in the fake.
+            raise
         except BaseException as exc:
             self.errors.append(exc)
             raise

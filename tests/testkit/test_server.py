@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 import requests
 
 from kling_testkit import AdminClient, LiveServer, ServerError
-from mockserver import ApiRequest, ApiResponse, load_contract
+from mockserver import ApiRequest, ApiResponse, VirtualClock, load_contract
 
 AUTH = {"Authorization": "Bearer sk-test"}
 BODY = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a red fox in snow", "duration": 5}]}
@@ -112,6 +114,40 @@ def test_an_error_in_the_server_thread_surfaces_when_the_server_stops(monkeypatc
     httpx.get(server.base_url + "/openapi.json")
     with pytest.raises(ServerError, match="boom"), server:
         pass
+
+
+class _HangingClock(VirtualClock):
+    """Injected latency that never ends: the request is still in flight when the server stops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+
+    async def asleep(self, seconds: float) -> None:  # noqa: ARG002 - the Clock protocol's signature
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+def test_requests_cancelled_by_stop_are_not_reported_as_server_errors() -> None:
+    clock = _HangingClock()
+    server = LiveServer(clock=clock).start()
+    server.arm_fault(operation="video_generations.create", error="rate_limited", latency=5)
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(httpx.post(server.base_url + CREATE, json=BODY, headers=AUTH, timeout=10).status_code)
+        except httpx.HTTPError as exc:  # the connection may close before any answer
+            outcome.append(exc)
+
+    client = threading.Thread(target=call)
+    client.start()
+    assert clock.entered.wait(10), "the request never reached the injected latency"
+    server.stop()
+    client.join(10)
+    assert len(outcome) == 1
+    assert outcome != [429], "the request should have been cut short by stop()"
+    server.check()  # shutdown's CancelledError is the server stopping, not a fault of the fake
 
 
 def test_stop_closes_the_port_and_ends_the_thread() -> None:
