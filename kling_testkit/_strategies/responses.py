@@ -56,8 +56,12 @@ def _const(contract: Contract, schema: str, name: str) -> Any:
 def task_ids(contract: Contract | None = None) -> SearchStrategy[str]:
     """Task ids in the contract's format (``task_`` + 32 alphanumerics); shrinks to all ``A``.
 
-    >>> task_ids().example().startswith("task_")
-    True
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(task_ids())
+    ... def test_ids(task_id):
+    ...     assert task_id.startswith("task_") and len(task_id) == 37
+    >>> test_ids()
     """
     return st.deferred(lambda: _task_ids(contract or load_contract()))
 

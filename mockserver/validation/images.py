@@ -91,7 +91,7 @@ def inspect_image(value: str, limits: Mapping[str, Any]) -> ImageInfo | ImagePro
 
     >>> inspect_image("https://example.com/a.png", {"url_schemes": ["http", "https"]}).url
     'https://example.com/a.png'
-    >>> inspect_image("bm90IGFuIGltYWdl", {"url_schemes": ["https"], "max_bytes": 10,
+    >>> inspect_image("bm90IGFuIGltYWdl", {"url_schemes": ["https"], "max_bytes": 100,
     ...     "formats": ["PNG"], "max_pixels": 10, "min_side": 1, "min_aspect": 0, "max_aspect": 9}).check
     'format'
     """
