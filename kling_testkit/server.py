@@ -23,6 +23,7 @@ import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import uvicorn
@@ -340,6 +341,7 @@ class AdminClient:
         self._client = httpx.Client(base_url=base_url.rstrip("/") + "/__mock__", headers=headers, timeout=timeout)
 
     def close(self) -> None:
+        """Close the HTTP connection pool (``with AdminClient(url) as admin:`` does it for you)."""
         self._client.close()
 
     def __enter__(self) -> AdminClient:
@@ -353,37 +355,55 @@ class AdminClient:
         response.raise_for_status()
         return response.json()
 
+    @staticmethod
+    def _task_path(task_id: str, suffix: str = "") -> str:
+        # An empty id would address the collection ("/tasks/") or another route, and an id with
+        # "/" or "?" another path: quote it whole, and refuse the empty one outright.
+        if not task_id:
+            raise ValueError("task_id must be a non-empty string")
+        return f"/tasks/{quote(task_id, safe='')}{suffix}"
+
     def reset(self) -> None:
+        """Forget tasks, policies, faults and the journal; rewind the virtual clock (``POST /reset``)."""
         self._call("POST", "/reset")
 
     def clock(self) -> dict[str, Any]:
+        """The clock's current time as the admin API reports it (``GET /clock``)."""
         return dict(self._call("GET", "/clock"))
 
     def advance_clock(self, seconds: float) -> float:
+        """Move the virtual clock forward by ``seconds``; returns the new time (``POST /clock/advance``)."""
         return float(self._call("POST", "/clock/advance", {"seconds": seconds})["now"])
 
     def set_progression(self, progression: Progression | str, task_id: str | None = None) -> None:
-        path = f"/tasks/{task_id}/progression" if task_id else "/progression"
+        """Set the default progression, or one task's when ``task_id`` is given (empty: ValueError)."""
+        path = self._task_path(task_id, "/progression") if task_id is not None else "/progression"
         self._call("POST", path, as_progression(progression).to_json())
 
     def set_outcome(self, outcome: Outcome | str, task_id: str | None = None) -> None:
-        path = f"/tasks/{task_id}/outcome" if task_id else "/outcome"
+        """Set the default outcome, or one task's when ``task_id`` is given (empty: ValueError)."""
+        path = self._task_path(task_id, "/outcome") if task_id is not None else "/outcome"
         self._call("POST", path, as_outcome(outcome).to_json())
 
     def add_outcome_rule(self, rule: OutcomeRule | dict[str, Any]) -> None:
+        """Add an outcome rule (an :class:`OutcomeRule` or its JSON form) for tasks created from now on."""
         self._call("POST", "/outcome/rules", rule.to_json() if isinstance(rule, OutcomeRule) else rule)
 
     def policies(self) -> dict[str, Any]:
+        """The default progression and outcome and the outcome rules (``GET /policies``)."""
         return dict(self._call("GET", "/policies"))
 
     def arm_fault(self, plan: FaultPlan | None = None, /, **fields: Any) -> int:
+        """Arm a fault plan (or build one from ``fields``); returns its id (``POST /faults``)."""
         plan = plan if plan is not None else FaultPlan(**fields)
         return int(self._call("POST", "/faults", plan.to_json())["id"])
 
     def faults(self) -> list[dict[str, Any]]:
+        """The armed fault plans with their ids and seen/fired counts (``GET /faults``)."""
         return list(self._call("GET", "/faults")["faults"])
 
     def clear_faults(self) -> None:
+        """Disarm every fault plan (``DELETE /faults``)."""
         self._call("DELETE", "/faults")
 
     def journal(self, *, operation: str | None = None, task_id: str | None = None) -> list[dict[str, Any]]:
@@ -392,13 +412,17 @@ class AdminClient:
         return list(self._call("GET", "/journal", params=params)["entries"])
 
     def warnings(self) -> list[dict[str, Any]]:
+        """The contract warnings the journal recorded (``GET /warnings``)."""
         return list(self._call("GET", "/warnings")["warnings"])
 
     def tasks(self) -> list[dict[str, Any]]:
+        """Every task, oldest first; reading does not count as a poll (``GET /tasks``)."""
         return list(self._call("GET", "/tasks")["tasks"])
 
     def task(self, task_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/tasks/{task_id}"))
+        """One task; reading does not count as a poll (``GET /tasks/{id}``)."""
+        return dict(self._call("GET", self._task_path(task_id)))
 
     def advance(self, task_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"/tasks/{task_id}/advance"))
+        """Step one task to its next status by hand (``POST /tasks/{id}/advance``)."""
+        return dict(self._call("POST", self._task_path(task_id, "/advance")))

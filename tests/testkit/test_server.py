@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -179,3 +180,43 @@ def test_constructor_options(options: dict[str, Any], expected: str) -> None:
         assert answers[0]["task_id"] == answers[1]["task_id"]
     else:
         assert answers[0]["status"] == expected
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda admin: admin.task(""), id="task"),
+        pytest.param(lambda admin: admin.advance(""), id="advance"),
+        pytest.param(lambda admin: admin.set_progression("manual", task_id=""), id="set_progression"),
+        pytest.param(lambda admin: admin.set_outcome("failed", task_id=""), id="set_outcome"),
+    ],
+)
+def test_an_empty_task_id_is_refused_not_read_as_the_default(kling_server: LiveServer, call: Any) -> None:
+    with AdminClient(kling_server.base_url) as admin, pytest.raises(ValueError, match="task_id"):
+        call(admin)
+    assert kling_server.policies()["progression"]["mode"] == "polls"  # the default was not changed
+    assert kling_server.journal.entries() == []
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        pytest.param("../reset", id="dot-dot"),
+        pytest.param("x/advance", id="slash"),
+        pytest.param("x?y=1", id="query"),
+        pytest.param("x#frag", id="fragment"),
+    ],
+)
+def test_task_ids_are_quoted_into_one_path_segment(kling_server: LiveServer, task_id: str) -> None:
+    kling_server.set_progression("manual")
+    created = httpx.post(kling_server.base_url + CREATE, json=BODY, headers=AUTH).json()["task_id"]
+    before = kling_server.task(created).status
+    with AdminClient(kling_server.base_url) as admin:
+        for call in (admin.task, admin.advance):
+            with pytest.raises(httpx.HTTPStatusError) as raised:
+                call(task_id)
+            assert raised.value.response.json()["error"]["code"] == "task_not_exist"
+            assert f"/tasks/{quote(task_id, safe='')}" in str(raised.value.request.url)
+    # Nothing else was reached: the real task did not move and the state was not reset.
+    assert kling_server.task(created).status == before
+    assert len(kling_server.tasks()) == 1
