@@ -231,6 +231,7 @@ class EngineControls:
         self.engine.add_outcome_rule(rule if isinstance(rule, OutcomeRule) else OutcomeRule.from_json(rule))
 
     def policies(self) -> dict[str, Any]:
+        """The default progression and outcome and the outcome rules in force, as JSON."""
         return self.engine.policies()
 
     def arm_fault(self, plan: FaultPlan | None = None, /, **fields: Any) -> int:
@@ -242,9 +243,11 @@ class EngineControls:
         return self.engine.arm_fault(plan)
 
     def faults(self) -> list[dict[str, Any]]:
+        """The armed fault plans with their ids and seen/fired counts, as JSON."""
         return self.engine.faults()
 
     def clear_faults(self) -> None:
+        """Disarm every fault plan (tasks, policies and the journal stay)."""
         self.engine.clear_faults()
 
     def tasks(self) -> list[TaskView]:
@@ -503,7 +506,9 @@ class KlingMock(EngineControls):
             route.reset()
 
     def __repr__(self) -> str:
-        return f"<KlingMock {', '.join(self.base_urls)} tasks={len(self.engine.tasks())}>"
+        # engine.tasks() would take the lock and bring every task up to the clock (a repr in a
+        # debugger or a log line must not change state); the store's size is the count wanted.
+        return f"<KlingMock {', '.join(self.base_urls)} tasks={len(self.engine._tasks)}>"
 
     # -- the door ----------------------------------------------------------------------------
 

@@ -151,6 +151,17 @@ def _create(api: KlingMock) -> httpx.Response:
         return client.post(CREATE, json=BODY)
 
 
+def test_repr_counts_tasks_without_refreshing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    api = KlingMock()
+    _create(api)
+
+    def refreshing() -> None:
+        raise AssertionError("repr() called engine.tasks(), which refreshes every task under the lock")
+
+    monkeypatch.setattr(api.engine, "tasks", refreshing)
+    assert repr(api).endswith(" tasks=1>")
+
+
 def test_default_is_a_named_sentinel_not_none() -> None:
     assert DEFAULT is not None
     assert repr(DEFAULT) == "kling_testkit.DEFAULT"
