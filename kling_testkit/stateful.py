@@ -143,6 +143,7 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 
     @rule(target=tasks, body=valid_requests(kinds="text2video"))
     def create(self, body: dict[str, Any]) -> Any:
+        """Create a task from a valid request; a 200 adds its id to ``tasks``, a fault adds none."""
         reply = self.send_create(body)
         if not self.check_reply(_CREATE, reply):
             return multiple()
@@ -154,6 +155,7 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 
     @rule(task_id=tasks)
     def poll(self, task_id: str) -> None:
+        """Poll one task once and remember the status the client saw."""
         reply = self.send_poll(task_id)
         if self.check_reply(_GET, reply):
             assert reply.body["task_id"] == task_id
@@ -169,19 +171,23 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.sampled_from([0.5, 5, 29.9, 30, 61, 3600]))
     def advance_clock(self, seconds: float) -> None:
+        """Move the virtual clock, across and around the seconds-based progression's step length."""
         self.mock.advance_clock(seconds)
 
     @rule(progression=st.sampled_from(_PROGRESSIONS))
     def set_progression(self, progression: Progression) -> None:
+        """Change the default progression (tasks created from now on follow it)."""
         self.mock.set_progression(progression)
 
     @rule(outcome=st.sampled_from(_OUTCOMES))
     def set_outcome(self, outcome: Outcome) -> None:
+        """Change the default outcome (success or one of the contract's failure reasons)."""
         self.mock.set_outcome(outcome)
 
     @precondition(lambda self: not self.pending_faults)
     @rule(data=st.data(), operation=st.sampled_from([_CREATE, _GET]))
     def inject_fault(self, data: st.DataObject, operation: str) -> None:
+        """Arm one catalogue error of ``operation`` for its next call (one pending fault at a time)."""
         error = data.draw(st.sampled_from(sorted(self.contract.operations[operation].errors)), label="error")
         self.mock.arm_fault(FaultPlan(operation=operation, error=error, times=1))
         self.pending_faults[operation] = error
@@ -190,11 +196,13 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 
     @invariant()
     def every_task_was_announced_by_a_create(self) -> None:
+        """The fake holds exactly the tasks whose creates answered 200, in order."""
         held = [task.id for task in self.mock.tasks()]
         assert held == self.created, f"the fake holds {held}, creates announced {self.created}"
 
     @invariant()
     def the_fake_is_never_behind_what_a_client_saw(self) -> None:
+        """A task's status now is reachable from the last status a client saw for it."""
         for task in self.mock.tasks():
             seen = self.last_seen.get(task.id)
             now = self.contract.status_projection[task.status.value]
