@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -95,6 +97,51 @@ def test_retry_after_waits(waits: list[float], honoured: bool) -> None:
             AssertionError, match=r"#1 video_generations.create -> 429 Retry-After 5 s: called again after 2 s"
         ):
             assert_retry_after_honoured(api)
+
+
+def _create_with_retry(client: httpx.Client, sleep: Callable[[float], None]) -> httpx.Response:
+    """A client's retry loop with its sleep function injected, as docs/pytest-plugin.md shows."""
+    while (response := client.post(CREATE, json=BODY)).status_code == 429:
+        sleep(float(response.headers["retry-after"]))
+    return response
+
+
+async def _acreate_with_retry(client: httpx.AsyncClient, sleep: Callable[[float], Awaitable[None]]) -> httpx.Response:
+    while (response := await client.post(CREATE, json=BODY)).status_code == 429:
+        await sleep(float(response.headers["retry-after"]))
+    return response
+
+
+@pytest.mark.parametrize(
+    ("sleep", "honoured"),
+    [
+        pytest.param(lambda api: api.clock.sleep, True, id="sleeps-on-the-fakes-clock"),
+        pytest.param(lambda api: lambda seconds: None, False, id="does-not-wait"),
+    ],
+)
+def test_a_client_sleeping_on_the_fakes_clock_honours_retry_after(sleep: Any, honoured: bool) -> None:
+    api = KlingMock()
+    api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5, times=2)
+    with _client(api) as client:
+        assert _create_with_retry(client, sleep(api)).status_code == 200
+    assert [wait.waited for wait in retry_after_waits(api)] == ([5, 5] if honoured else [0, 0])
+    if honoured:
+        assert_retry_after_honoured(api)
+    else:
+        with pytest.raises(AssertionError, match="2 retry"):
+            assert_retry_after_honoured(api)
+
+
+def test_an_async_client_sleeping_on_the_fakes_clock_honours_retry_after() -> None:
+    api = KlingMock()
+    api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
+
+    async def run() -> int:
+        async with api.async_client(headers=AUTH) as client:
+            return (await _acreate_with_retry(client, api.clock.asleep)).status_code
+
+    assert asyncio.run(run()) == 200
+    assert_retry_after_honoured(api)
 
 
 @pytest.mark.parametrize(
