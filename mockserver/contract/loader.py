@@ -288,6 +288,15 @@ def _load_model(face_dir: Path, name: str, spec: Mapping[str, Any], errors: Mapp
 def load_contract(face: str = "gateway", root: Path | None = None) -> Contract:
     """Load and check one face's contract (cached; the files are read once per process)."""
     root = root or contracts_root()
+    try:
+        return _load(face, root)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # A file of the wrong shape (a list where an object belongs, a missing key): name it
+        # rather than let a traceback from deep in the loader reach the user.
+        raise ContractError(f"{root / face}: malformed contract data ({type(exc).__name__}: {exc})") from exc
+
+
+def _load(face: str, root: Path) -> Contract:
     face_dir = root / face
     index = _read_json(face_dir / "index.json")
     lifecycle = _read_json(root / "lifecycle.json")

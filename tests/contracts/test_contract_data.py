@@ -150,3 +150,10 @@ def test_loader_reports_invalid_json_with_its_position(tmp_path: Path) -> None:
     (root / "gateway" / "errors.json").write_text('{"errors": ', encoding="utf-8")
     with pytest.raises(ContractError, match=r"errors.json: not valid JSON"):
         load_contract("gateway", root)
+
+
+def test_a_contract_file_of_the_wrong_shape_is_a_contract_error(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    _edit(root / "gateway" / "errors.json", lambda d: d.update(errors=[]))
+    with pytest.raises(ContractError, match="malformed contract data"):
+        load_contract("gateway", root)

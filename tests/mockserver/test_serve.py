@@ -5,12 +5,21 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from typing import IO
 
 import httpx
 import pytest
 
 SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve"]
+
+
+def _read_until_ready(stream: IO[str], lines: list[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+        if line.strip() == "ready":
+            return
 
 
 @pytest.fixture
@@ -22,12 +31,13 @@ def server() -> Iterator[tuple[str, list[str]]]:
         text=True,
     )
     assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
+    reader.start()
     try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.strip() == "ready":
-                break
+        reader.join(30)  # a server that never says ready fails the test instead of hanging CI
+        assert lines, "the server printed nothing"
+        assert lines[-1] == "ready", lines
         found = re.search(r"at (http://127\.0\.0\.1:\d+)", "\n".join(lines))
         assert found, lines
         yield found.group(1), lines
