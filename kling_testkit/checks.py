@@ -751,10 +751,11 @@ def no_unknown_request_fields(ctx: CheckContext, exchange: Exchange) -> None:
     if not _is_create_with_json(ctx, exchange) or not isinstance(exchange.request_body, Mapping):
         return
     body, _ = _unredacted(ctx, exchange.request_body)
+    unknown_rule = ctx.contract.request_rule("unknown_field")
     unknown: list[str] = []
     for _ in range(50):  # each round names one unknown field; drop it and look again
         result = validate_create(ctx.contract, body, strict=True)
-        if not isinstance(result, Violation) or result.rule != "unknown_field" or result.param is None:
+        if not isinstance(result, Violation) or result.rule != unknown_rule or result.param is None:
             break
         unknown.append(result.param)
         body = _without(body, _param_path(result.param))

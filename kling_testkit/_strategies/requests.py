@@ -766,7 +766,7 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
             def build_top(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
                 # null is left out: a client that sends no body at all gets a different message
                 return draw(values.filter(lambda v: v is not None)), _rejection(
-                    site.id, "body.object", None, "invalid_json", kind
+                    site.id, load_contract().request_rule("body_object"), None, "invalid_json", kind
                 )
 
             return Case(site.id, kinds, build_top)
@@ -782,7 +782,8 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
             def build_model(draw: DrawFn, kind: str) -> tuple[Any, Rejection]:
                 body = draw(build_body(shape_of(model), Pins(kind=kind)))
                 body[str(site.path[-1])] = draw(others)
-                return body, _rejection(site.id, "model.known", str(site.path[-1]), "model_not_found", kind)
+                rule = load_contract().request_rule("model_known")
+                return body, _rejection(site.id, rule, str(site.path[-1]), "model_not_found", kind)
 
             return Case(site.id, kinds, build_model)
         return Case(site.id, kinds, set_value(_same_type_other(field_schema, [value])))
@@ -823,7 +824,8 @@ def _schema_case(model: ModelContract, site: Site, kinds: tuple[str, ...]) -> Ca
             container[name] = draw(values)
             return body, format_param([*concrete, name])
 
-        return Case(site.id, kinds, mutate(add, rule="unknown_field", error="unknown_field", strict=True), strict=True)
+        rule = load_contract().request_rule("unknown_field")
+        return Case(site.id, kinds, mutate(add, rule=rule, error="unknown_field", strict=True), strict=True)
     return None
 
 

@@ -180,6 +180,11 @@ class Contract:
         """Internal status -> this face's wire spelling."""
         return {k: v for k, v in self.index["status_projection"].items() if k != "source"}
 
+    def request_rule(self, name: str) -> str:
+        """The id of a request-pipeline rule of ``index.json`` (``body_object``, ``model_known``,
+        ``unknown_field``, ``image_not_fetched``)."""
+        return str(self.index["request_rules"][name]["id"])
+
     @property
     def max_body_bytes(self) -> int:
         return int(self.index["limits"]["max_body_bytes"])

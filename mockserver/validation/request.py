@@ -248,7 +248,8 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     ('sound.requires_pro', 'sound')
     """
     if not isinstance(body, dict):
-        return Violation("invalid_json", None, "body.object", f"expected a JSON object, got {_type_name(body)}")
+        body_rule = contract.request_rule("body_object")
+        return Violation("invalid_json", None, body_rule, f"expected a JSON object, got {_type_name(body)}")
     name = body.get("model")
     if name is None:
         return Violation("invalid_parameter", "model", "schema:required", "is required")
@@ -261,7 +262,7 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
         )
     model = contract.models.get(name)
     if model is None:
-        return Violation("model_not_found", "model", "model.known", repr(name[:100]))
+        return Violation("model_not_found", "model", contract.request_rule("model_known"), repr(name[:100]))
     for rule in model.rules:
         if rule.phase == "before_schema" and (found := _check_requires(rule, body)):
             return found
@@ -271,10 +272,10 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     for path in _unknown_paths(body, compiled.shapes[mode]):
         param = format_param(path)
         if strict:
-            return Violation("unknown_field", param, "unknown_field", "not in the contract")
+            return Violation("unknown_field", param, contract.request_rule("unknown_field"), "not in the contract")
         warnings.append(
             ContractWarning(
-                "unknown_field",
+                contract.request_rule("unknown_field"),
                 param,
                 f"unknown field {param!r} dropped (the real gateway ignores it)",
             )
@@ -305,7 +306,7 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     images = {k: v for k, v in seen.items() if isinstance(v, ImageInfo)}
     warnings.extend(
         ContractWarning(
-            "image.not_fetched",
+            contract.request_rule("image_not_fetched"),
             k,
             f"{k} is a URL; the fake does not fetch it, so its content was not checked",
         )
