@@ -3,12 +3,17 @@
 Hypothesis profiles: ``ci`` (the default: enough examples to mean something, deterministic so
 CI cannot flake on a new seed) and ``long`` for local runs before a release:
 ``HYPOTHESIS_PROFILE=long python3 dev.py test``.
+
+Network guard (``tests/support/network_guard.py``): for the whole run, any connect to an
+AF_INET/AF_INET6 address outside loopback raises ``NetworkGuardError`` before a packet leaves.
 """
 
 from __future__ import annotations
 
 import os
 
+import network_guard  # tests/support, on pytest's pythonpath
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -22,3 +27,19 @@ settings.register_profile(
 settings.register_profile("long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=30, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_GUARD_OWNER = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Installed at configure time, not in a fixture: collection, doctests and pytester runs are
+    # guarded too. Tests talk only to 127.0.0.1; anything else is a bug (or the real provider).
+    if not network_guard.installed():
+        network_guard.install()
+        config.stash[_GUARD_OWNER] = True  # a nested (pytester) session must not remove it
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_GUARD_OWNER, False):
+        network_guard.uninstall()
