@@ -236,7 +236,7 @@ def _error(draw: DrawFn, contract: Contract, operation: str, key: str, model_nam
         wait = draw(st.one_of(st.just(spec.retry_after or 1), st.integers(1, 120)))
         headers.append(("retry-after", str(math.ceil(wait))))
     body = {"error": {"message": message, "type": spec.type, "param": param, "code": spec.code}}
-    return WireResponse(operation, spec.http_status, tuple(headers), body, contract.index_errors_envelope)
+    return WireResponse(operation, spec.http_status, tuple(headers), body, contract.error_envelope)
 
 
 @st.composite

@@ -173,6 +173,8 @@ class Contract:
     task_failures: Mapping[str, Mapping[str, Any]]
     models: Mapping[str, ModelContract]
     response_schemas: Mapping[str, Mapping[str, Any]]
+    #: the error body's schema, as ``errors.json`` names it (``responses/error.schema.json``)
+    error_envelope: str
     registry: Registry[Any] = field(repr=False)
 
     @property
@@ -198,11 +200,8 @@ class Contract:
         return _response_validator(self, relpath)
 
     def error_validator(self) -> jsonschema.protocols.Validator:
-        return self.response_validator(self.index_errors_envelope)
-
-    @property
-    def index_errors_envelope(self) -> str:
-        return "responses/error.schema.json"
+        """A validator for the face's error body (the catalogue's ``envelope`` schema)."""
+        return self.response_validator(self.error_envelope)
 
 
 @functools.cache
@@ -361,5 +360,6 @@ def _load(face: str, root: Path) -> Contract:
         task_failures=task_failures,
         models=models,
         response_schemas=response_schemas,
+        error_envelope=catalogue["envelope"],
         registry=registry,
     )

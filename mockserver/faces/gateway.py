@@ -17,10 +17,10 @@ from typing import Any
 
 from mockserver import media
 from mockserver.contract import Contract, ModelContract
-from mockserver.engine import ContractWarning, Engine, FaultPlan, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine import ContractWarning, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.journal import fingerprint
 from mockserver.http import ApiRequest, ApiResponse, load_json
-from mockserver.validation import Accepted, ImageInfo, Violation, validate_create
+from mockserver.validation import ImageInfo, Violation, validate_create
 
 MAX_AUTH_HEADER = 4096
 
@@ -152,7 +152,7 @@ class GatewayFace:
         result = validate_create(self.contract, body, strict=self.strict)
         if isinstance(result, Violation):
             return Handled(self.violation(result), op, request_json=body)
-        video = self.video_for(result)
+        video = video_for(result.model, result.body, result.images.get("image"))
         try:
             task = engine.create_task(model=result.model.name, kind=result.mode, request=result.body, video=video)
         except OverflowError as exc:
@@ -184,7 +184,7 @@ class GatewayFace:
         op = self.media_op.id
         found = self._media_file.fullmatch(file)
         task = engine.find_task(found.group("task_id")) if found else None
-        if task is None or task.status.value != "succeeded":
+        if task is None or task.status is not Status.SUCCEEDED:
             return Handled(self.error("media_not_found", detail=repr(file[:80])), op, task.id if task else None)
         assert task.finished_at is not None
         if engine.clock.now() > task.finished_at + self.media_ttl:
@@ -205,8 +205,8 @@ class GatewayFace:
 
     def project(self, task: TaskView, base_url: str) -> dict[str, Any]:
         """A task as the gateway's query response."""
-        done = task.status.value == "succeeded"
-        failed = task.status.value == "failed"
+        done = task.status is Status.SUCCEEDED
+        failed = task.status is Status.FAILED
         error = None
         if failed:
             reason = self._failures[task.outcome.reason or "generation_failed"]
@@ -238,13 +238,10 @@ class GatewayFace:
             "updated_at": int(task.updated_at),
         }
 
-    @staticmethod
-    def video_for(accepted: Accepted) -> VideoSpec:
-        """The video an accepted request produces (the contract's ``output`` table)."""
-        return video_for(accepted.model, accepted.body, accepted.images.get("image"))
-
 
 def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | None) -> VideoSpec:
+    """The video an accepted request produces (the contract's ``output`` table): the size's frame
+    for 16:9, or for the supported aspect nearest the first frame's."""
     output = model.output
     sizes = output["frame_sizes"][body["size"]]
     aspect = output["text2video_aspect"]
