@@ -33,7 +33,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from mockserver import JournalEntry
-from mockserver.engine.journal import redact_headers, shorten
+from mockserver.engine.journal import exchange_record, redact_headers, shorten
 from mockserver.http import dump_json
 
 __all__ = [
@@ -178,23 +178,19 @@ class Exchange:
 
     def to_record(self, seq: int | None = None) -> dict[str, Any]:
         """The JSON Lines record of this exchange (the journal's format)."""
-        return {
-            "seq": seq,
-            "timestamp": self.timestamp,
-            "operation": self.operation,
-            "task_id": self.task_id,
-            "request": {
-                "method": self.method,
-                "url": self.url,
-                "headers": [list(h) for h in self.request_headers],
-                "body": self.request_body,
-            },
-            "response": {
-                "status": self.status,
-                "headers": [list(h) for h in self.response_headers],
-                "body": self.response_body,
-            },
-        }
+        return exchange_record(
+            seq=seq,
+            timestamp=self.timestamp,
+            operation=self.operation,
+            task_id=self.task_id,
+            method=self.method,
+            url=self.url,
+            request_headers=self.request_headers,
+            request_body=self.request_body,
+            status=self.status,
+            response_headers=self.response_headers,
+            response_body=self.response_body,
+        )
 
 
 def _header(headers: Headers, name: str) -> str | None:

@@ -96,25 +96,50 @@ class JournalEntry:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines record (one exchange per line) used by journal exports and checks."""
-        return {
-            "seq": self.seq,
-            "timestamp": self.time,
-            "operation": self.operation,
-            "task_id": self.task_id,
-            "request": {
-                "method": self.method,
-                "url": self.url,
-                "headers": [list(h) for h in self.request_headers],
-                "body": self.request_body,
-            },
-            "response": {
-                "status": self.status,
-                "headers": [list(h) for h in self.response_headers],
-                "body": self.response_body,
-            },
-            "warnings": [w.to_json() for w in self.warnings],
-            "fault": self.fault,
-        }
+        return exchange_record(
+            seq=self.seq,
+            timestamp=self.time,
+            operation=self.operation,
+            task_id=self.task_id,
+            method=self.method,
+            url=self.url,
+            request_headers=self.request_headers,
+            request_body=self.request_body,
+            status=self.status,
+            response_headers=self.response_headers,
+            response_body=self.response_body,
+            warnings=self.warnings,
+            fault=self.fault,
+        )
+
+
+def exchange_record(
+    *,
+    seq: int | None,
+    timestamp: float | None,
+    operation: str | None,
+    task_id: str | None,
+    method: str,
+    url: str,
+    request_headers: Iterable[tuple[str, str]],
+    request_body: Any,
+    status: int,
+    response_headers: Iterable[tuple[str, str]],
+    response_body: Any,
+    warnings: Iterable[ContractWarning] = (),
+    fault: str | None = None,
+) -> dict[str, Any]:
+    """The one layout of a recorded exchange (the journal's JSON Lines record; recordings too)."""
+    return {
+        "seq": seq,
+        "timestamp": timestamp,
+        "operation": operation,
+        "task_id": task_id,
+        "request": {"method": method, "url": url, "headers": [list(h) for h in request_headers], "body": request_body},
+        "response": {"status": status, "headers": [list(h) for h in response_headers], "body": response_body},
+        "warnings": [w.to_json() for w in warnings],
+        "fault": fault,
+    }
 
 
 #: What the hot path stores per exchange: a plain tuple is several times cheaper to build than
