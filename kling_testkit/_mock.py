@@ -187,6 +187,7 @@ class EngineControls:
     """
 
     engine: Engine
+    service: Service
 
     @property
     def clock(self) -> Clock:
@@ -195,7 +196,8 @@ class EngineControls:
 
     @property
     def contract(self) -> Contract:
-        return self.engine.contract
+        """The contract of the first mounted face (``service.faces`` has every face)."""
+        return self.service.contract
 
     @property
     def journal(self) -> Journal:
@@ -406,17 +408,20 @@ class KlingMock(EngineControls):
             journal_limit=journal_limit,
         )
         self.engine = self.service.engine
-        contract = self.engine.contract
         if base_urls is None:
-            base_urls = contract.index["base_urls"]
+            # Every mounted face's provider hosts: the gateway's and Kling's own three.
+            base_urls = list(
+                dict.fromkeys(url for face in self.service.faces.values() for url in face.contract.base_urls)
+            )
         if isinstance(base_urls, str):
             base_urls = [base_urls]
         if not base_urls:
             raise ValueError("base_urls must name at least one base URL")
         self._bases = tuple(_normalise_base(url) for url in base_urls)
         self.base_urls = tuple(f"{s}://{n}{p}" for s, n, p in self._bases)
-        self._operations = [(op.id, op.method, op) for op in contract.operations.values()]
-        self.routes: dict[str, KlingRoute] = {op_id: KlingRoute(op_id) for op_id, _, _ in self._operations}
+        self.routes: dict[str, KlingRoute] = {
+            op_id: KlingRoute(op_id) for face in self.service.faces.values() for op_id in face.contract.operations
+        }
         #: requests under a base URL that match no operation (admin, /openapi.json, 404s)
         self.routes["*"] = KlingRoute("*")
         self.assert_all_mocked = assert_all_mocked
@@ -538,13 +543,11 @@ class KlingMock(EngineControls):
         )
 
     def _route_for(self, api_request: ApiRequest) -> tuple[KlingRoute, dict[str, str]]:
-        for op_id, method, op in self._operations:
-            params = op.match(api_request.path)
-            if params is not None and (
-                api_request.method == method or (method == "GET" and api_request.method == "HEAD")
-            ):
-                return self.routes[op_id], params
-        return self.routes["*"], {}
+        found = self.service.match(api_request.method, api_request.path)
+        if found is None:
+            return self.routes["*"], {}
+        _, op, params = found
+        return self.routes[op.id], params
 
     def _side_effect(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
         api_request = self._api_request(request)

@@ -10,9 +10,10 @@ the engine clock's, so with a virtual clock they say what the client *would* hav
 - :func:`min_poll_interval`: the smallest gap between two polls of the same task;
 - :func:`retry_after_waits` / :func:`assert_retry_after_honoured`: after each ``429`` with
   ``Retry-After``, how long the client waited before calling the same operation again;
-- :func:`contract_violations` / :func:`assert_contract_clean`: every request that broke the
-  request contract (refused with a field path and a rule id) or raised a contract warning
-  (such as an unknown field the real gateway drops silently).
+- :func:`contract_violations` / :func:`assert_contract_clean`: every request the fake refused
+  (the journal records the rule id and the field of each refusal: a bad body, an unknown model,
+  a refused key, an unknown task...) or that raised a contract warning (such as an unknown field
+  the real gateway drops silently). Injected faults are not the client's doing and never count.
 
 >>> from kling_testkit import KlingMock
 >>> api = KlingMock()
@@ -24,8 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
@@ -47,8 +46,9 @@ __all__ = [
     "retry_after_waits",
 ]
 
-CREATE = "video_generations.create"
-GET = "video_generations.get"
+#: the face-neutral verbs of the operations these questions are about (every face's contract
+#: names its operations' verbs, so the helpers work on every face's journal entries)
+POLL_VERB = "task.get"
 
 
 class _HasEngine(Protocol):
@@ -75,9 +75,16 @@ def journal_entries(source: Source) -> list[JournalEntry]:
     return list(source)  # type: ignore[arg-type]
 
 
-def _contract(source: Source) -> Contract:
-    engine = source if isinstance(source, Engine) else getattr(source, "engine", None)
-    return engine.contract if isinstance(engine, Engine) else load_contract()
+def _contract_of(entry: JournalEntry) -> Contract | None:
+    return load_contract(entry.face) if entry.face else None
+
+
+def _verb(entry: JournalEntry) -> str | None:
+    contract = _contract_of(entry)
+    if contract is None or entry.operation is None:
+        return None
+    op = contract.operations.get(entry.operation)
+    return op.verb if op is not None else None
 
 
 @functools.cache
@@ -87,7 +94,7 @@ def _terminal_wire_statuses(contract: Contract) -> frozenset[str]:
 
 
 def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[JournalEntry]:
-    return [e for e in entries if e.operation == GET and e.task_id is not None and task_id in (None, e.task_id)]
+    return [e for e in entries if e.task_id is not None and task_id in (None, e.task_id) and _verb(e) == POLL_VERB]
 
 
 def polls(source: Source, task_id: str) -> int:
@@ -108,11 +115,13 @@ def polls_before_end(source: Source, task_id: str) -> int:
     >>> polls_before_end([], "task_x")
     0
     """
-    terminal = _terminal_wire_statuses(_contract(source))
     count = 0
     for entry in _poll_entries(journal_entries(source), task_id):
+        contract = _contract_of(entry)
+        assert contract is not None  # a poll entry has a face
         body = entry.response_body
-        if entry.status == 200 and isinstance(body, Mapping) and body.get("status") not in terminal:
+        status = contract.reader.get("status", body) if isinstance(body, Mapping) else None
+        if entry.status == 200 and status is not None and status not in _terminal_wire_statuses(contract):
             count += 1
     return count
 
@@ -191,55 +200,22 @@ def assert_retry_after_honoured(source: Source, operation: str | None = None) ->
 # -- the request contract ----------------------------------------------------------------------
 
 
-@functools.cache
-def _refusal_patterns(contract: Contract) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
-    """(catalogue key, code, message regex) of the 4xx errors that refuse a request's content,
-    derived from the catalogue's message templates; ``rule``/``param`` are named groups."""
-    out = []
-    for key in contract.operations[CREATE].errors:
-        spec = contract.errors[key]
-        if not 400 <= spec.http_status < 500 or spec.http_status in (401, 403, 429):
-            continue  # auth, quota and rate limits are not about what the request said
-        pattern = ""
-        seen: set[str] = set()
-        for literal, field_name, _, _ in string.Formatter().parse(spec.message):
-            pattern += re.escape(literal)
-            if field_name is None:
-                continue
-            if field_name in ("rule", "param") and field_name not in seen:
-                seen.add(field_name)
-                pattern += f"(?P<{field_name}>.+?)"
-            else:
-                pattern += ".*?"
-        out.append((key, spec.code, re.compile(pattern + r"\Z", re.DOTALL)))
-    return tuple(out)
-
-
-def _refusal(contract: Contract, entry: JournalEntry) -> ContractViolation | None:
-    body = entry.response_body
-    error = body.get("error") if isinstance(body, Mapping) else None
-    if not isinstance(error, Mapping) or not isinstance(error.get("message"), str):
+def _refusal(entry: JournalEntry) -> ContractViolation | None:
+    """The refusal the journal recorded for ``entry`` (its rule id and field), if any."""
+    if entry.rule is None or entry.fault is not None:
         return None
-    message, code, param = error["message"], error.get("code"), error.get("param")
-    for key, spec_code, pattern in _refusal_patterns(contract):
-        if code != spec_code:
-            continue
-        found = pattern.match(message)
-        if found is None:
-            continue
-        groups = found.groupdict()
-        rule = groups.get("rule") or key
-        param = param if isinstance(param, str) else groups.get("param")
-        return ContractViolation(
-            rule,
-            message,
-            operation=entry.operation,
-            status=entry.status,
-            json_path=_json_path(param),
-            part="request",
-            where=f"journal#{entry.seq}",
-        )
-    return None
+    contract = _contract_of(entry)
+    body = entry.response_body
+    message = contract.reader.get("error_message", body) if contract and isinstance(body, Mapping) else None
+    return ContractViolation(
+        entry.rule,
+        message if isinstance(message, str) else f"refused with HTTP {entry.status}",
+        operation=entry.operation,
+        status=entry.status,
+        json_path=_json_path(entry.param),
+        part="request",
+        where=f"journal#{entry.seq}",
+    )
 
 
 def _json_path(param: str | None) -> str:
@@ -256,13 +232,11 @@ def contract_violations(source: Source) -> list[ContractViolation]:
     >>> contract_violations([])
     []
     """
-    contract = _contract(source)
     out: list[ContractViolation] = []
     for entry in journal_entries(source):
-        if entry.operation == CREATE and 400 <= entry.status < 500 and entry.fault is None:
-            refused = _refusal(contract, entry)
-            if refused is not None:
-                out.append(refused)
+        refused = _refusal(entry)
+        if refused is not None:
+            out.append(refused)
         for warning in entry.warnings:
             out.append(
                 ContractViolation(

@@ -151,7 +151,6 @@ class LiveServer(EngineControls):
         self.host = host
         self.port = port
         self.admin_token = admin_token
-        self._default_keys = tuple(self.engine.contract.index["auth"]["default_keys"])
         self._errors: list[BaseException] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -261,9 +260,9 @@ class LiveServer(EngineControls):
         mode apply from the next request; call :meth:`reset` to apply the rest to a clean state."""
         self._progression = as_progression(progression) if progression is not None else Progression()
         self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
-        face = self.service.face
         wanted = tuple(keys) if keys is not None else None
-        if face.strict != strict or (wanted or self._default_keys) != face.keys:
+        settings = self.service.settings
+        if settings.strict != strict or settings.keys != wanted:
             self.service.configure(keys=wanted, strict=strict)
 
     def reset(self) -> None:

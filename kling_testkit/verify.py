@@ -62,7 +62,7 @@ class Expectation:
 
     error: str
     status: int
-    code: str
+    code: str | int
     param: str | None
     rule: str
 

@@ -25,6 +25,7 @@ POST     /__mock__/outcome/rules              ``add_outcome_rule(rule)``
 GET      /__mock__/faults                     ``faults()``
 POST     /__mock__/faults                     ``arm_fault(plan)``
 DELETE   /__mock__/faults                     ``clear_faults()``
+GET      /__mock__/callbacks                  ``deliveries()`` (callbacks queued, with attempts)
 =======  ===================================  ==========================================
 """
 
@@ -51,7 +52,7 @@ def _body(request: ApiRequest, engine: Engine) -> Any:
         return {}
     try:
         # The API's nesting limit: a deep outcome-rule schema overflowed the schema checker's stack.
-        return load_json(request.body, engine.contract.max_json_depth)
+        return load_json(request.body, engine.max_json_depth)
     except ValueError as exc:
         raise AdminError(f"body is not JSON: {exc}") from None
 
@@ -152,6 +153,7 @@ ROUTES: tuple[tuple[str, str, AdminHandler], ...] = (
     ("GET", "/faults", lambda e, r, p: {"faults": e.faults()}),
     ("POST", "/faults", _arm),
     ("DELETE", "/faults", _clear_faults),
+    ("GET", "/callbacks", lambda e, r, p: {"callbacks": [d.to_json() for d in e.deliveries()]}),
 )
 
 _COMPILED = tuple(

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from mockserver import admin
 from mockserver.contract import Operation
 from mockserver.contract.openapi import build_openapi
-from mockserver.engine import Engine
+from mockserver.engine import Engine, FaultPlan
 from mockserver.engine.journal import MAX_STRING, shorten
-from mockserver.faces.gateway import GatewayFace, Handled
+from mockserver.faces.base import Face, FaceSettings, Handled, Handler, Mount, Refused, face_names, make_face
 from mockserver.http import ApiRequest, ApiResponse, dump_json
 
 ADMIN_TOKEN_HEADER = "x-mock-admin-token"
@@ -43,62 +43,169 @@ def _loopback_origin(origin: str) -> bool:
         return False
 
 
-class Service:
-    """The fake as a function from request to response.
+@dataclass(frozen=True, slots=True)
+class _Route:
+    prefix: str
+    face: Face
+    operation: Operation
+    handler: Handler
+    methods: tuple[str, ...]
 
-    ``admin``: serve ``/__mock__/`` (the control plane); ``admin_token``: when set, admin calls
-    must send it in ``X-Mock-Admin-Token``. ``keys`` and ``strict`` go to the face.
+
+def _static_head(template: str) -> str:
+    """The literal part of a path template before its first parameter."""
+    return template.split("{", 1)[0]
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class Service:
+    """The fake as a function from request to response, over every mounted face.
+
+    ``faces``: face names or :class:`~mockserver.faces.Mount` values (default: every registered
+    face at the root, plus the path prefixes their contracts declare). ``keys``, ``key_pairs``,
+    ``strict`` and ``slots`` become each face's :class:`~mockserver.faces.FaceSettings` (a
+    ``Mount`` may carry its own). ``admin``: serve ``/__mock__/`` (the control plane);
+    ``admin_token``: when set, admin calls must send it in ``X-Mock-Admin-Token``.
 
     >>> from mockserver import Engine, VirtualClock
     >>> service = Service(Engine(clock=VirtualClock()))
     >>> service.handle_simple("GET", "/openapi.json").status
     200
+    >>> service.face.name  # the first mounted face renders errors no face claims
+    'gateway'
     """
 
     def __init__(
         self,
         engine: Engine | None = None,
         *,
+        faces: Sequence[str | Mount] | None = None,
         keys: Collection[str] | None = None,
+        key_pairs: Mapping[str, str] | None = None,
         strict: bool = False,
+        slots: int | None = None,
+        callback_hosts: Collection[str] | None = None,
         admin: bool = True,
         admin_token: str | None = None,
     ) -> None:
         self.engine = engine if engine is not None else Engine()
-        self.contract = self.engine.contract
-        self.face = GatewayFace(self.contract, keys=keys, strict=strict)
         self.admin = admin
         self.admin_token = admin_token
-        self.max_body_bytes = self.contract.max_body_bytes
+        self._mounts = self._mounts_for(faces)
         self._openapi: bytes | None = None
-        ops = self.contract.operations
-        self._routes: tuple[tuple[Operation, Callable[[ApiRequest, dict[str, str]], Handled]], ...] = (
-            (ops["video_generations.create"], lambda r, p: self.face.create(self.engine, r)),
-            (
-                ops["video_generations.get"],
-                lambda r, p: self.face.get(self.engine, r, p["task_id"]),
-            ),
-            (ops["media.get"], lambda r, p: self.face.media(self.engine, r, p["file"])),
-        )
+        self.configure(keys=keys, key_pairs=key_pairs, strict=strict, slots=slots, callback_hosts=callback_hosts)
+        self.engine.fault_check = self.check_fault
 
-    def configure(self, *, keys: Collection[str] | None = None, strict: bool = False) -> None:
-        """Replace the accepted keys and the unknown-field mode (same meaning as the constructor's).
+    @staticmethod
+    def _mounts_for(faces: Sequence[str | Mount] | None) -> tuple[Mount, ...]:
+        if faces is None:
+            mounts: list[Mount] = []
+            for name in face_names():
+                mounts.append(Mount(name))
+                prefixes = make_face(name).contract.index.get("mount_prefixes", [])
+                mounts.extend(Mount(name, prefix=str(p["prefix"] if isinstance(p, Mapping) else p)) for p in prefixes)
+            return tuple(mounts)
+        out = tuple(Mount(f) if isinstance(f, str) else f for f in faces)
+        if not out:
+            raise ValueError("mount at least one face")
+        for mount in out:
+            if mount.prefix and (not mount.prefix.startswith("/") or mount.prefix.endswith("/")):
+                raise ValueError(f"mount prefix {mount.prefix!r} must start with '/' and not end with one")
+        return out
 
-        A session-wide live server serves tests that each want their own settings; the routes
-        look the face up on every call, so the change applies to the next request.
+    def configure(
+        self,
+        *,
+        keys: Collection[str] | None = None,
+        key_pairs: Mapping[str, str] | None = None,
+        strict: bool = False,
+        slots: int | None = None,
+        callback_hosts: Collection[str] | None = None,
+    ) -> None:
+        """Replace every face's settings (same meaning as the constructor's arguments).
+
+        A session-wide live server serves tests that each want their own settings; the route
+        table is rebuilt, so the change applies to the next request.
 
         >>> from mockserver import Engine, VirtualClock
         >>> service = Service(Engine(clock=VirtualClock()))
         >>> service.configure(keys=["*"], strict=True)
-        >>> service.face.strict, service.face.keys
+        >>> service.face.settings.strict, service.face.settings.keys
         (True, ('*',))
         """
-        self.face = GatewayFace(self.contract, keys=keys, strict=strict)
+        base = FaceSettings(
+            keys=tuple(keys) if keys is not None else None,
+            key_pairs=dict(key_pairs) if key_pairs is not None else None,
+            strict=strict,
+            slots=slots,
+        )
+        if callback_hosts is not None:
+            base = replace(base, callback_hosts=tuple(callback_hosts))
+        self.settings = base
+        mounted: list[tuple[Mount, Face]] = []
+        built: dict[tuple[str, FaceSettings], Face] = {}
+        for mount in self._mounts:
+            settings = mount.settings or base
+            face = built.get((mount.face, settings))
+            if face is None:
+                face = built[(mount.face, settings)] = make_face(mount.face, settings)
+            mounted.append((mount, face))
+        routes = []
+        for mount, face in mounted:
+            handlers = face.handlers()
+            for op in face.contract.operations.values():
+                methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
+                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods))
+        self._routes: tuple[_Route, ...] = tuple(routes)
+        self._mounted = tuple(mounted)
+        #: the faces by name (the first mount of each)
+        self.faces: dict[str, Face] = {}
+        for _, face in mounted:
+            self.faces.setdefault(face.name, face)
+        #: the first mounted face: it renders the errors of requests no face claims
+        self.face: Face = mounted[0][1]
+        self.contract = self.face.contract
+        self.max_body_bytes = max(f.contract.max_body_bytes for f in self.faces.values())
+        self.engine.max_json_depth = min(f.contract.max_json_depth for f in self.faces.values())
+        self._openapi = None
+
+    @property
+    def mounts(self) -> tuple[Mount, ...]:
+        """What is served where: the face of each mount, and its path prefix."""
+        return self._mounts
+
+    def check_fault(self, plan: FaultPlan) -> None:
+        """Refuse a fault plan no mounted face can carry out, naming what would work."""
+        matching = [
+            (face, ops) for face in self.faces.values() if (ops := face.contract.operations_for(plan.operation))
+        ]
+        if not matching:
+            known = sorted(
+                {n for f in self.faces.values() for op in f.contract.operations.values() for n in (op.id, op.verb)}
+            )
+            raise ValueError(f"unknown operation {plan.operation!r}; known: '*', {', '.join(known)}")
+        if plan.error is None:
+            return
+        for face, _ in matching:
+            if face.contract.resolve_error(plan.error) is None:
+                known = sorted({*face.contract.errors, *face.contract.faults})
+                raise ValueError(
+                    f"unknown error {plan.error!r} for face {face.name!r} (operation {plan.operation!r}); "
+                    f"known: {', '.join(known)}"
+                )
 
     @property
     def openapi_bytes(self) -> bytes:
         if self._openapi is None:
-            self._openapi = dump_json(build_openapi(self.contract))
+            self._openapi = dump_json(build_openapi([(m.prefix, f.contract) for m, f in self._mounted]))
         return self._openapi
 
     def handle(self, request: ApiRequest) -> ApiResponse:
@@ -113,10 +220,10 @@ class Service:
             body = self.openapi_bytes
             headers = (("content-type", "application/json"), ("content-length", str(len(body))))
             return _headless(request, ApiResponse(200, headers, body))
-        handled = self._route(request)
+        handled, face = self._route(request)
         if request.method == "HEAD" and handled.response.body:
             handled = replace(handled, response=_headless(request, handled.response))
-        self._record(request, handled)
+        self._record(request, handled, face)
         return handled.response
 
     def handle_simple(
@@ -134,64 +241,106 @@ class Service:
             pairs.append(("content-type", "application/json"))
         return self.handle(ApiRequest.build(method, base_url + path, pairs, body))
 
+    def face_for(self, request: ApiRequest) -> Face:
+        """The face that renders an answer no route claims: the mount whose prefix and paths
+        share most with the request (a host a face's contract names wins), else the first."""
+        host = request.host.split("/", 1)[0]
+        best, best_score = self.face, (-1, -1, -1)
+        for mount, face in self._mounted:
+            if mount.prefix and not request.path.startswith(mount.prefix + "/"):
+                continue
+            rest = request.path[len(mount.prefix) :]
+            own_host = any(urlsplit(url).netloc == host for url in face.contract.base_urls)
+            shared = max((_common(rest, _static_head(op.path)) for op in face.contract.operations.values()), default=0)
+            score = (len(mount.prefix), int(own_host), shared)
+            if score > best_score:
+                best, best_score = face, score
+        return best
+
+    def match(self, method: str, path: str) -> tuple[Face, Operation, dict[str, str]] | None:
+        """The face and operation that would answer ``method path`` (None: no route does).
+
+        >>> from mockserver import Engine, VirtualClock
+        >>> face, op, params = Service(Engine(clock=VirtualClock())).match("GET", "/v1/video/generations/t1")
+        >>> face.name, op.id, params
+        ('gateway', 'video_generations.get', {'task_id': 't1'})
+        """
+        for route in self._routes:
+            if route.prefix:
+                if not path.startswith(route.prefix + "/"):
+                    continue
+                params = route.operation.match(path[len(route.prefix) :])
+            else:
+                params = route.operation.match(path)
+            if params is not None and method in route.methods:
+                return route.face, route.operation, params
+        return None
+
     # -- internals ---------------------------------------------------------------------------
 
-    def _route(self, request: ApiRequest) -> Handled:
+    def _route(self, request: ApiRequest) -> tuple[Handled, Face]:
         allowed: list[str] = []
-        for op, call in self._routes:
-            params = op.match(request.path)
+        path = request.path
+        oversize = request.oversize or len(request.body) > self.max_body_bytes
+        for route in self._routes:
+            if route.prefix:
+                if not path.startswith(route.prefix + "/"):
+                    continue
+                params = route.operation.match(path[len(route.prefix) :])
+            else:
+                params = route.operation.match(path)
             if params is None:
                 continue
-            methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
-            if request.method not in methods:
-                allowed.extend(methods)
+            if request.method not in route.methods:
+                allowed.extend(m for m in route.methods if m not in allowed)
                 continue
-            if request.oversize or len(request.body) > self.max_body_bytes:
-                return Handled(self.face.error("body_too_large", detail=str(self.max_body_bytes)), op.id)
-            if op.auth and (denied := self.face.authenticate(request)):
-                return Handled(denied, op.id)
-            plan = self.engine.take_fault(op.id)
-            if plan is not None and (injected := self.face.fault_response(plan)):
-                return Handled(injected.with_delay(plan.latency), op.id, fault=plan.error)
-            handled = call(request, params)
-            if plan is not None:
-                return Handled(
-                    handled.response.with_delay(plan.latency),
-                    handled.operation,
-                    handled.task_id,
-                    handled.request_json,
-                    handled.warnings,
-                    fault="latency",
-                )
-            return handled
-        if request.oversize or len(request.body) > self.max_body_bytes:
-            return Handled(self.face.error("body_too_large", detail=str(self.max_body_bytes)), None)
+            return self._call(route, request, params, oversize), route.face
+        face = self.face_for(request)
+        if oversize:
+            return Handled(face.error("body_too_large", detail=str(self.max_body_bytes)), None), face
         if allowed:
             detail = f"{request.method} not allowed on {request.path[:200]}; allowed: {', '.join(allowed)}"
-            return Handled(
-                self.face.error("method_not_allowed", detail=detail, headers=(("allow", ", ".join(allowed)),)),
-                None,
-            )
-        return Handled(self.face.error("not_found", detail=f"{request.method} {request.path[:200]}"), None)
+            response = face.error("method_not_allowed", detail=detail, headers=(("allow", ", ".join(allowed)),))
+            return Handled(response, None), face
+        return Handled(face.error("not_found", detail=f"{request.method} {request.path[:200]}"), None), face
+
+    def _call(self, route: _Route, request: ApiRequest, params: dict[str, str], oversize: bool) -> Handled:
+        face, op = route.face, route.operation
+        if oversize:
+            return Handled(face.error("body_too_large", detail=str(self.max_body_bytes)), op.id)
+        account = ""
+        if op.auth:
+            found = face.authenticate(request, self.engine)
+            if isinstance(found, Refused):
+                return Handled(found.response, op.id, rule=found.rule, param=found.param)
+            account = found
+        plan = self.engine.take_fault(op.id, op.verb)
+        if plan is not None and (injected := face.fault_response(plan, op)):
+            return Handled(injected.with_delay(plan.latency), op.id, fault=plan.error)
+        handled = route.handler(self.engine, request, params, account)
+        if plan is not None:
+            return replace(handled, response=handled.response.with_delay(plan.latency), fault="latency")
+        return handled
 
     def _admin(self, request: ApiRequest) -> ApiResponse:
+        face = self.face
         origin = request.header("origin")
         if self.admin_token is None and origin is not None and not _loopback_origin(origin):
             # A web page the developer visits may POST here (no preflight for text/plain), and a
             # DNS-rebound one would look same-origin; browsers always name their Origin on POSTs.
-            return self.face.error("admin_cross_origin", detail=repr(origin[:100]))
+            return face.error("admin_cross_origin", detail=repr(origin[:100]))
         if self.admin_token is not None:
             sent = request.header(ADMIN_TOKEN_HEADER) or ""
             if not hmac.compare_digest(
                 sent.encode("utf-8", "surrogatepass"),
                 self.admin_token.encode("utf-8", "surrogatepass"),
             ):
-                return self.face.error("admin_forbidden")
+                return face.error("admin_forbidden")
         if request.oversize or len(request.body) > self.max_body_bytes:
-            return self.face.error("body_too_large", detail=str(self.max_body_bytes))
-        return admin.dispatch(self.engine, request, self.face.error)
+            return face.error("body_too_large", detail=str(self.max_body_bytes))
+        return admin.dispatch(self.engine, request, face.error)
 
-    def _record(self, request: ApiRequest, handled: Handled) -> None:
+    def _record(self, request: ApiRequest, handled: Handled, face: Face) -> None:
         response = handled.response
         # JSON bodies are kept as the bytes that crossed the wire and parsed when the journal is
         # read: bytes are invisible to the cyclic GC, while thousands of retained dicts made
@@ -225,4 +374,7 @@ class Service:
             handled.task_id,
             handled.warnings,
             handled.fault,
+            face.name,
+            handled.rule,
+            handled.param,
         )

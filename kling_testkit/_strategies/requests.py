@@ -512,7 +512,7 @@ class Rejection:
     rule: str
     param: str | None
     status: int
-    code: str
+    code: str | int
     error: str
     strict: bool = False
     kind: str | None = None

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +77,9 @@ class ErrorSpec:
     key: str
     http_status: int
     type: str
-    code: str
+    #: the wire code: a string on the gateway (``rate_limit_exceeded``), an integer on Kling's
+    #: own API (``1302``)
+    code: str | int
     message: str
     retry_after: float | None = None
 
@@ -107,8 +110,80 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class IdFormat:
+    """How a face spells task ids: ``prefix`` then ``length`` characters of ``alphabet``.
+
+    >>> IdFormat(prefix="task_", length=4, alphabet="ab").pattern
+    'task_[ab]{4}'
+    """
+
+    prefix: str = "task_"
+    length: int = 32
+    alphabet: str = string.ascii_letters + string.digits
+
+    @property
+    def pattern(self) -> str:
+        """A regular expression matching exactly these ids (no anchors)."""
+        return re.escape(self.prefix) + "[" + re.escape(self.alphabet) + "]{" + str(self.length) + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSpec:
+    """How a face's create request names its model and chooses its mode (``index.json``
+    ``request``).
+
+    ``mode_from`` is ``"body"`` (image2video when ``mode_field`` is present, as the gateway's
+    form says) or ``"operation"`` (each create path serves one mode, as Kling's own API does).
+    """
+
+    model_field: str = "model"
+    model_aliases: tuple[str, ...] = ()
+    default_model: str | None = None
+    mode_from: str = "body"
+    mode_field: str = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Where a face's answers keep what a client reads: JSON pointers (RFC 6901) into the body.
+
+    The kit's generic layers (assertions, checks, verify, the state machine) read answers
+    through this, never by a face's field names.
+    """
+
+    pointers: Mapping[str, str]
+
+    def get(self, what: str, body: Any) -> Any:
+        """The value at ``what``'s pointer in ``body`` (None when absent or not declared).
+
+        >>> Reader({"task_id": "/data/task_id"}).get("task_id", {"data": {"task_id": "1"}})
+        '1'
+        """
+        pointer = self.pointers.get(what)
+        if pointer is None:
+            return None
+        value = body
+        for raw in pointer.split("/")[1:]:
+            part = raw.replace("~1", "/").replace("~0", "~")
+            if isinstance(value, Mapping):
+                value = value.get(part)
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return None
+            if value is None:
+                return None
+        return value
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
-    """One operation of a face: ``video_generations.create`` -> POST /v1/video/generations."""
+    """One operation of a face: ``video_generations.create`` -> POST /v1/video/generations.
+
+    ``verb`` is the face-neutral action it implements (``task.create``, ``task.get``,
+    ``task.list``, ``media.get``...): fault plans and the kit's generic layers use it, so they
+    never name a face's operation. ``kind`` is the generation mode a path serves, if any.
+    """
 
     id: str
     method: str
@@ -119,6 +194,8 @@ class Operation:
     errors: tuple[str, ...]
     pattern: re.Pattern[str]
     spec: Mapping[str, Any]
+    verb: str = ""
+    kind: str | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters when ``path`` fits this operation's template, else None."""
@@ -140,9 +217,10 @@ class ModelContract:
     fast_validators: Mapping[str, Any] = field(repr=False)
     explainers: Mapping[str, jsonschema.protocols.Validator] = field(repr=False)
 
-    def mode_for(self, body: Mapping[str, Any]) -> str:
-        """image2video when the first frame is given, text2video otherwise (the form's rule)."""
-        return "image2video" if "image" in body else "text2video"
+    def mode_for(self, body: Mapping[str, Any], field: str = "image") -> str:
+        """image2video when the first frame (``field``) is given, text2video otherwise (the
+        gateway form's rule; faces with one path per mode name the mode themselves)."""
+        return "image2video" if field in body else "text2video"
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -176,6 +254,66 @@ class Contract:
     #: the error body's schema, as ``errors.json`` names it (``responses/error.schema.json``)
     error_envelope: str
     registry: Registry[Any] = field(repr=False)
+    #: ``errors.json`` as read (faces read their own extra sections from it)
+    catalogue: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def base_urls(self) -> tuple[str, ...]:
+        """The provider's base URLs for this face (``index.json`` ``base_urls``)."""
+        return tuple(self.index.get("base_urls", ()))
+
+    @functools.cached_property
+    def id_format(self) -> IdFormat:
+        """How this face spells task ids (``index.json`` ``task_id``)."""
+        spec = self.index["task_id"]
+        return IdFormat(
+            prefix=str(spec.get("prefix", "")),
+            length=int(spec["length"]),
+            alphabet=str(spec.get("alphabet", string.ascii_letters + string.digits)),
+        )
+
+    @functools.cached_property
+    def timestamp_scale(self) -> int:
+        """Multiplier from clock seconds to this face's timestamps (1, or 1000 for ms)."""
+        unit = self.index.get("timestamps", {}).get("unit", "seconds")
+        return 1000 if unit == "milliseconds" else 1
+
+    @functools.cached_property
+    def request(self) -> RequestSpec:
+        """How a create names its model and chooses its mode (``index.json`` ``request``)."""
+        spec = self.index.get("request", {})
+        return RequestSpec(
+            model_field=spec.get("model_field", "model"),
+            model_aliases=tuple(spec.get("model_aliases", ())),
+            default_model=spec.get("default_model"),
+            mode_from=spec.get("mode_from", "body"),
+            mode_field=spec.get("mode_field", "image"),
+        )
+
+    @functools.cached_property
+    def reader(self) -> Reader:
+        """Where this face's answers keep task id, status, result URL and error (``reader``)."""
+        return Reader({k: v for k, v in self.index.get("reader", {}).items() if not k.startswith("$")})
+
+    @functools.cached_property
+    def faults(self) -> Mapping[str, str]:
+        """Face-neutral fault name -> this catalogue's error key (``errors.json`` ``faults``)."""
+        return {k: v for k, v in self.catalogue.get("faults", {}).items() if not k.startswith("$")}
+
+    @functools.cached_property
+    def media_ttl(self) -> float:
+        """Seconds a result link stays valid."""
+        return float(self.index["media"]["ttl_seconds"])
+
+    def resolve_error(self, name: str) -> str | None:
+        """The catalogue key a fault name means on this face (itself, or via ``faults``)."""
+        if name in self.errors:
+            return name
+        return self.faults.get(name)
+
+    def operations_for(self, name: str) -> list[Operation]:
+        """The operations a fault plan's ``operation`` names: an id, a verb, or ``*``."""
+        return [op for op in self.operations.values() if name in ("*", op.id, op.verb)]
 
     @property
     def status_projection(self) -> Mapping[str, str]:
@@ -230,7 +368,7 @@ def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule
         if raw["id"] in seen:
             raise ContractError(f"{where}: duplicate id")
         seen.add(raw["id"])
-        if raw["error"] not in errors:
+        if raw["error"] not in errors and not raw.get("warning"):
             raise ContractError(f"{where}: unknown error {raw['error']!r}")
         if raw["kind"] not in {"requires", "sum_equals", "image"}:
             raise ContractError(f"{where}: unknown kind {raw['kind']!r}")
@@ -317,6 +455,9 @@ def _load(face: str, root: Path) -> Contract:
         for key, row in catalogue["errors"].items()
     }
     task_failures = {k: v for k, v in catalogue["task_failures"].items() if not k.startswith("$")}
+    for name, key in catalogue.get("faults", {}).items():
+        if not name.startswith("$") and key not in errors:
+            raise ContractError(f"{face_dir / 'errors.json'} faults {name!r}: unknown error {key!r}")
     operations = {}
     for op_id, raw in index["operations"].items():
         for err in raw.get("errors", []):
@@ -332,6 +473,8 @@ def _load(face: str, root: Path) -> Contract:
             errors=tuple(raw.get("errors", [])),
             pattern=_template_regex(raw["path"]),
             spec=raw,
+            verb=raw.get("verb", op_id),
+            kind=raw.get("kind"),
         )
     statuses = set(lifecycle["statuses"])
     projection = {k for k in index["status_projection"] if k != "source"}
@@ -362,4 +505,5 @@ def _load(face: str, root: Path) -> Contract:
         response_schemas=response_schemas,
         error_envelope=catalogue["envelope"],
         registry=registry,
+        catalogue=catalogue,
     )

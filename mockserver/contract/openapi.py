@@ -8,12 +8,10 @@ request schemas, responses from the response schemas, and error responses from t
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mockserver.contract.loader import Contract
-
-_ERROR_REF = "#/components/schemas/error"
 
 
 def _component_name(relpath: str) -> str:
@@ -53,34 +51,82 @@ def _prefix_local_refs(node: Any, prefix: str) -> Any:
     return node
 
 
-def build_openapi(contract: Contract) -> dict[str, Any]:
-    """The face's OpenAPI 3.1 document.
+def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of one face, or of every mounted face (``(prefix, contract)``
+    pairs, as a server mounts them).
+
+    With several faces, component names and security schemes carry the face's name
+    (``official_error``), and a face mounted again under a prefix gets operation ids prefixed
+    with it, so the document stays valid.
 
     >>> from mockserver.contract import load_contract
     >>> doc = build_openapi(load_contract())
     >>> doc["openapi"], sorted(doc["paths"])[:1]
     ('3.1.0', ['/__media__/{file}'])
     """
-    index = contract.index
-    files = {rel.rsplit("/", 1)[-1]: _component_name(rel) for rel in contract.response_schemas}
+    pairs = [("", mounts)] if isinstance(mounts, Contract) else list(mounts)
+    faces = list(dict.fromkeys(c.face for _, c in pairs))
+    several = len(faces) > 1
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    security: dict[str, Any] = {}
+    done: set[str] = set()
+    for prefix, contract in pairs:
+        ns = f"{contract.face}_" if several else ""
+        if contract.face not in done:
+            done.add(contract.face)
+            schemas.update(_schemas(contract, ns))
+            scheme = contract.index.get("auth", {})
+            security[f"{ns}bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+                "description": scheme.get("description", "Authorization: Bearer sk-..."),
+            }
+            if scheme.get("scheme") == "jwt":
+                security[f"{ns}bearer"]["bearerFormat"] = "JWT"
+        for path, item in _paths(contract, ns, prefix).items():
+            paths.setdefault(path, {}).update(item)
+    first = pairs[0][1]
+    index = first.index
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": index["title"] if not several else "Kling video generation: " + ", ".join(faces),
+            "version": "kling-v2-6",
+            "description": index.get("$comment", "") if not several else "Faces: " + ", ".join(faces),
+        },
+        "servers": [{"url": url} for _, c in pairs for url in c.base_urls if _ == ""],
+        "paths": paths,
+        "components": {"schemas": schemas, "securitySchemes": security},
+    }
+
+
+def _schemas(contract: Contract, ns: str) -> dict[str, Any]:
+    files = {rel.rsplit("/", 1)[-1]: ns + _component_name(rel) for rel in contract.response_schemas}
     schemas: dict[str, Any] = {}
     for rel, schema in contract.response_schemas.items():
-        name = _component_name(rel)
+        name = ns + _component_name(rel)
         schemas[name] = _prefix_local_refs(
             _rewrite_refs(copy.deepcopy(dict(schema)), files), f"#/components/schemas/{name}"
         )
-    request_refs = []
     for model in contract.models.values():
         for mode, schema in model.request_schemas.items():
-            name = f"{model.name.replace('-', '_')}_{mode}_request"
             body = {k: v for k, v in schema.items() if k not in ("$id", "$schema", "$comment")}
             body["x-rules"] = [
                 {"id": r.id, "param": r.param, "message": r.message, "source": r.source}
                 for r in model.rules
                 if r.kind != "image" or r.param in body.get("properties", {})
             ]
-            schemas[name] = body
-            request_refs.append({"$ref": f"#/components/schemas/{name}"})
+            schemas[_request_name(ns, model.name, mode)] = body
+    return schemas
+
+
+def _request_name(ns: str, model: str, mode: str) -> str:
+    return f"{ns}{model.replace('-', '_').replace('.', '_')}_{mode}_request"
+
+
+def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
+    error_ref = f"#/components/schemas/{ns}{_component_name(contract.error_envelope)}"
     paths: dict[str, Any] = {}
     for op in contract.operations.values():
         responses: dict[str, Any] = {}
@@ -95,7 +141,7 @@ def build_openapi(contract: Contract) -> dict[str, Any]:
                     },
                 }
             else:
-                ref = f"#/components/schemas/{_component_name(rel)}"
+                ref = f"#/components/schemas/{ns}{_component_name(rel)}"
                 responses[status] = {
                     "description": "success",
                     "content": {"application/json": {"schema": {"$ref": ref}}},
@@ -108,46 +154,38 @@ def build_openapi(contract: Contract) -> dict[str, Any]:
                 str(spec.http_status),
                 {
                     "description": "",
-                    "content": {"application/json": {"schema": {"$ref": _ERROR_REF}}},
+                    "content": {"application/json": {"schema": {"$ref": error_ref}}},
                 },
             )
             entry["description"] = "; ".join(filter(None, [entry["description"], f"{key} ({spec.code})"]))
-            if spec.http_status == 429:
+            if spec.http_status == 429 and spec.retry_after is not None:
                 entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}
+        op_id = op.id if not prefix else f"{prefix.strip('/').replace('/', '.')}.{op.id}"
         operation: dict[str, Any] = {
-            "operationId": op.id,
+            "operationId": op_id,
             "summary": op.summary,
             "responses": responses,
         }
         params = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
-        if params:
-            operation["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
-            ]
+        parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+        parameters.extend(
+            {"name": name, "in": "query", "required": False, "schema": dict(schema)}
+            for name, schema in op.spec.get("query", {}).items()
+            if not name.startswith("$")
+        )
+        if parameters:
+            operation["parameters"] = parameters
         if op.method == "POST":
+            refs = [
+                {"$ref": f"#/components/schemas/{_request_name(ns, model.name, mode)}"}
+                for model in contract.models.values()
+                for mode in model.request_schemas
+                if op.kind is None or mode == op.kind
+            ]
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": {"anyOf": request_refs}}},
+                "content": {"application/json": {"schema": {"anyOf": refs}}},
             }
-        operation["security"] = [{"bearer": []}] if op.auth else []
-        paths.setdefault(op.path, {})[op.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": index["title"],
-            "version": "kling-v2-6",
-            "description": index.get("$comment", ""),
-        },
-        "servers": [{"url": url} for url in index["base_urls"]],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "Authorization: Bearer sk-...",
-                }
-            },
-        },
-    }
+        operation["security"] = [{f"{ns}bearer": []}] if op.auth else []
+        paths.setdefault(prefix + op.path, {})[op.method.lower()] = operation
+    return paths

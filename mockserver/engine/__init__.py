@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from mockserver.contract import IdFormat
 from mockserver.engine.clock import Clock, SystemClock, VirtualClock
-from mockserver.engine.core import Engine, OutcomeRule, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine.core import (
+    Delivery,
+    Engine,
+    ExternalIdTaken,
+    OutcomeRule,
+    SlotsExhausted,
+    TaskNotFound,
+    TaskView,
+    VideoSpec,
+)
 from mockserver.engine.faults import FaultPlan
 from mockserver.engine.journal import ContractWarning, Journal, JournalEntry
 from mockserver.engine.lifecycle import Outcome, Progression, Status, terminal_statuses, transitions
@@ -11,13 +21,17 @@ from mockserver.engine.lifecycle import Outcome, Progression, Status, terminal_s
 __all__ = [
     "Clock",
     "ContractWarning",
+    "Delivery",
     "Engine",
+    "ExternalIdTaken",
     "FaultPlan",
+    "IdFormat",
     "Journal",
     "JournalEntry",
     "Outcome",
     "OutcomeRule",
     "Progression",
+    "SlotsExhausted",
     "Status",
     "SystemClock",
     "TaskNotFound",

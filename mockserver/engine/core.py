@@ -9,22 +9,20 @@ downloads observe without counting.
 
 from __future__ import annotations
 
+import functools
 import random
-import string
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
-from mockserver.contract import Contract, compile_schema, load_contract
+from mockserver.contract import IdFormat, compile_schema
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
 from mockserver.engine.journal import Journal
 from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
-
-_PATH = (Status.SUBMITTED, Status.PROCESSING)
 
 
 class TaskNotFound(KeyError):
@@ -36,6 +34,56 @@ class TaskNotFound(KeyError):
 
     def __str__(self) -> str:
         return f"no task {self.task_id!r}"
+
+
+class ExternalIdTaken(ValueError):
+    """The account already has a task with this external id (faces render their own error)."""
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(f"external task id {external_id!r} is already used by this account")
+        self.external_id = external_id
+
+
+class SlotsExhausted(OverflowError):
+    """The account's concurrency slots are all held by unfinished tasks."""
+
+    def __init__(self, account: str, slots: int) -> None:
+        super().__init__(f"all {slots} concurrency slots of the account are held by unfinished tasks")
+        self.account = account
+        self.slots = slots
+
+
+@functools.cache
+def _id_table(alphabet: str) -> bytes:
+    return bytes(ord(alphabet[i % len(alphabet)]) for i in range(256))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One callback the engine owes: ``task_id`` reached ``status`` at ``at`` (clock time).
+
+    Faces render the body (their task object), doors send it; ``attempts`` lists what each try
+    answered (an HTTP status, or an error text), newest last.
+    """
+
+    seq: int
+    task_id: str
+    url: str
+    status: Status
+    at: float
+    attempts: tuple[tuple[float, int | str], ...] = ()
+    delivered: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "task_id": self.task_id,
+            "url": self.url,
+            "status": self.status.value,
+            "at": self.at,
+            "attempts": [{"at": at, "result": result} for at, result in self.attempts],
+            "delivered": self.delivered,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +148,10 @@ class _Task:
     created_at: float
     progression: Progression
     outcome: Outcome
+    face: str = ""
+    account: str = ""
+    external_id: str | None = None
+    callback_url: str | None = None
     status: Status = Status.SUBMITTED
     updated_at: float = 0.0
     polls: int = 0
@@ -126,6 +178,10 @@ class TaskView:
     outcome: Outcome
     request: Mapping[str, Any]
     history: tuple[tuple[Status, float], ...]
+    face: str = ""
+    account: str = ""
+    external_id: str | None = None
+    callback_url: str | None = None
 
     @property
     def finished_at(self) -> float | None:
@@ -152,6 +208,10 @@ class TaskView:
             "progression": self.progression.to_json(),
             "outcome": self.outcome.to_json(),
             "history": [{"status": s.value, "at": t} for s, t in self.history],
+            "face": self.face,
+            "account": self.account,
+            "external_id": self.external_id,
+            "callback_url": self.callback_url,
         }
 
 
@@ -170,7 +230,6 @@ class Engine:
         self,
         *,
         clock: Clock | None = None,
-        contract: Contract | None = None,
         seed: int | None = None,
         progression: Progression | None = None,
         outcome: Outcome | None = None,
@@ -178,24 +237,28 @@ class Engine:
         max_tasks: int = 1_000_000,
     ) -> None:
         self.clock: Clock = clock if clock is not None else VirtualClock()
-        self.contract = contract if contract is not None else load_contract()
         self._seed = seed
         self._initial_progression = progression or Progression()
         self._initial_outcome = outcome or Outcome()
         self.max_tasks = max_tasks
         self.journal = Journal(journal_limit)
         self._lock = threading.Lock()  # no method re-enters it; a plain Lock is cheaper
-        id_spec = self.contract.index["task_id"]
-        alphabet = id_spec.get("alphabet", string.ascii_letters + string.digits)
-        self._id_prefix = str(id_spec["prefix"])
-        self._id_length = int(id_spec["length"])
-        self._id_table = bytes(ord(alphabet[i % len(alphabet)]) for i in range(256))
+        #: checks a fault plan against the faces mounted on this engine (raises ValueError);
+        #: a bare engine accepts any plan
+        self.fault_check: Callable[[FaultPlan], None] | None = None
+        #: nesting limit for admin JSON bodies (the service sets its faces' contract limit)
+        self.max_json_depth = 32
         self._reset_state()
 
     # -- state -------------------------------------------------------------------------------
 
     def _reset_state(self) -> None:
         self._tasks: dict[str, _Task] = {}
+        self._external: dict[tuple[str, str], str] = {}
+        # account -> ids of its tasks that may still hold a slot (pruned when they end)
+        self._active: dict[str, list[str]] = {}
+        self._outbox: list[Delivery] = []
+        self._delivery_seq = 0
         self._rng = random.Random(self._seed)
         # Faults draw from their own stream, so arming one never shifts the task ids that follow.
         self._fault_rng = random.Random(self._seed)
@@ -221,11 +284,12 @@ class Engine:
             if isinstance(self.clock, VirtualClock):
                 self.clock.reset()
 
-    def _new_id(self) -> str:
+    def _new_id(self, fmt: IdFormat) -> str:
+        table = _id_table(fmt.alphabet)
         while True:
             # One randbytes() mapped through a 256-entry table: ~20x cheaper than choices() per
             # character, still seeded (reproducible ids for parity runs).
-            candidate = self._id_prefix + self._rng.randbytes(self._id_length).translate(self._id_table).decode("ascii")
+            candidate = fmt.prefix + self._rng.randbytes(fmt.length).translate(table).decode("ascii")
             if candidate not in self._tasks:
                 return candidate
 
@@ -274,10 +338,8 @@ class Engine:
 
     def arm_fault(self, plan: FaultPlan) -> int:
         """Arm ``plan``; returns its id. Unknown operations or error keys are refused."""
-        if plan.operation != "*" and plan.operation not in self.contract.operations:
-            raise ValueError(f"unknown operation {plan.operation!r}; known: {sorted(self.contract.operations)}")
-        if plan.error is not None and plan.error not in self.contract.errors:
-            raise ValueError(f"unknown error {plan.error!r}; known: {sorted(self.contract.errors)}")
+        if self.fault_check is not None:
+            self.fault_check(plan)
         with self._lock:
             self._fault_ids += 1
             rng = random.Random(plan.seed if plan.seed is not None else self._fault_rng.random())
@@ -292,24 +354,59 @@ class Engine:
         with self._lock:
             self._faults.clear()
 
-    def take_fault(self, operation: str) -> FaultPlan | None:
-        """The first armed plan that fires on this call of ``operation`` (counts the call)."""
+    def take_fault(self, operation: str, verb: str | None = None) -> FaultPlan | None:
+        """The first armed plan that fires on this call of ``operation`` (counts the call).
+
+        A plan names a face's operation id (``video_generations.create``) or the face-neutral
+        ``verb`` every face's matching operation carries (``task.create``).
+        """
         if not self._faults:  # the common case needs no lock: reading a list's length is atomic
             return None
         with self._lock:
             hit = None
             for armed in self._faults:
-                if armed.consider(operation) and hit is None:
+                if armed.consider(operation, verb) and hit is None:
                     hit = armed.plan
             return hit
 
     # -- tasks -------------------------------------------------------------------------------
 
-    def create_task(self, *, model: str, kind: str, request: Mapping[str, Any], video: VideoSpec) -> TaskView:
-        """Store a new task in ``submitted`` (or further, for ``immediate`` progressions)."""
+    def create_task(
+        self,
+        *,
+        model: str,
+        kind: str,
+        request: Mapping[str, Any],
+        video: VideoSpec,
+        id_format: IdFormat = IdFormat(),  # noqa: B008 - frozen, so one shared default is safe
+        face: str = "",
+        account: str = "",
+        external_id: str | None = None,
+        slots: int | None = None,
+        callback_url: str | None = None,
+    ) -> TaskView:
+        """Store a new task in ``submitted`` (or further, for ``immediate`` progressions).
+
+        ``account`` scopes ``external_id`` (unique per account: :class:`ExternalIdTaken`) and
+        ``slots`` (at most that many unfinished tasks per account: :class:`SlotsExhausted`).
+        With ``callback_url``, every status change queues a :class:`Delivery` in the outbox.
+        """
         with self._lock:
             if len(self._tasks) >= self.max_tasks:
                 raise OverflowError(f"the engine holds {self.max_tasks} tasks (max_tasks); reset it")
+            if external_id is not None and (account, external_id) in self._external:
+                raise ExternalIdTaken(external_id)
+            if slots is not None:
+                active = self._active.get(account, [])
+                still = []
+                for held in active:
+                    other = self._tasks[held]
+                    self._refresh(other, poll=False)
+                    if not other.status.terminal:
+                        still.append(held)
+                self._active[account] = still
+                if len(still) >= slots:
+                    raise SlotsExhausted(account, slots)
             now = self.clock.now()
             outcome = self._outcome
             for rule in self._outcome_rules:
@@ -317,7 +414,7 @@ class Engine:
                     outcome = rule.outcome
                     break
             task = _Task(
-                id=self._new_id(),
+                id=self._new_id(id_format),
                 model=model,
                 kind=kind,
                 request=request,
@@ -328,18 +425,91 @@ class Engine:
                 step_started_at=now,
                 progression=self._progression,
                 outcome=outcome,
+                face=face,
+                account=account,
+                external_id=external_id,
+                callback_url=callback_url,
                 history=[(Status.SUBMITTED, now)],
             )
             self._tasks[task.id] = task
+            if external_id is not None:
+                self._external[(account, external_id)] = task.id
+            if slots is not None:
+                self._active[account].append(task.id)
+            if callback_url is not None:
+                self._queue_delivery(task, Status.SUBMITTED, now)
             self._refresh(task, poll=False)
             return self._view(task)
 
-    def poll_task(self, task_id: str) -> TaskView:
-        """Read a task as a client's poll does: it counts towards ``polls`` progressions."""
+    def poll_task(self, task_id: str, *, account: str | None = None, external: bool = False) -> TaskView:
+        """Read a task as a client's poll does: it counts towards ``polls`` progressions.
+
+        ``account``: only that account's tasks are visible (others raise :class:`TaskNotFound`);
+        ``external``: ``task_id`` may also be the account's ``external_id`` for the task.
+        """
         with self._lock:
-            task = self._get(task_id)
+            task = self._visible(task_id, account, external)
             self._refresh(task, poll=True)
             return self._view(task)
+
+    def list_tasks(
+        self, *, account: str | None = None, kind: str | None = None, offset: int = 0, limit: int | None = None
+    ) -> list[TaskView]:
+        """An account's tasks (every task when ``account`` is None), newest first, without
+        counting polls; ``kind`` filters, ``offset``/``limit`` page."""
+        with self._lock:
+            chosen = [
+                t
+                for t in reversed(self._tasks.values())
+                if (account is None or t.account == account) and (kind is None or t.kind == kind)
+            ]
+            page = chosen[offset : None if limit is None else offset + limit]
+            for task in page:
+                self._refresh(task, poll=False)
+            return [self._view(t) for t in page]
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Bring every unfinished task with a callback up to the clock, so status changes (and
+        their deliveries) happen in clock time, not only when someone polls."""
+        with self._lock:
+            for task in self._tasks.values():
+                if task.callback_url is not None and not task.status.terminal:
+                    self._refresh(task, poll=False)
+
+    def pending_deliveries(self) -> list[Delivery]:
+        """Deliveries not yet made, oldest first (doors send them and report each attempt)."""
+        with self._lock:
+            return [d for d in self._outbox if not d.delivered]
+
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery the engine queued, oldest first, with its attempts."""
+        with self._lock:
+            return list(self._outbox)
+
+    def record_attempt(self, seq: int, result: int | str, *, delivered: bool) -> Delivery:
+        """Note one attempt at delivery ``seq`` (an HTTP status or an error text)."""
+        with self._lock:
+            for i, item in enumerate(self._outbox):
+                if item.seq == seq:
+                    updated = Delivery(
+                        item.seq,
+                        item.task_id,
+                        item.url,
+                        item.status,
+                        item.at,
+                        (*item.attempts, (self.clock.now(), result)),
+                        delivered,
+                    )
+                    self._outbox[i] = updated
+                    return updated
+            raise KeyError(f"no delivery {seq}")
+
+    def _queue_delivery(self, task: _Task, status: Status, at: float) -> None:
+        assert task.callback_url is not None
+        self._delivery_seq += 1
+        self._outbox.append(Delivery(self._delivery_seq, task.id, task.callback_url, status, at))
 
     def task(self, task_id: str) -> TaskView:
         """Read a task without counting a poll."""
@@ -375,13 +545,25 @@ class Engine:
         """Advance a virtual clock (refused on the system clock)."""
         if not isinstance(self.clock, VirtualClock):
             raise ValueError("the engine runs on the system clock; use a virtual clock to advance time")
-        return self.clock.advance(seconds)
+        now = self.clock.advance(seconds)
+        self.tick()
+        return now
 
     # -- internals ---------------------------------------------------------------------------
 
     def _get(self, task_id: str) -> _Task:
         task = self._tasks.get(task_id)
         if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def _visible(self, task_id: str, account: str | None, external: bool) -> _Task:
+        task = self._tasks.get(task_id)
+        if task is None and external and account is not None:
+            found = self._external.get((account, task_id))
+            task = self._tasks.get(found) if found is not None else None
+        # Decision (the official docs are silent): another account's task does not exist for you.
+        if task is None or (account is not None and task.account != account):
             raise TaskNotFound(task_id)
         return task
 
@@ -399,6 +581,8 @@ class Engine:
         task.step_polls = 0
         task.step_started_at = at
         task.history.append((target, at))
+        if task.callback_url is not None:
+            self._queue_delivery(task, target, at)
 
     def _refresh(self, task: _Task, *, poll: bool) -> None:
         if poll:
@@ -450,4 +634,8 @@ class Engine:
             outcome=task.outcome,
             request=task.request,
             history=tuple(task.history),
+            face=task.face,
+            account=task.account,
+            external_id=task.external_id,
+            callback_url=task.callback_url,
         )

@@ -105,9 +105,10 @@ class ArmedFault:
     def exhausted(self) -> bool:
         return self.plan.times is not None and self.fired >= self.plan.times
 
-    def consider(self, operation: str) -> bool:
-        """Count one call of ``operation``; True when this plan fires on it."""
-        if self.exhausted or self.plan.operation not in ("*", operation):
+    def consider(self, operation: str, verb: str | None = None) -> bool:
+        """Count one call of ``operation`` (whose face-neutral name is ``verb``); True when this
+        plan fires on it."""
+        if self.exhausted or self.plan.operation not in ("*", operation, verb):
             return False
         self.seen += 1
         if self.seen <= self.plan.skip:

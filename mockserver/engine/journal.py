@@ -93,6 +93,11 @@ class JournalEntry:
     task_id: str | None = None
     warnings: tuple[ContractWarning, ...] = ()
     fault: str | None = None
+    #: the face that answered (``gateway``, ``official``...), None for admin and 404s
+    face: str | None = None
+    #: for a refused request: the rule id it broke and the field it blames
+    rule: str | None = None
+    param: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON Lines record (one exchange per line) used by journal exports and checks."""
@@ -110,6 +115,9 @@ class JournalEntry:
             response_body=self.response_body,
             warnings=self.warnings,
             fault=self.fault,
+            face=self.face,
+            rule=self.rule,
+            param=self.param,
         )
 
 
@@ -128,31 +136,40 @@ def exchange_record(
     response_body: Any,
     warnings: Iterable[ContractWarning] = (),
     fault: str | None = None,
+    face: str | None = None,
+    rule: str | None = None,
+    param: str | None = None,
 ) -> dict[str, Any]:
-    """The one layout of a recorded exchange (the journal's JSON Lines record; recordings too)."""
+    """The one layout of a recorded exchange (the journal's JSON Lines record; recordings too).
+
+    ``refusal`` names the rule a refused request broke and the field it blames, so checks read
+    it instead of parsing the error message.
+    """
     return {
         "seq": seq,
         "timestamp": timestamp,
+        "face": face,
         "operation": operation,
         "task_id": task_id,
         "request": {"method": method, "url": url, "headers": [list(h) for h in request_headers], "body": request_body},
         "response": {"status": status, "headers": [list(h) for h in response_headers], "body": response_body},
         "warnings": [w.to_json() for w in warnings],
         "fault": fault,
+        "refusal": None if rule is None else {"rule": rule, "param": param},
     }
 
 
 #: What the hot path stores per exchange: a plain tuple is several times cheaper to build than
 #: a JournalEntry, and redaction and URL assembly wait until someone reads the journal.
 #: (seq, time, operation, method, scheme, host, path, query, raw request headers, request body,
-#:  status, response headers, response body, task_id, warnings, fault); a JSON body is stored
-#: as its UTF-8 bytes and parsed on read.
+#:  status, response headers, response body, task_id, warnings, fault, face, rule, param); a
+#:  JSON body is stored as its UTF-8 bytes and parsed on read.
 RawEntry = tuple[Any, ...]
 
 
 def _materialize(raw: RawEntry) -> JournalEntry:
     seq, time, operation, method, scheme, host, path, query, headers, request_body = raw[:10]
-    status, response_headers, response_body, task_id, warnings, fault = raw[10:]
+    status, response_headers, response_body, task_id, warnings, fault, face, rule, param = raw[10:]
     url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
     # JSON bodies are stored as their wire bytes (see Service._record); text and None as is.
     if isinstance(request_body, bytes):
@@ -161,7 +178,7 @@ def _materialize(raw: RawEntry) -> JournalEntry:
         response_body = orjson.loads(response_body)
     return JournalEntry(
         seq, time, operation, method, url, redact_headers(headers), request_body, status,
-        response_headers, response_body, task_id, warnings, fault,
+        response_headers, response_body, task_id, warnings, fault, face, rule, param,
     )  # fmt: skip
 
 

@@ -11,61 +11,55 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from mockserver import media
-from mockserver.contract import Contract, ModelContract
-from mockserver.engine import ContractWarning, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.contract import ModelContract, Operation, load_contract
+from mockserver.engine import Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.journal import fingerprint
-from mockserver.http import ApiRequest, ApiResponse, load_json
-from mockserver.validation import ImageInfo, Violation, validate_create
+from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.http import ApiRequest, ApiResponse
+from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
 
 MAX_AUTH_HEADER = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Handled:
-    """A face's answer plus what the journal should know about it."""
-
-    response: ApiResponse
-    operation: str | None
-    task_id: str | None = None
-    request_json: Any = None
-    warnings: tuple[ContractWarning, ...] = ()
-    fault: str | None = None
-
-
+@register_face("gateway")
 class GatewayFace:
     """Answer gateway-face requests from an :class:`Engine`.
 
-    ``keys``: the accepted API keys (default: the contract's ``default_keys``, ``sk-test``);
-    ``["*"]`` accepts any non-empty key. ``strict``: refuse unknown fields instead of dropping
-    them with a warning.
+    ``settings.keys``: the accepted API keys (default: the contract's ``default_keys``,
+    ``sk-test``); ``["*"]`` accepts any non-empty key. ``settings.strict``: refuse unknown
+    fields instead of dropping them with a warning. The gateway's keys are one user's tokens,
+    so every key sees every task (new-api scopes tasks by user, not by token).
     """
 
-    name = "gateway"
+    name: ClassVar[str] = "gateway"
 
-    def __init__(self, contract: Contract, *, keys: Collection[str] | None = None, strict: bool = False) -> None:
-        self.contract = contract
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        self.settings = settings = settings or FaceSettings()
+        self.contract = contract = load_contract(self.name)
         auth = contract.index["auth"]
         self._prefix = auth["key_prefix"]
-        self.keys = tuple(keys) if keys is not None else tuple(auth["default_keys"])
+        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth["default_keys"])
         self._accepted = {self._strip(k) for k in self.keys}
-        self.strict = strict
+        self.strict = settings.strict
         self.status_names = contract.status_projection
-        self.media_ttl = float(contract.index["media"]["ttl_seconds"])
+        self.media_ttl = contract.media_ttl
         self._failures = contract.task_failures
         ops = contract.operations
         self.create_op = ops["video_generations.create"]
         self.get_op = ops["video_generations.get"]
         self.media_op = ops["media.get"]
-        id_spec = contract.index["task_id"]
-        task_id = (
-            re.escape(id_spec["prefix"]) + "[" + re.escape(id_spec["alphabet"]) + "]{" + str(id_spec["length"]) + "}"
-        )
-        self._media_file = re.compile(f"(?P<task_id>{task_id})\\.mp4")
+        self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
+
+    def handlers(self) -> Mapping[str, Handler]:
+        return {
+            self.create_op.id: lambda engine, request, params, account: self.create(engine, request),
+            self.get_op.id: lambda engine, request, params, account: self.get(engine, request, params["task_id"]),
+            self.media_op.id: lambda engine, request, params, account: self.media(engine, request, params["file"]),
+        }
 
     def _strip(self, key: str) -> str:
         return key[len(self._prefix) :] if key.startswith(self._prefix) else key
@@ -100,61 +94,61 @@ class GatewayFace:
     def violation(self, found: Violation) -> ApiResponse:
         return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
 
-    def fault_response(self, plan: FaultPlan) -> ApiResponse | None:
+    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
         if plan.error is None:
             return None
-        return self.error(plan.error, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+        key = self.contract.resolve_error(plan.error)
+        if key is None:  # the fault check refuses such plans when they are armed
+            return None
+        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+
+    def callback_body(self, task: TaskView, base_url: str) -> Any:
+        """The gateway sends no callbacks; its query answer is what one would carry."""
+        return self.project(task, base_url)
 
     # -- auth --------------------------------------------------------------------------------
 
-    def authenticate(self, request: ApiRequest) -> ApiResponse | None:
+    def authenticate(self, request: ApiRequest, engine: Engine | None = None) -> str | Refused:  # noqa: ARG002 - Face protocol
+        """The account (the gateway has one: ``""``) or the 401 that refuses the key."""
+        rule = self.contract.request_rule("api_key")
         values = request.header_values("authorization")
         if not values:
-            return self.error("missing_api_key")
+            return Refused(self.error("missing_api_key"), rule)
         if len(values) > 1:
-            return self.error("invalid_api_key", detail="more than one Authorization header")
+            return Refused(self.error("invalid_api_key", detail="more than one Authorization header"), rule)
         value = values[0]
         if len(value) > MAX_AUTH_HEADER:
-            return self.error(
-                "invalid_api_key",
-                detail=f"the Authorization header is over {MAX_AUTH_HEADER} characters",
-            )
+            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
+            return Refused(self.error("invalid_api_key", detail=detail), rule)
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return self.error("invalid_api_key", detail="use Authorization: Bearer sk-...")
+            return Refused(self.error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
         key = self._strip(token)
         if not key or ("*" not in self._accepted and key not in self._accepted):
-            return self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted")
-        return None
+            return Refused(self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
+        return ""
 
     # -- operations --------------------------------------------------------------------------
 
-    def parse_json(self, request: ApiRequest) -> Any | ApiResponse:
-        content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            return self.error("unsupported_content_type", detail=repr(content_type or "none")[:100])
-        if not request.body.strip():
-            return self.error("invalid_json", detail="the body is empty")
-        try:
-            return load_json(request.body, self.contract.max_json_depth)
-        except ValueError as exc:  # malformed, NaN/Infinity, non-UTF-8, lone surrogates, too deep
-            detail = str(exc)[:200]
-            if "depth limit" in detail:
-                detail = "nested too deeply (" + detail + ")"
-            return self.error("invalid_json", detail=detail)
-
     def create(self, engine: Engine, request: ApiRequest) -> Handled:
         op = self.create_op.id
-        body = self.parse_json(request)
-        if isinstance(body, ApiResponse):
-            return Handled(body, op)
+        body = parse_json_body(self.contract, request.header("content-type"), request.body)
+        if isinstance(body, Violation):
+            return Handled(self.violation(body), op, rule=body.rule, param=body.param)
         result = validate_create(self.contract, body, strict=self.strict)
         if isinstance(result, Violation):
-            return Handled(self.violation(result), op, request_json=body)
+            return Handled(self.violation(result), op, request_json=body, rule=result.rule, param=result.param)
         video = video_for(result.model, result.body, result.images.get("image"))
         try:
-            task = engine.create_task(model=result.model.name, kind=result.mode, request=result.body, video=video)
+            task = engine.create_task(
+                model=result.model.name,
+                kind=result.mode,
+                request=result.body,
+                video=video,
+                id_format=self.contract.id_format,
+                face=self.name,
+            )
         except OverflowError as exc:
             return Handled(self.error("upstream_unavailable", detail=str(exc)), op, request_json=body)
         payload = {
@@ -176,7 +170,8 @@ class GatewayFace:
             return Handled(
                 self.error("task_not_exist", param="task_id", task_id=repr(shown)),
                 self.get_op.id,
-                None,
+                rule=self.contract.request_rule("task_exists"),
+                param="task_id",
             )
         return Handled(ApiResponse.json(200, self.project(task, request.base_url)), self.get_op.id, task.id)
 

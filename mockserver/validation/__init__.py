@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
-from mockserver.validation.request import Accepted, Violation, format_param, validate_create
+from mockserver.validation.request import Accepted, Violation, format_param, parse_json_body, validate_create
 
 __all__ = [
     "Accepted",
@@ -12,5 +12,6 @@ __all__ = [
     "Violation",
     "format_param",
     "inspect_image",
+    "parse_json_body",
     "validate_create",
 ]

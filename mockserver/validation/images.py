@@ -66,6 +66,8 @@ def _decode_payload(value: str, limits: Mapping[str, Any]) -> _Payload | ImageIn
     declared = None
     payload = value
     if value[:5].lower() == "data:":
+        if not limits.get("data_uri", True):
+            return ImageProblem("encoding", detail="send raw base64 without a data: prefix")
         match = _DATA_URI.match(value)
         if match is None:
             return ImageProblem("encoding", detail="a data URI must look like data:image/png;base64,<data>")

@@ -25,6 +25,7 @@ from jsonschema.exceptions import best_match
 
 from mockserver.contract import Contract, ModelContract, Rule, compile_schema
 from mockserver.engine.journal import ContractWarning
+from mockserver.http import load_json
 from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
 
 Path = Sequence[str | int]
@@ -123,6 +124,8 @@ class _Compiled:
     requires_ok: Any
     image_fields: frozenset[str]
     sum_rules: tuple[Rule, ...]
+    #: ``requires`` rules marked ``warning``: a match is reported, never refused
+    warn_rules: tuple[Rule, ...] = ()
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -131,13 +134,18 @@ _COMPILED: dict[int, _Compiled] = {}
 def _compiled(model: ModelContract) -> _Compiled:
     found = _COMPILED.get(id(model))
     if found is None or found.model is not model:
-        requires = [r.spec for r in model.rules if r.kind == "requires" and r.phase != "before_schema"]
+        requires = [
+            r.spec
+            for r in model.rules
+            if r.kind == "requires" and r.phase != "before_schema" and not r.spec.get("warning")
+        ]
         found = _Compiled(
             model=model,
             shapes={mode: _shape(schema) for mode, schema in model.request_schemas.items()},
             requires_ok=compile_schema({"allOf": [{"if": r["when"], "then": r["then"]} for r in requires]}),
             image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
             sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
+            warn_rules=tuple(r for r in model.rules if r.kind == "requires" and r.spec.get("warning")),
         )
         _COMPILED[id(model)] = found
     return found
@@ -207,12 +215,22 @@ def _check_requires(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
 def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
     spec = rule.spec
     items = body.get(spec["items"], [])
-    actual = sum(item.get(spec["item_field"], 0) for item in items)
+    # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
+    actual = sum(_as_number(item.get(spec["item_field"], 0)) for item in items)
     expected = body.get(spec["total"])
-    if expected is None or math.isclose(actual, expected):
+    if expected is None or math.isclose(actual, _as_number(expected)):
         return None
-    detail = rule.message.format(actual=actual, expected=_number(expected))
+    detail = rule.message.format(actual=_number(actual), expected=_number(expected))
     return Violation(rule.error, rule.param, rule.id, detail)
+
+
+def _as_number(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    return float(value)
 
 
 def _number(value: Any) -> Any:
@@ -238,7 +256,32 @@ def _check_image(
     return None
 
 
-def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> Accepted | Violation:
+def parse_json_body(contract: Contract, content_type: str | None, raw: bytes) -> Any:
+    """The parsed JSON body of a create, or the :class:`Violation` that refuses it (wrong
+    content type, empty, malformed, NaN, non-UTF-8, nested past the contract's depth).
+
+    >>> from mockserver.contract import load_contract
+    >>> parse_json_body(load_contract(), "text/plain", b"{}").rule
+    'body.content_type'
+    """
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        rule = contract.request_rule("content_type")
+        return Violation("unsupported_content_type", None, rule, repr(media_type or "none")[:100])
+    if not raw.strip():
+        return Violation("invalid_json", None, contract.request_rule("body_json"), "the body is empty")
+    try:
+        return load_json(raw, contract.max_json_depth)
+    except ValueError as exc:  # malformed, NaN/Infinity, non-UTF-8, lone surrogates, too deep
+        detail = str(exc)[:200]
+        if "depth limit" in detail:
+            detail = "nested too deeply (" + detail + ")"
+        return Violation("invalid_json", None, contract.request_rule("body_json"), detail)
+
+
+def validate_create(
+    contract: Contract, body: Any, *, strict: bool = False, mode: str | None = None
+) -> Accepted | Violation:
     """Validate a parsed create body; see the module docstring for the order.
 
     >>> from mockserver.contract import load_contract
@@ -250,23 +293,33 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     if not isinstance(body, dict):
         body_rule = contract.request_rule("body_object")
         return Violation("invalid_json", None, body_rule, f"expected a JSON object, got {_type_name(body)}")
-    name = body.get("model")
+    spec = contract.request
+    field_name = spec.model_field
+    name = body.get(field_name)
     if name is None:
-        return Violation("invalid_parameter", "model", "schema:required", "is required")
+        for alias in spec.model_aliases:
+            if body.get(alias) is not None:
+                field_name, name = alias, body[alias]
+                break
+        else:
+            name = spec.default_model
+    if name is None:
+        return Violation("invalid_parameter", field_name, "schema:required", "is required")
     if not isinstance(name, str):
         return Violation(
             "invalid_parameter",
-            "model",
-            "schema:properties/model/type",
+            field_name,
+            f"schema:properties/{field_name}/type",
             f"must be of type string, got {_type_name(name)}",
         )
     model = contract.models.get(name)
     if model is None:
-        return Violation("model_not_found", "model", contract.request_rule("model_known"), repr(name[:100]))
+        return Violation("model_not_found", field_name, contract.request_rule("model_known"), repr(name[:100]))
     for rule in model.rules:
         if rule.phase == "before_schema" and (found := _check_requires(rule, body)):
             return found
-    mode = model.mode_for(body)
+    if mode is None:
+        mode = model.mode_for(body, spec.mode_field)
     compiled = _compiled(model)
     warnings: list[ContractWarning] = []
     for path in _unknown_paths(body, compiled.shapes[mode]):
@@ -284,6 +337,9 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
+    for rule in compiled.warn_rules:
+        if _check_requires(rule, full):
+            warnings.append(ContractWarning(rule.id, rule.param, rule.message))
     requires_ok = compiled.requires_ok.is_valid(full)
     has_images = not compiled.image_fields.isdisjoint(full)
     if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in compiled.sum_rules):
@@ -291,7 +347,7 @@ def validate_create(contract: Contract, body: Any, *, strict: bool = False) -> A
     # Something may be broken: walk the rules in contract order so the first one is reported.
     seen: dict[str, ImageInfo | ImageProblem] = {}
     for rule in model.rules:
-        if rule.phase == "before_schema":
+        if rule.phase == "before_schema" or rule.spec.get("warning"):
             continue
         if rule.kind == "requires":
             found = None if requires_ok else _check_requires(rule, full)

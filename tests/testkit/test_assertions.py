@@ -156,7 +156,7 @@ def test_an_async_client_sleeping_on_the_fakes_clock_honours_retry_after() -> No
             id="schema-rule",
         ),
         pytest.param({"multi_prompt": BODY["multi_prompt"]}, {}, "schema:required", "$.model", id="missing-field"),
-        pytest.param(BODY, {"content-type": "text/plain"}, "unsupported_content_type", "$", id="content-type"),
+        pytest.param(BODY, {"content-type": "text/plain"}, "body.content_type", "$", id="content-type"),
     ],
 )
 def test_refused_requests_are_violations_with_rule_and_path(
@@ -198,11 +198,36 @@ def test_clean_traffic_and_injected_faults_are_not_violations() -> None:
     api.arm_fault(operation="video_generations.create", error="rate_limited")
     with _client(api) as client:
         client.post(CREATE, json=BODY)
-        client.post(CREATE, json=BODY)
-        client.get(f"{CREATE}/task_unknown")
-        client.post(CREATE, json=BODY, headers={"Authorization": "Bearer sk-wrong"})
+        created = client.post(CREATE, json=BODY).json()
+        client.get(f"{CREATE}/{created['task_id']}")
     assert contract_violations(api) == []
     assert_contract_clean(api)
+
+
+@pytest.mark.parametrize(
+    ("send", "rule", "json_path"),
+    [
+        pytest.param(lambda c: c.get(f"{CREATE}/task_unknown"), "task.exists", "$.task_id", id="unknown-task"),
+        pytest.param(
+            lambda c: c.post(CREATE, json=BODY, headers={"Authorization": "Bearer sk-wrong"}),
+            "auth.api_key",
+            "$",
+            id="refused-key",
+        ),
+        pytest.param(
+            lambda c: c.post(CREATE, json={**BODY, "model": "kling-v9"}), "model.known", "$.model", id="unknown-model"
+        ),
+    ],
+)
+def test_every_refusal_the_journal_records_is_a_violation(send: Any, rule: str, json_path: str) -> None:
+    # One meaning for "contract clean": whatever the fake refused, with the rule id it recorded.
+    api = KlingMock()
+    with _client(api) as client:
+        send(client)
+    [violation] = contract_violations(api)
+    assert (violation.rule, violation.json_path) == (rule, json_path)
+    with pytest.raises(ContractNotClean, match=rule):
+        assert_contract_clean(api)
 
 
 def test_every_kind_of_source_gives_the_same_entries(kling_server: LiveServer) -> None:
