@@ -17,7 +17,9 @@ from collections.abc import Sequence
 import uvicorn
 
 from mockserver.app import create_app
+from mockserver.callbacks import CallbackWorker
 from mockserver.engine import Engine, Outcome, Progression, SystemClock, VirtualClock
+from mockserver.faces import face_names
 from mockserver.service import Service
 
 
@@ -66,6 +68,13 @@ def _progression(text: str) -> Progression:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _key_pair(text: str) -> tuple[str, str]:
+    access, sep, secret = text.partition(":")
+    if not sep or not access or not secret:
+        raise argparse.ArgumentTypeError(f"use ACCESS_KEY:SECRET_KEY, got {text!r}")
+    return access, secret
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The serve options (shared by ``kling-testkit serve`` and ``python -m mockserver``)."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -86,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--outcome",
         type=_outcome,
         default=Outcome(),
-        help="how tasks end: succeeded (default) or failed[:content_policy|generation_failed|timeout]",
+        help="how tasks end: succeeded (default), failed[:content_policy|generation_failed|timeout] "
+        "or refused:content_safety|platform_policy (the create itself is refused)",
     )
     parser.add_argument(
         "--key",
@@ -105,6 +115,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="seed for task ids and video seeds (reproducible runs)",
+    )
+    parser.add_argument(
+        "--face",
+        dest="faces",
+        action="append",
+        metavar="NAME",
+        help="serve only this face (repeatable; default: every face: " + ", ".join(face_names()) + ")",
+    )
+    parser.add_argument(
+        "--official-key",
+        dest="key_pairs",
+        action="append",
+        type=_key_pair,
+        metavar="AK:SK",
+        help="access key and secret key whose HS256 JWTs Kling's own API face accepts "
+        "(repeatable; default ak-test:sk-test-secret)",
+    )
+    parser.add_argument(
+        "--slots", type=int, default=None, help="concurrent unfinished tasks per account (default: the contract's)"
+    )
+    parser.add_argument(
+        "--callback-allow",
+        dest="callback_hosts",
+        action="append",
+        metavar="HOST",
+        help="host callbacks may be POSTed to (repeatable; default: loopback only)",
+    )
+    parser.add_argument(
+        "--tls", action="store_true", help="serve HTTPS with a throwaway CA; prints the CA bundle's path for clients"
     )
     parser.add_argument("--admin-token", default=None, help="require X-Mock-Admin-Token on /__mock__/ routes")
     parser.add_argument("--no-admin", action="store_true", help="do not serve the /__mock__/ admin API")
@@ -126,18 +165,32 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, base_url: str) -> None:
+    def __init__(self, config: uvicorn.Config, base_url: str, lines: Sequence[str] = ()) -> None:
         super().__init__(config)
         self.base_url = base_url
+        self.lines = lines
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        print(f"kling-testkit fake (gateway face) at {self.base_url}", flush=True)
+        print(f"kling-testkit fake at {self.base_url}", flush=True)
+        for line in self.lines:
+            print(f"  {line}", flush=True)
         print(
             f"  OpenAPI: {self.base_url}/openapi.json   admin: {self.base_url}/__mock__/",
             flush=True,
         )
         print("ready", flush=True)
+
+
+def describe_mounts(service: Service) -> list[str]:
+    """One line per mounted face: its name, prefix and routes' first path."""
+    lines = []
+    for mount in service.mounts:
+        face = service.faces[mount.face]
+        paths = sorted({op.path for op in face.contract.operations.values() if op.auth})
+        where = f"under {mount.prefix}" if mount.prefix else "at /"
+        lines.append(f"face {mount.face} {where}: {', '.join(mount.prefix + p for p in paths[:3])}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,13 +204,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     clock = VirtualClock() if args.clock == "virtual" else SystemClock()
     engine = Engine(clock=clock, seed=args.seed, progression=args.progression, outcome=args.outcome)
-    service = Service(
-        engine,
-        keys=args.keys,
-        strict=args.strict,
-        admin=not args.no_admin,
-        admin_token=args.admin_token,
-    )
+    try:
+        service = Service(
+            engine,
+            faces=args.faces,
+            keys=args.keys,
+            key_pairs=dict(args.key_pairs) if args.key_pairs else None,
+            strict=args.strict,
+            slots=args.slots,
+            callback_hosts=args.callback_hosts,
+            admin=not args.no_admin,
+            admin_token=args.admin_token,
+        )
+    except ValueError as exc:
+        print(f"kling-testkit serve: {exc}", file=sys.stderr)
+        return 2
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
@@ -165,20 +226,35 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    lines = describe_mounts(service)
+    tls: dict[str, str] = {}
+    scheme = "http"
+    if args.tls:
+        from mockserver.tls import make_tls
+
+        files = make_tls([args.host])
+        tls = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        scheme = "https"
+        lines.append(f"TLS CA bundle: {files.ca_bundle} (e.g. NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE)")
+    base_url = f"{scheme}://{shown}:{port}"
+    service.public_base_url = base_url
     config = uvicorn.Config(
         create_app(service),
         log_level=args.log_level,
         access_log=False,
         lifespan="off",
         server_header=False,
+        **tls,  # type: ignore[arg-type]
     )
-    server = _Server(config, f"http://{shown}:{port}")
+    server = _Server(config, base_url, lines)
+    worker = CallbackWorker(service).start()
     tune_gc_for_server()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
     finally:
+        worker.stop()
         sock.close()
     return 0
 

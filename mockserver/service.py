@@ -99,6 +99,8 @@ class Service:
         self.engine = engine if engine is not None else Engine()
         self.admin = admin
         self.admin_token = admin_token
+        #: where result links in callbacks point (doors that know their address set it)
+        self.public_base_url: str | None = None
         self._mounts = self._mounts_for(faces)
         self._openapi: bytes | None = None
         self.configure(keys=keys, key_pairs=key_pairs, strict=strict, slots=slots, callback_hosts=callback_hosts)
@@ -176,6 +178,12 @@ class Service:
         self.max_body_bytes = max(f.contract.max_body_bytes for f in self.faces.values())
         self.engine.max_json_depth = min(f.contract.max_json_depth for f in self.faces.values())
         self._openapi = None
+
+    @staticmethod
+    def callback_retries(face: Face) -> tuple[float, ...]:
+        """Seconds to wait before each retry of a failed callback (the face's contract)."""
+        spec = face.contract.index.get("callbacks", {})
+        return tuple(float(s) for s in spec.get("retry_seconds", ()))
 
     @property
     def mounts(self) -> tuple[Mount, ...]:

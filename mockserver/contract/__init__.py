@@ -15,6 +15,7 @@ from mockserver.contract.loader import (
     compile_schema,
     contracts_root,
     load_contract,
+    load_lifecycle,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "compile_schema",
     "contracts_root",
     "load_contract",
+    "load_lifecycle",
 ]

@@ -427,6 +427,13 @@ def _load_model(face_dir: Path, name: str, spec: Mapping[str, Any], errors: Mapp
 
 
 @functools.cache
+def load_lifecycle(root: Path | None = None) -> Mapping[str, Any]:
+    """``lifecycle.json``: the internal statuses, transitions and failure reasons every face
+    shares (read without loading any face)."""
+    return _read_json((root or contracts_root()) / "lifecycle.json")  # type: ignore[no-any-return]
+
+
+@functools.cache
 def load_contract(face: str = "gateway", root: Path | None = None) -> Contract:
     """Load and check one face's contract (cached; the files are read once per process)."""
     root = root or contracts_root()
@@ -455,6 +462,12 @@ def _load(face: str, root: Path) -> Contract:
         for key, row in catalogue["errors"].items()
     }
     task_failures = {k: v for k, v in catalogue["task_failures"].items() if not k.startswith("$")}
+    reasons = {k for k in lifecycle.get("failure_reasons", {}) if not k.startswith("$")}
+    if reasons - set(task_failures):
+        raise ContractError(
+            f"{face_dir / 'errors.json'}: task_failures misses {sorted(reasons - set(task_failures))} "
+            "(every failure reason of lifecycle.json needs a rendering)"
+        )
     for name, key in catalogue.get("faults", {}).items():
         if not name.startswith("$") and key not in errors:
             raise ContractError(f"{face_dir / 'errors.json'} faults {name!r}: unknown error {key!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mockserver.contract import IdFormat
 from mockserver.engine.clock import Clock, SystemClock, VirtualClock
 from mockserver.engine.core import (
+    CreateRefused,
     Delivery,
     Engine,
     ExternalIdTaken,
@@ -21,6 +22,7 @@ from mockserver.engine.lifecycle import Outcome, Progression, Status, terminal_s
 __all__ = [
     "Clock",
     "ContractWarning",
+    "CreateRefused",
     "Delivery",
     "Engine",
     "ExternalIdTaken",

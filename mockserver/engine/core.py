@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import random
 import threading
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
@@ -42,6 +43,15 @@ class ExternalIdTaken(ValueError):
     def __init__(self, external_id: str) -> None:
         super().__init__(f"external task id {external_id!r} is already used by this account")
         self.external_id = external_id
+
+
+class CreateRefused(ValueError):
+    """A ``refused`` outcome matched the create: no task is stored; faces render ``reason``
+    (a face-neutral fault name such as ``content_safety``) as their own error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the create is refused ({reason})")
+        self.reason = reason
 
 
 class SlotsExhausted(OverflowError):
@@ -73,6 +83,14 @@ class Delivery:
     at: float
     attempts: tuple[tuple[float, int | str], ...] = ()
     delivered: bool = False
+    #: clock time of the next attempt
+    next_at: float = 0.0
+    #: no attempt is left in the retry schedule
+    given_up: bool = False
+
+    @property
+    def open(self) -> bool:
+        return not self.delivered and not self.given_up
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +101,8 @@ class Delivery:
             "at": self.at,
             "attempts": [{"at": at, "result": result} for at, result in self.attempts],
             "delivered": self.delivered,
+            "next_at": None if not self.open else self.next_at,
+            "given_up": self.given_up,
         }
 
 
@@ -259,6 +279,9 @@ class Engine:
         self._active: dict[str, list[str]] = {}
         self._outbox: list[Delivery] = []
         self._delivery_seq = 0
+        # Request ids draw from their own seeded stream: answers are reproducible (the parity
+        # suite compares doors byte for byte) and ids never shift the task ids that follow.
+        self._request_rng = random.Random(self._seed)
         self._rng = random.Random(self._seed)
         # Faults draw from their own stream, so arming one never shifts the task ids that follow.
         self._fault_rng = random.Random(self._seed)
@@ -314,6 +337,8 @@ class Engine:
             task = self._get(task_id)
             if task.status.terminal:
                 raise ValueError(f"task {task_id} already ended as {task.status.value}; terminal states are final")
+            if outcome.status == "refused":
+                raise ValueError("a refused outcome applies to creates (a default or a rule), not to a stored task")
             task.outcome = outcome
 
     def add_outcome_rule(self, rule: OutcomeRule) -> None:
@@ -413,6 +438,9 @@ class Engine:
                 if rule.matches(request):
                     outcome = rule.outcome
                     break
+            if outcome.status == "refused":
+                assert outcome.reason is not None
+                raise CreateRefused(outcome.reason)
             task = _Task(
                 id=self._new_id(id_format),
                 model=model,
@@ -468,6 +496,11 @@ class Engine:
                 self._refresh(task, poll=False)
             return [self._view(t) for t in page]
 
+    def new_request_id(self) -> str:
+        """A fresh request id (a UUID4, seeded like task ids) for faces whose envelope has one."""
+        with self._lock:
+            return str(uuid.UUID(int=self._request_rng.getrandbits(128), version=4))
+
     # -- callbacks ---------------------------------------------------------------------------
 
     def tick(self) -> None:
@@ -478,29 +511,40 @@ class Engine:
                 if task.callback_url is not None and not task.status.terminal:
                     self._refresh(task, poll=False)
 
-    def pending_deliveries(self) -> list[Delivery]:
-        """Deliveries not yet made, oldest first (doors send them and report each attempt)."""
+    def due_deliveries(self) -> list[Delivery]:
+        """Deliveries whose attempt is due on the clock, oldest first; a task's later status
+        waits while an earlier one of the same task is still open, so each receiver sees a
+        task's changes in order."""
         with self._lock:
-            return [d for d in self._outbox if not d.delivered]
+            now = self.clock.now()
+            blocked: set[str] = set()
+            due = []
+            for item in self._outbox:
+                if not item.open:
+                    continue
+                if item.task_id not in blocked and item.next_at <= now:
+                    due.append(item)
+                blocked.add(item.task_id)
+            return due
 
     def deliveries(self) -> list[Delivery]:
         """Every delivery the engine queued, oldest first, with its attempts."""
         with self._lock:
             return list(self._outbox)
 
-    def record_attempt(self, seq: int, result: int | str, *, delivered: bool) -> Delivery:
-        """Note one attempt at delivery ``seq`` (an HTTP status or an error text)."""
+    def record_attempt(self, seq: int, result: int | str, *, delivered: bool, retry_in: float | None) -> Delivery:
+        """Note one attempt at delivery ``seq`` (an HTTP status or an error text); a failed
+        one is tried again ``retry_in`` seconds later, or given up when that is None."""
         with self._lock:
             for i, item in enumerate(self._outbox):
                 if item.seq == seq:
-                    updated = Delivery(
-                        item.seq,
-                        item.task_id,
-                        item.url,
-                        item.status,
-                        item.at,
-                        (*item.attempts, (self.clock.now(), result)),
-                        delivered,
+                    now = self.clock.now()
+                    updated = replace(
+                        item,
+                        attempts=(*item.attempts, (now, result)),
+                        delivered=delivered,
+                        next_at=now + retry_in if retry_in is not None else item.next_at,
+                        given_up=not delivered and retry_in is None,
                     )
                     self._outbox[i] = updated
                     return updated
@@ -509,7 +553,7 @@ class Engine:
     def _queue_delivery(self, task: _Task, status: Status, at: float) -> None:
         assert task.callback_url is not None
         self._delivery_seq += 1
-        self._outbox.append(Delivery(self._delivery_seq, task.id, task.callback_url, status, at))
+        self._outbox.append(Delivery(self._delivery_seq, task.id, task.callback_url, status, at, next_at=at))
 
     def task(self, task_id: str) -> TaskView:
         """Read a task without counting a poll."""

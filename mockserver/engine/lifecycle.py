@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from mockserver.contract import load_contract
+from mockserver.contract import load_lifecycle
 
 
 class Status(str, Enum):
@@ -36,14 +36,14 @@ class Status(str, Enum):
 @functools.cache
 def transitions() -> frozenset[tuple[Status, Status]]:
     """The allowed (from, to) pairs of ``contracts/lifecycle.json``."""
-    data = load_contract().lifecycle
+    data = load_lifecycle()
     return frozenset((Status(t["from"]), Status(t["to"])) for t in data["transitions"])
 
 
 @functools.cache
 def terminal_statuses() -> frozenset[Status]:
     """The final statuses of ``contracts/lifecycle.json``."""
-    return frozenset(Status(s) for s in load_contract().lifecycle["terminal"])
+    return frozenset(Status(s) for s in load_lifecycle()["terminal"])
 
 
 ProgressionMode = Literal["polls", "seconds", "manual", "immediate"]
@@ -126,27 +126,35 @@ class Progression:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Where a task ends: ``succeeded``, or ``failed`` with a reason from the contract's
-    ``task_failures`` (``content_policy``, ``generation_failed``, ``timeout``) and an optional
-    message that replaces the catalogued one.
+    """Where a task ends: ``succeeded``, or ``failed`` with a reason from ``lifecycle.json``'s
+    ``failure_reasons`` (``content_policy``, ``generation_failed``, ``timeout``) and an optional
+    message that replaces the face's catalogued one; or ``refused``: the create itself is
+    refused with a ``refusal_reasons`` fault (``content_safety``: Kling's 1301), no task stored.
 
     >>> Outcome.fail("content_policy").status
     'failed'
+    >>> Outcome.parse("refused:content_safety").reason
+    'content_safety'
     """
 
-    status: Literal["succeeded", "failed"] = "succeeded"
+    status: Literal["succeeded", "failed", "refused"] = "succeeded"
     reason: str | None = None
     message: str | None = None
 
     def __post_init__(self) -> None:
-        if self.status not in ("succeeded", "failed"):
-            raise ValueError(f"outcome status must be 'succeeded' or 'failed', got {self.status!r}")
-        failures = load_contract().task_failures
+        if self.status not in ("succeeded", "failed", "refused"):
+            raise ValueError(f"outcome status must be 'succeeded', 'failed' or 'refused', got {self.status!r}")
+        lifecycle = load_lifecycle()
         if self.status == "failed":
+            failures = [k for k in lifecycle["failure_reasons"] if not k.startswith("$")]
             if self.reason is None:
                 object.__setattr__(self, "reason", "generation_failed")
             elif self.reason not in failures:
                 raise ValueError(f"outcome reason must be one of {sorted(failures)}, got {self.reason!r}")
+        elif self.status == "refused":
+            refusals = [k for k in lifecycle["refusal_reasons"] if not k.startswith("$")]
+            if self.reason not in refusals:
+                raise ValueError(f"a refused outcome's reason must be one of {sorted(refusals)}, got {self.reason!r}")
         elif self.reason is not None or self.message is not None:
             raise ValueError("a succeeded outcome takes no reason or message")
         if self.message is not None and not isinstance(self.message, str):
@@ -164,7 +172,9 @@ class Outcome:
             return cls.succeed()
         if status == "failed":
             return cls.fail(reason or "generation_failed")
-        raise ValueError(f"bad outcome {text!r}: use succeeded, failed or failed:<reason>")
+        if status == "refused":
+            return cls(status="refused", reason=reason or None)
+        raise ValueError(f"bad outcome {text!r}: use succeeded, failed, failed:<reason> or refused:<reason>")
 
     @classmethod
     def succeed(cls) -> Outcome:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from mockserver import media
 from mockserver.contract import ModelContract, Operation, load_contract
-from mockserver.engine import Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.journal import fingerprint
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.http import ApiRequest, ApiResponse
@@ -149,6 +149,9 @@ class GatewayFace:
                 id_format=self.contract.id_format,
                 face=self.name,
             )
+        except CreateRefused as exc:
+            key = self.contract.resolve_error(exc.reason) or "task_failed"
+            return Handled(self.error(key, detail=exc.reason), op, request_json=body, fault=f"outcome:{exc.reason}")
         except OverflowError as exc:
             return Handled(self.error("upstream_unavailable", detail=str(exc)), op, request_json=body)
         payload = {

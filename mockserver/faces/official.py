@@ -1,0 +1,474 @@
+"""Kling's own API (api-singapore.klingai.com and friends): ``/v1/videos/{text2video,image2video}``.
+
+Mirrors the official dialect as restated in the API brief, section 2: HS256 JWTs signed with an
+access/secret key pair (``iss`` = access key; ``exp``/``nbf`` checked on the engine's clock), the
+``{code, message, request_id, data}`` envelope on every answer, numeric-string task ids,
+millisecond timestamps, statuses ``submitted``/``processing``/``succeed``/``failed``, per-account
+external ids and concurrency slots, and callbacks. Every code, status and message comes from
+``contracts/official``; this module decides which catalogue entry applies.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+
+from mockserver import media
+from mockserver.contract import ModelContract, Operation, load_contract
+from mockserver.engine import (
+    CreateRefused,
+    Engine,
+    ExternalIdTaken,
+    FaultPlan,
+    SlotsExhausted,
+    Status,
+    TaskNotFound,
+    TaskView,
+    VideoSpec,
+)
+from mockserver.engine.journal import ContractWarning, fingerprint
+from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.http import ApiRequest, ApiResponse
+from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
+
+MAX_AUTH_HEADER = 4096
+#: verified tokens kept (a client re-signs every request at most; the cache only saves the HMAC)
+_TOKEN_CACHE = 1024
+_JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+class _Claims:
+    __slots__ = ("account", "exp", "nbf")
+
+    def __init__(self, account: str, exp: float | None, nbf: float | None) -> None:
+        self.account, self.exp, self.nbf = account, exp, nbf
+
+
+@register_face("official")
+class OfficialFace:
+    """Answer Kling's own API from an :class:`Engine`.
+
+    ``settings.key_pairs``: access key -> secret key of the accounts whose JWTs are accepted
+    (default: the contract's pair); ``settings.keys``: single API keys accepted as plain Bearer
+    tokens (default: the contract's list). Each access key (or API key) is an account: its tasks,
+    external ids and concurrency slots are its own.
+    """
+
+    name: ClassVar[str] = "official"
+
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        self.settings = settings = settings or FaceSettings()
+        self.contract = contract = load_contract(self.name)
+        auth = contract.index["auth"]
+        self.key_pairs: dict[str, str] = dict(
+            settings.key_pairs if settings.key_pairs is not None else auth["default_key_pairs"]
+        )
+        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth.get("default_keys", ()))
+        self.skew = float(auth["clock_skew_seconds"])
+        self.strict = settings.strict
+        self.slots = settings.slots if settings.slots is not None else int(contract.index["concurrency"]["slots"])
+        self.callback_hosts = frozenset(h.lower() for h in settings.callback_hosts)
+        self.status_names = contract.status_projection
+        self.media_ttl = contract.media_ttl
+        self.scale = contract.timestamp_scale
+        self._failures = contract.task_failures
+        self._tokens: OrderedDict[str, _Claims] = OrderedDict()
+        paging = contract.index["paging"]
+        self._page_num = paging["pageNum"]
+        self._page_size = paging["pageSize"]
+        self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
+        self._media_op = next(op for op in contract.operations.values() if op.verb == "media.get")
+
+    def handlers(self) -> Mapping[str, Handler]:
+        out: dict[str, Handler] = {}
+        for op in self.contract.operations.values():
+            if op.verb == "task.create":
+                out[op.id] = self._create_handler(op)
+            elif op.verb == "task.get":
+                out[op.id] = self._get_handler(op)
+            elif op.verb == "task.list":
+                out[op.id] = self._list_handler(op)
+            elif op.verb == "account.costs":
+                out[op.id] = self._costs_handler(op)
+            elif op.verb == "media.get":
+                out[op.id] = self._media_handler(op)
+            else:  # a contract operation this module has no answer for is a contract error
+                raise ValueError(f"official face: no handler for operation {op.id!r} (verb {op.verb!r})")
+        return out
+
+    def _create_handler(self, op: Operation) -> Handler:
+        return lambda engine, request, params, account: self.create(engine, request, op, account)
+
+    def _get_handler(self, op: Operation) -> Handler:
+        return lambda engine, request, params, account: self.get(engine, request, op, params["task_id"], account)
+
+    def _costs_handler(self, op: Operation) -> Handler:
+        return lambda engine, request, params, account: self.costs(engine, request, op)
+
+    def _media_handler(self, op: Operation) -> Handler:
+        return lambda engine, request, params, account: self.media(engine, request, params["file"], op)
+
+    def _list_handler(self, op: Operation) -> Handler:
+        return lambda engine, request, params, account: self.list(engine, request, op, account)
+
+    # -- the envelope ------------------------------------------------------------------------
+
+    def _envelope(self, engine: Engine | None, data: Any) -> dict[str, Any]:
+        return {
+            "code": 0,
+            "message": "SUCCEED",
+            "request_id": engine.new_request_id() if engine is not None else _NO_ENGINE_ID,
+            "data": data,
+        }
+
+    def ok(self, engine: Engine, data: Any) -> ApiResponse:
+        return ApiResponse.json(200, self._envelope(engine, data))
+
+    def error(
+        self,
+        key: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        engine: Engine | None = None,
+        **values: object,
+    ) -> ApiResponse:
+        """The catalogued error ``key`` in Kling's envelope (``data`` null). Kling sends no
+        Retry-After (api-brief 2.6); an injected plan's ``retry_after`` adds one anyway."""
+        spec = self.contract.errors[key]
+        body = {
+            "code": spec.code,
+            "message": spec.render_message(param=param, **values),
+            "request_id": engine.new_request_id() if engine is not None else _NO_ENGINE_ID,
+            "data": None,
+        }
+        extra = list(headers)
+        wait = retry_after if retry_after is not None else spec.retry_after
+        if spec.http_status == 429 and wait is not None:
+            extra.append(("retry-after", str(math.ceil(wait))))
+        return ApiResponse.json(spec.http_status, body, extra)
+
+    def violation(self, found: Violation, engine: Engine) -> ApiResponse:
+        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule, engine=engine)
+
+    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
+        if plan.error is None:
+            return None
+        key = self.contract.resolve_error(plan.error)
+        if key is None:  # the service's fault check refuses such plans when they are armed
+            return None
+        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def authenticate(self, request: ApiRequest, engine: Engine) -> str | Refused:
+        """The account a request acts for: a JWT's access key, or a single API key."""
+        values = request.header_values("authorization")
+        if not values or not values[0].strip():
+            return self._refuse("missing_api_key", "auth.header", engine)
+        if len(values) > 1:
+            return self._refuse("invalid_api_key", "auth.header", engine, detail="more than one Authorization header")
+        value = values[0]
+        if len(value) > MAX_AUTH_HEADER:
+            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
+            return self._refuse("invalid_api_key", "auth.header", engine, detail=detail)
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self._refuse("invalid_api_key", "auth.header", engine, detail="use Authorization: Bearer <JWT>")
+        if not _JWT_SHAPE.fullmatch(token):
+            # Decision (release notes mention single API keys; no doc copy describes them): a
+            # token that is not a JWT is looked up in the configured key list.
+            if "*" in self.keys or token in self.keys:
+                return "key:" + token
+            return self._refuse(
+                "auth_invalid", "auth.api_key", engine, detail=f"key {fingerprint(token)} is not accepted"
+            )
+        claims = self._tokens.get(token)
+        if claims is None:
+            found = self._verify(token, engine)
+            if isinstance(found, Refused):
+                return found
+            claims = found
+            self._tokens[token] = claims
+            if len(self._tokens) > _TOKEN_CACHE:
+                self._tokens.popitem(last=False)
+        now = engine.clock.now()
+        # exp and nbf are checked on the engine's clock on every use, cached or not, so a test
+        # expires a token by advancing the clock.
+        if claims.nbf is not None and now + self.skew < claims.nbf:
+            return self._refuse(
+                "token_not_yet_valid", "auth.nbf", engine, detail=f"nbf is {claims.nbf - now:.0f} s ahead"
+            )
+        if claims.exp is not None and now - self.skew >= claims.exp:
+            return self._refuse("token_expired", "auth.exp", engine, detail=f"expired {now - claims.exp:.0f} s ago")
+        return claims.account
+
+    def _verify(self, token: str, engine: Engine) -> _Claims | Refused:
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            return self._refuse("invalid_api_key", "auth.jwt", engine, detail=f"not a JWT ({_plain(exc)})")
+        if header.get("alg") != "HS256":
+            return self._refuse(
+                "auth_invalid", "auth.jwt", engine, detail=f"alg must be HS256, got {header.get('alg')!r}"
+            )
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer not in self.key_pairs:
+            shown = fingerprint(issuer) if isinstance(issuer, str) else repr(issuer)[:40]
+            return self._refuse("auth_failed", "auth.iss", engine, detail=f"iss {shown} is not a known access key")
+        try:
+            # exp/nbf are checked by the caller on the engine's clock, not on the wall clock.
+            claims = jwt.decode(
+                token,
+                self.key_pairs[issuer],
+                algorithms=["HS256"],
+                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+            )
+        except jwt.PyJWTError as exc:
+            return self._refuse("auth_failed", "auth.signature", engine, detail=_plain(exc))
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        for name, value in (("exp", exp), ("nbf", nbf)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                return self._refuse("invalid_api_key", "auth.jwt", engine, detail=f"{name} must be a number")
+        if exp is None:
+            return self._refuse("invalid_api_key", "auth.exp", engine, detail="the token has no exp claim")
+        return _Claims("ak:" + issuer, float(exp), None if nbf is None else float(nbf))
+
+    def _refuse(self, key: str, rule: str, engine: Engine, *, detail: str = "") -> Refused:
+        return Refused(self.error(key, detail=detail, engine=engine), rule)
+
+    # -- operations --------------------------------------------------------------------------
+
+    def create(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
+        body = parse_json_body(self.contract, request.header("content-type"), request.body)
+        if isinstance(body, Violation):
+            return Handled(self.violation(body, engine), op.id, rule=body.rule, param=body.param)
+        result = validate_create(self.contract, body, strict=self.strict, mode=op.kind)
+        if isinstance(result, Violation):
+            return Handled(
+                self.violation(result, engine), op.id, request_json=body, rule=result.rule, param=result.param
+            )
+        warnings = list(result.warnings)
+        accepted = result.body
+        callback = accepted.get("callback_url")
+        if isinstance(callback, str) and callback and not self._callback_allowed(callback):
+            warnings.append(
+                ContractWarning(
+                    self.contract.request_rule("callback_host"),
+                    "callback_url",
+                    f"callbacks go only to allow-listed hosts ({', '.join(sorted(self.callback_hosts))}); "
+                    f"{urlsplit(callback).hostname or callback[:80]!r} will get none",
+                )
+            )
+            callback = None
+        external = accepted.get("external_task_id")
+        video = video_for(result.model, accepted, result.images.get("image") or result.images.get("image_tail"))
+        try:
+            task = engine.create_task(
+                model=result.model.name,
+                kind=result.mode,
+                request=accepted,
+                video=video,
+                id_format=self.contract.id_format,
+                face=self.name,
+                account=account,
+                external_id=external if isinstance(external, str) and external else None,
+                slots=self.slots,
+                callback_url=callback if isinstance(callback, str) and callback else None,
+            )
+        except ExternalIdTaken as exc:
+            response = self.error(
+                "duplicate_external_task_id", param="external_task_id", detail=repr(exc.external_id[:80]), engine=engine
+            )
+            rule = self.contract.request_rule("external_id_unique")
+            return Handled(response, op.id, request_json=body, rule=rule, param="external_task_id")
+        except SlotsExhausted as exc:
+            response = self.error("concurrency_exceeded", detail=str(exc), engine=engine)
+            return Handled(response, op.id, request_json=body, rule=self.contract.request_rule("slots"))
+        except CreateRefused as exc:
+            key = self.contract.resolve_error(exc.reason) or "content_safety"
+            return Handled(
+                self.error(key, detail=exc.reason, engine=engine),
+                op.id,
+                request_json=body,
+                fault=f"outcome:{exc.reason}",
+            )
+        except OverflowError as exc:
+            return Handled(self.error("upstream_unavailable", detail=str(exc), engine=engine), op.id, request_json=body)
+        data = {
+            "task_id": task.id,
+            "task_info": self._task_info(task),
+            "task_status": self.status_names[task.status.value],
+            "created_at": self._ms(task.created_at),
+            "updated_at": self._ms(task.updated_at),
+        }
+        return Handled(self.ok(engine, data), op.id, task.id, body, tuple(warnings))
+
+    def get(self, engine: Engine, request: ApiRequest, op: Operation, task_id: str, account: str) -> Handled:
+        try:
+            # A task is found on either kind's path (api-brief 2.2: one app polls every task on
+            # the text2video path), by its id or by the account's external_task_id.
+            task = engine.poll_task(task_id, account=account, external=True)
+        except TaskNotFound:
+            return self._not_found(engine, op, task_id)
+        return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
+
+    def list(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
+        query = parse_qs(request.query, keep_blank_values=True)
+        external = query.get("external_task_id", [None])[0]
+        if external is not None:
+            # Seen in public clients: a lookup by external id on the list path answers one task.
+            try:
+                task = engine.poll_task(external, account=account, external=True)
+            except TaskNotFound:
+                return self._not_found(engine, op, external)
+            return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
+        numbers: dict[str, int] = {}
+        for name, spec in (("pageNum", self._page_num), ("pageSize", self._page_size)):
+            raw = query.get(name, [None])[0]
+            if raw is None or raw == "":
+                numbers[name] = int(spec["default"])
+                continue
+            if not raw.isdigit() or not int(spec["minimum"]) <= int(raw) <= int(spec["maximum"]):
+                detail = f"must be an integer from {spec['minimum']} to {spec['maximum']}, got {raw[:20]!r}"
+                response = self.error(
+                    "invalid_parameter", param=name, detail=detail, rule=f"query.{name}", engine=engine
+                )
+                return Handled(response, op.id, rule=f"query.{name}", param=name)
+            numbers[name] = int(raw)
+        size = numbers["pageSize"]
+        tasks = engine.list_tasks(account=account, kind=op.kind, offset=(numbers["pageNum"] - 1) * size, limit=size)
+        return Handled(self.ok(engine, [self.project(t, request.base_url) for t in tasks]), op.id)
+
+    def costs(self, engine: Engine, request: ApiRequest, op: Operation) -> Handled:
+        """``GET /account/costs``: one SDK checks its key with it at start-up; the fake's
+        accounts have an unlimited resource pack (decision)."""
+        spec = self.contract.index["account_costs"]
+        query = parse_qs(request.query)
+        now = self._ms(engine.clock.now())
+        start = query.get("start_time", [str(now)])[0]
+        end = query.get("end_time", [str(now)])[0]
+        data = {
+            "code": 0,
+            "msg": "",
+            "resource_pack_subscribe_infos": [
+                {**pack, "effective_time": _int_or(start, now), "invalid_time": _int_or(end, now) + 30 * 86_400_000}
+                for pack in spec["packs"]
+            ],
+        }
+        return Handled(self.ok(engine, data), op.id)
+
+    def _not_found(self, engine: Engine, op: Operation, task_id: str) -> Handled:
+        response = self.error("task_not_exist", param="task_id", task_id=repr(task_id[:80]), engine=engine)
+        return Handled(response, op.id, rule=self.contract.request_rule("task_exists"), param="task_id")
+
+    def media(self, engine: Engine, request: ApiRequest, file: str, op: Operation) -> Handled:
+        found = self._media_file.fullmatch(file)
+        task = engine.find_task(found.group("task_id")) if found else None
+        if task is None or task.status is not Status.SUCCEEDED:
+            return Handled(self.error("media_not_found", detail=repr(file[:80])), op.id, task.id if task else None)
+        assert task.finished_at is not None
+        if engine.clock.now() > task.finished_at + self.media_ttl:
+            return Handled(self.error("link_expired", detail=repr(file)), op.id, task.id)
+        video = task.video
+        data = media.mp4_bytes(video.duration, video.width, video.height)
+        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
+        if served.status == 416:
+            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
+            return Handled(self.error("range_not_satisfiable", headers=content_range), op.id, task.id)
+        return Handled(ApiResponse(served.status, served.headers, served.body), op.id, task.id)
+
+    # -- projection --------------------------------------------------------------------------
+
+    def _ms(self, seconds: float) -> int:
+        return int(seconds * self.scale)
+
+    def _task_info(self, task: TaskView) -> dict[str, Any]:
+        # Always an object (api-brief 2.5: one client requires it), with the caller's id if any.
+        return {"external_task_id": task.external_id} if task.external_id is not None else {}
+
+    def media_url(self, task: TaskView, base_url: str, *, watermark: bool = False) -> str:
+        # Decision: the watermarked copy is the same MP4 (the fake draws no mark); its own URL
+        # lets a client prove it downloads the one it asked for.
+        url = base_url + self._media_op.path.replace("{file}", f"{task.id}.mp4")
+        return url + "?watermark=1" if watermark else url
+
+    def project(self, task: TaskView, base_url: str) -> dict[str, Any]:
+        """A task as Kling's task object (the ``data`` of a query, an item of a list)."""
+        done = task.status is Status.SUCCEEDED
+        failed = task.status is Status.FAILED
+        request = task.request
+        marks = request.get("watermark_info")
+        watermark = isinstance(marks, Mapping) and marks.get("enabled") is True
+        message = ""
+        if failed:
+            reason = self._failures[task.outcome.reason or "generation_failed"]
+            message = task.outcome.message or str(reason["task_status_msg"])
+        videos = []
+        if done:
+            video: dict[str, Any] = {
+                "id": f"{task.id}-0",
+                "url": self.media_url(task, base_url),
+                "duration": f"{task.video.duration:.1f}",
+            }
+            if watermark:
+                video["watermark_url"] = self.media_url(task, base_url, watermark=True)
+            videos.append(video)
+        return {
+            "task_id": task.id,
+            "task_status": self.status_names[task.status.value],
+            "task_status_msg": message,
+            "task_info": self._task_info(task),
+            "task_result": {"videos": videos},
+            "watermark_info": {"enabled": watermark},
+            "final_unit_deduction": self._units(request, task) if done else "0",
+            "created_at": self._ms(task.created_at),
+            "updated_at": self._ms(task.updated_at),
+        }
+
+    def _units(self, request: Mapping[str, Any], task: TaskView) -> str:
+        table = self.contract.index["final_unit_deduction"]
+        return str(table.get(f"{request.get('mode', 'std')}:{task.video.duration}", table["default"]))
+
+    def callback_body(self, task: TaskView, base_url: str) -> Any:
+        """The task object with no envelope (api-brief 2.7)."""
+        return self.project(task, base_url)
+
+    def _callback_allowed(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in self.callback_hosts
+
+
+_NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _plain(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__)[:200]
+
+
+def _int_or(value: str, default: int) -> int:
+    return int(value) if value.isdigit() and len(value) < 16 else default
+
+
+def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | None) -> VideoSpec:
+    """The video an accepted request produces, from the model's ``output`` table: the mode's
+    frame size, for the requested aspect ratio (text) or the one nearest the image (image)."""
+    output = model.output
+    sizes = output["frame_sizes"][str(body.get("mode", "std"))]
+    aspect = str(body.get("aspect_ratio") or output["text2video_aspect"])
+    if image is not None and image.width and image.height:
+        ratio = math.log(image.width / image.height)
+        aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
+    elif aspect not in sizes:
+        aspect = str(output["text2video_aspect"])
+    width, height = sizes[aspect]
+    return VideoSpec(duration=int(float(body.get("duration", 5))), width=width, height=height, fps=int(output["fps"]))
