@@ -49,7 +49,10 @@ from mockserver import (
     TaskView,
     VirtualClock,
 )
+from mockserver.callbacks import deliver_due
+from mockserver.engine import Delivery
 from mockserver.engine.journal import ContractWarning
+from mockserver.faces import Mount
 
 if TYPE_CHECKING:
     from kling_testkit.transports import KlingTransport
@@ -160,6 +163,10 @@ def build_service(
     clock: Clock | None,
     journal_limit: int,
     admin_token: str | None = None,
+    faces: Sequence[str | Mount] | None = None,
+    key_pairs: Mapping[str, str] | None = None,
+    slots: int | None = None,
+    callback_hosts: Sequence[str] | None = None,
 ) -> Service:
     """The engine and service behind every door of the kit, from the options they share."""
     engine = Engine(
@@ -169,7 +176,16 @@ def build_service(
         outcome=as_outcome(outcome) if outcome is not None else None,
         journal_limit=journal_limit,
     )
-    return Service(engine, keys=keys, strict=strict, admin_token=admin_token)
+    return Service(
+        engine,
+        faces=faces,
+        keys=keys,
+        key_pairs=key_pairs,
+        strict=strict,
+        slots=slots,
+        callback_hosts=callback_hosts,
+        admin_token=admin_token,
+    )
 
 
 class EngineControls:
@@ -217,8 +233,21 @@ class EngineControls:
         self.engine.reset()
 
     def advance_clock(self, seconds: float) -> float:
-        """Move the virtual clock forward (admin ``POST /clock/advance``); returns the new time."""
-        return self.engine.advance_clock(seconds)
+        """Move the virtual clock forward (admin ``POST /clock/advance``); returns the new time.
+        Callbacks that fall due on the way are delivered."""
+        now = self.engine.advance_clock(seconds)
+        self.deliver_callbacks()
+        return now
+
+    def deliveries(self) -> list[Delivery]:
+        """Every callback the engine queued, oldest first, with each attempt's result (admin
+        ``GET /callbacks``)."""
+        return self.engine.deliveries()
+
+    def deliver_callbacks(self) -> list[Delivery]:
+        """Send the callbacks that are due now; returns them (doors call this themselves after
+        every request and clock move)."""
+        return []
 
     def set_progression(self, progression: Progression | str, task_id: str | None = None) -> None:
         """The default progression, or one task's (``"polls:2"``, ``Progression.manual()``...)."""
@@ -397,6 +426,9 @@ class KlingMock(EngineControls):
         clock: Clock | None = None,
         journal_limit: int = 10_000,
         assert_all_mocked: bool = False,
+        faces: Sequence[str | Mount] | None = None,
+        key_pairs: Mapping[str, str] | None = None,
+        slots: int | None = None,
     ) -> None:
         self.service = build_service(
             progression=progression,
@@ -406,6 +438,11 @@ class KlingMock(EngineControls):
             seed=seed,
             clock=clock,
             journal_limit=journal_limit,
+            faces=faces,
+            key_pairs=key_pairs,
+            slots=slots,
+            # in-process, a callback goes through the router, never to the network: any host
+            callback_hosts=["*"],
         )
         self.engine = self.service.engine
         if base_urls is None:
@@ -515,6 +552,31 @@ class KlingMock(EngineControls):
         # debugger or a log line must not change state); the store's size is the count wanted.
         return f"<KlingMock {', '.join(self.base_urls)} tasks={len(self.engine._tasks)}>"
 
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def deliver_callbacks(self) -> list[Delivery]:
+        """Send due callbacks through this mock's respx router: a test's own route for the
+        callback URL receives the POST (``api.router.post(url).respond(200)``); a URL no route
+        matches is recorded as undelivered and never reaches the network."""
+        self.service.public_base_url = self.base_url
+        return deliver_due(self.service, self._send_callback, base_url=self.base_url)
+
+    def _send_callback(self, url: str, body: bytes) -> int | str:
+        request = httpx.Request("POST", url, content=body, headers={"content-type": "application/json"})
+        router = self.router
+        try:
+            resolved = router.resolve(request)
+        except Exception as exc:  # a user's side effect raised: that is the receiver failing
+            return f"error: {type(exc).__name__}: {str(exc)[:200]}"
+        route = resolved.route
+        if (
+            route is None
+            or route.name in ("kling", "pass_through")
+            or not isinstance(resolved.response, httpx.Response)
+        ):
+            return f"no route in the mock's router for POST {url[:200]}"
+        return resolved.response.status_code
+
     # -- the door ----------------------------------------------------------------------------
 
     def _api_request(self, request: httpx.Request) -> ApiRequest:
@@ -607,6 +669,8 @@ class KlingMock(EngineControls):
     ) -> httpx.Response | Awaitable[httpx.Response]:
         answer = self.service.handle(api_request)
         response = _to_httpx(answer, request)
+        if self.engine.has_open_deliveries():
+            self.deliver_callbacks()
         if answer.delay:
             if in_async:
                 return self._after(route, request, answer.delay, response)

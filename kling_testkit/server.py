@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -31,8 +31,10 @@ import uvicorn
 from kling_testkit._mock import EngineControls, as_outcome, as_progression, build_service
 from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
 from mockserver.app import create_app
-from mockserver.engine import Journal, JournalEntry, TaskView
+from mockserver.callbacks import CallbackWorker
+from mockserver.engine import Delivery, Journal, JournalEntry, TaskView
 from mockserver.engine.journal import ContractWarning
+from mockserver.faces import Mount
 from mockserver.serve import bind
 
 __all__ = ["AdminClient", "LiveServer", "ServerError"]
@@ -134,6 +136,11 @@ class LiveServer(EngineControls):
         clock: Clock | None = None,
         journal_limit: int = 10_000,
         admin_token: str | None = None,
+        faces: Sequence[str | Mount] | None = None,
+        key_pairs: Mapping[str, str] | None = None,
+        slots: int | None = None,
+        callback_hosts: Sequence[str] | None = None,
+        tls: bool = False,
     ) -> None:
         self._progression = as_progression(progression) if progression is not None else Progression()
         self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
@@ -146,7 +153,15 @@ class LiveServer(EngineControls):
             clock=clock,
             journal_limit=journal_limit,
             admin_token=admin_token,
+            faces=faces,
+            key_pairs=key_pairs,
+            slots=slots,
+            callback_hosts=callback_hosts,
         )
+        self.tls = tls
+        #: the CA bundle clients must trust when ``tls=True`` (set by :meth:`start`)
+        self.ca_bundle: str | None = None
+        self._callbacks: CallbackWorker | None = None
         self.engine = self.service.engine
         self.host = host
         self.port = port
@@ -166,7 +181,15 @@ class LiveServer(EngineControls):
         host, port = sock.getsockname()[:2]
         self.port = port
         shown = f"[{host}]" if ":" in host else host
-        self.base_url = f"http://{shown}:{port}"
+        tls: dict[str, Any] = {}
+        if self.tls:
+            from mockserver.tls import make_tls
+
+            files = make_tls([self.host])
+            self.ca_bundle = str(files.ca_bundle)
+            tls = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
+        self.base_url = f"{'https' if self.tls else 'http'}://{shown}:{port}"
+        self.service.public_base_url = self.base_url
         config = uvicorn.Config(
             _CapturingApp(create_app(self.service), self._errors),
             # No log_config: uvicorn would re-run logging.dictConfig over the test process's own
@@ -177,6 +200,7 @@ class LiveServer(EngineControls):
             lifespan="off",
             server_header=False,
             date_header=False,
+            **tls,
         )
         server = _Server(config)
         self._server = server
@@ -197,12 +221,16 @@ class LiveServer(EngineControls):
             self.stop()
             self.check()
             raise ServerError(f"the live server on {self.base_url} did not start")
+        self._callbacks = CallbackWorker(self.service).start()
         return self
 
     def stop(self) -> None:
         """Stop the server and join its thread (fast: no graceful pause)."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
+        if self._callbacks is not None:
+            self._callbacks.stop()
+            self._callbacks = None
         if server is not None:
             server.request_exit()
         if thread is not None:
@@ -275,6 +303,10 @@ class LiveServer(EngineControls):
     def advance_clock(self, seconds: float) -> float:
         self.check()
         return super().advance_clock(seconds)
+
+    def deliver_callbacks(self) -> list[Delivery]:
+        """Send due callbacks now over HTTP (a worker thread also does so every 0.2 s)."""
+        return list(self._callbacks.run_once()) if self._callbacks is not None else []
 
     def set_progression(self, progression: Progression | str, task_id: str | None = None) -> None:
         self.check()

@@ -55,7 +55,8 @@ class ServiceAdapter:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websockets are not part of the API
             return
-        read = await _read_body(scope, receive, self.service.max_body_bytes)
+        # The limit of the face that will answer (routes are known from method and path alone).
+        read = await _read_body(scope, receive, self.service.body_limit(scope["method"], scope["path"]))
         if read is None:
             return
         body, oversize = read

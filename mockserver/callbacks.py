@@ -50,7 +50,7 @@ def deliver_due(service: Service, send: Send, *, base_url: str | None = None) ->
         link_base = base_url or service.public_base_url or (face.contract.base_urls or ("http://127.0.0.1",))[0]
         body = face.callback_body(_as_of(task, item), link_base)
         hosts = face.settings.callback_hosts
-        if (urlsplit(item.url).hostname or "").lower() not in {h.lower() for h in hosts}:
+        if "*" not in hosts and (urlsplit(item.url).hostname or "").lower() not in {h.lower() for h in hosts}:
             result: int | str = f"refused: host not in the callback allow-list ({', '.join(hosts)})"
             done.append(engine.record_attempt(item.seq, result, delivered=False, retry_in=None))
             continue
@@ -101,6 +101,9 @@ class CallbackWorker:
         self.send = send or http_send()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The worker and a test thread (after a clock advance) may both flush: one at a time,
+        # so no delivery is sent twice.
+        self._lock = threading.Lock()
 
     def start(self) -> CallbackWorker:
         if self._thread is None:
@@ -114,8 +117,9 @@ class CallbackWorker:
 
     def run_once(self) -> Sequence[Delivery]:
         """One pass: tick the engine, deliver what is due."""
-        self.service.engine.tick()
-        return deliver_due(self.service, self.send)
+        with self._lock:
+            self.service.engine.tick()
+            return deliver_due(self.service, self.send)
 
     def stop(self) -> None:
         self._stop.set()

@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_key_pair,
         metavar="AK:SK",
         help="access key and secret key whose HS256 JWTs Kling's own API face accepts "
-        "(repeatable; default ak-test:sk-test-secret)",
+        "(repeatable; default ak-test:sk-test-secret-key-for-kling-testkit)",
     )
     parser.add_argument(
         "--slots", type=int, default=None, help="concurrent unfinished tasks per account (default: the contract's)"

@@ -50,6 +50,9 @@ class _Route:
     operation: Operation
     handler: Handler
     methods: tuple[str, ...]
+    #: the face whose auth guards this route (the face itself, or another for a prefix mount
+    #: that a contract says is authenticated differently)
+    guard: Face
 
 
 def _static_head(template: str) -> str:
@@ -112,8 +115,13 @@ class Service:
             mounts: list[Mount] = []
             for name in face_names():
                 mounts.append(Mount(name))
-                prefixes = make_face(name).contract.index.get("mount_prefixes", [])
-                mounts.extend(Mount(name, prefix=str(p["prefix"] if isinstance(p, Mapping) else p)) for p in prefixes)
+                # A contract may list prefixes it is also served under (Kling's native routes
+                # under /kling on a gateway), each optionally authenticated as another face.
+                for entry in make_face(name).contract.index.get("mounts", []):
+                    if entry.get("prefix") and entry.get("default", True):
+                        mounts.append(
+                            Mount(name, prefix=str(entry["prefix"]), options={"auth": entry.get("auth", name)})
+                        )
             return tuple(mounts)
         out = tuple(Mount(f) if isinstance(f, str) else f for f in faces)
         if not out:
@@ -154,18 +162,23 @@ class Service:
         self.settings = base
         mounted: list[tuple[Mount, Face]] = []
         built: dict[tuple[str, FaceSettings], Face] = {}
-        for mount in self._mounts:
-            settings = mount.settings or base
-            face = built.get((mount.face, settings))
+
+        def face_of(name: str, settings: FaceSettings) -> Face:
+            face = built.get((name, settings))
             if face is None:
-                face = built[(mount.face, settings)] = make_face(mount.face, settings)
-            mounted.append((mount, face))
+                face = built[(name, settings)] = make_face(name, settings)
+            return face
+
+        for mount in self._mounts:
+            mounted.append((mount, face_of(mount.face, mount.settings or base)))
         routes = []
         for mount, face in mounted:
             handlers = face.handlers()
+            auth_name = str(mount.options.get("auth", face.name))
+            guard = face if auth_name == face.name else face_of(auth_name, mount.settings or base)
             for op in face.contract.operations.values():
                 methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
-                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods))
+                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods, guard))
         self._routes: tuple[_Route, ...] = tuple(routes)
         self._mounted = tuple(mounted)
         #: the faces by name (the first mount of each)
@@ -175,6 +188,7 @@ class Service:
         #: the first mounted face: it renders the errors of requests no face claims
         self.face: Face = mounted[0][1]
         self.contract = self.face.contract
+        #: the largest body any mounted face accepts (each route applies its own face's limit)
         self.max_body_bytes = max(f.contract.max_body_bytes for f in self.faces.values())
         self.engine.max_json_depth = min(f.contract.max_json_depth for f in self.faces.values())
         self._openapi = None
@@ -183,7 +197,7 @@ class Service:
     def callback_retries(face: Face) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed callback (the face's contract)."""
         spec = face.contract.index.get("callbacks", {})
-        return tuple(float(s) for s in spec.get("retry_seconds", ()))
+        return tuple(float(s) for s in spec.get("retry_delays_seconds", ()))
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -249,15 +263,25 @@ class Service:
             pairs.append(("content-type", "application/json"))
         return self.handle(ApiRequest.build(method, base_url + path, pairs, body))
 
+    def body_limit(self, method: str, path: str) -> int:
+        """The body size the face answering ``method path`` accepts (its contract's limit)."""
+        if path.startswith(_ADMIN_PREFIX):
+            return self.face.contract.max_body_bytes
+        found = self.match(method, path)
+        face = found[0] if found is not None else self._fallback(path, "")
+        return face.contract.max_body_bytes
+
     def face_for(self, request: ApiRequest) -> Face:
         """The face that renders an answer no route claims: the mount whose prefix and paths
         share most with the request (a host a face's contract names wins), else the first."""
-        host = request.host.split("/", 1)[0]
+        return self._fallback(request.path, request.host.split("/", 1)[0])
+
+    def _fallback(self, path: str, host: str) -> Face:
         best, best_score = self.face, (-1, -1, -1)
         for mount, face in self._mounted:
-            if mount.prefix and not request.path.startswith(mount.prefix + "/"):
+            if mount.prefix and not path.startswith(mount.prefix + "/"):
                 continue
-            rest = request.path[len(mount.prefix) :]
+            rest = path[len(mount.prefix) :]
             own_host = any(urlsplit(url).netloc == host for url in face.contract.base_urls)
             shared = max((_common(rest, _static_head(op.path)) for op in face.contract.operations.values()), default=0)
             score = (len(mount.prefix), int(own_host), shared)
@@ -289,7 +313,7 @@ class Service:
     def _route(self, request: ApiRequest) -> tuple[Handled, Face]:
         allowed: list[str] = []
         path = request.path
-        oversize = request.oversize or len(request.body) > self.max_body_bytes
+        size = len(request.body)
         for route in self._routes:
             if route.prefix:
                 if not path.startswith(route.prefix + "/"):
@@ -302,10 +326,12 @@ class Service:
             if request.method not in route.methods:
                 allowed.extend(m for m in route.methods if m not in allowed)
                 continue
-            return self._call(route, request, params, oversize), route.face
+            limit = route.face.contract.max_body_bytes
+            return self._call(route, request, params, request.oversize or size > limit), route.face
         face = self.face_for(request)
-        if oversize:
-            return Handled(face.error("body_too_large", detail=str(self.max_body_bytes)), None), face
+        limit = face.contract.max_body_bytes
+        if request.oversize or size > limit:
+            return Handled(face.error("body_too_large", detail=str(limit)), None), face
         if allowed:
             detail = f"{request.method} not allowed on {request.path[:200]}; allowed: {', '.join(allowed)}"
             response = face.error("method_not_allowed", detail=detail, headers=(("allow", ", ".join(allowed)),))
@@ -315,11 +341,17 @@ class Service:
     def _call(self, route: _Route, request: ApiRequest, params: dict[str, str], oversize: bool) -> Handled:
         face, op = route.face, route.operation
         if oversize:
-            return Handled(face.error("body_too_large", detail=str(self.max_body_bytes)), op.id)
+            return Handled(face.error("body_too_large", detail=str(face.contract.max_body_bytes)), op.id)
         account = ""
         if op.auth:
-            found = face.authenticate(request, self.engine)
+            found = route.guard.authenticate(request, self.engine)
             if isinstance(found, Refused):
+                if route.guard is not face:  # refused in the guard's words, answered in this face's
+                    status = found.response.status
+                    key = next(
+                        (k for k, e in face.contract.errors.items() if e.http_status == status), "invalid_api_key"
+                    )
+                    return Handled(face.error(key, detail="the key is not accepted"), op.id, rule=found.rule)
                 return Handled(found.response, op.id, rule=found.rule, param=found.param)
             account = found
         plan = self.engine.take_fault(op.id, op.verb)
@@ -344,8 +376,9 @@ class Service:
                 self.admin_token.encode("utf-8", "surrogatepass"),
             ):
                 return face.error("admin_forbidden")
-        if request.oversize or len(request.body) > self.max_body_bytes:
-            return face.error("body_too_large", detail=str(self.max_body_bytes))
+        limit = face.contract.max_body_bytes
+        if request.oversize or len(request.body) > limit:
+            return face.error("body_too_large", detail=str(limit))
         return admin.dispatch(self.engine, request, face.error)
 
     def _record(self, request: ApiRequest, handled: Handled, face: Face) -> None:

@@ -107,6 +107,15 @@ class Rule:
     spec: Mapping[str, Any]
     #: compiled (when, then) validators of a ``requires`` rule
     compiled: tuple[Any, Any] | None = field(default=None, repr=False, compare=False)
+    #: the modes the rule applies to (None: every mode)
+    modes: tuple[str, ...] | None = None
+    #: a match is reported as a contract warning, never refused
+    warning: bool = False
+    #: compiled ``when`` of a ``sum_equals`` rule that applies only to some bodies
+    applies: Any = field(default=None, repr=False, compare=False)
+
+    def applies_to(self, mode: str) -> bool:
+        return self.modes is None or mode in self.modes
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +129,23 @@ class IdFormat:
     prefix: str = "task_"
     length: int = 32
     alphabet: str = string.ascii_letters + string.digits
+    #: the first character's alphabet when it differs (Kling's numeric ids never start with 0)
+    first_alphabet: str | None = None
 
     @property
     def pattern(self) -> str:
         """A regular expression matching exactly these ids (no anchors)."""
+        if self.first_alphabet:
+            return (
+                re.escape(self.prefix)
+                + "["
+                + re.escape(self.first_alphabet)
+                + "]["
+                + re.escape(self.alphabet)
+                + "]{"
+                + str(self.length - 1)
+                + "}"
+            )
         return re.escape(self.prefix) + "[" + re.escape(self.alphabet) + "]{" + str(self.length) + "}"
 
 
@@ -182,7 +204,8 @@ class Operation:
 
     ``verb`` is the face-neutral action it implements (``task.create``, ``task.get``,
     ``task.list``, ``media.get``...): fault plans and the kit's generic layers use it, so they
-    never name a face's operation. ``kind`` is the generation mode a path serves, if any.
+    never name a face's operation. ``kind`` is the generation mode a path serves, if any (the
+    operation's ``mode`` in ``index.json``).
     """
 
     id: str
@@ -270,6 +293,7 @@ class Contract:
             prefix=str(spec.get("prefix", "")),
             length=int(spec["length"]),
             alphabet=str(spec.get("alphabet", string.ascii_letters + string.digits)),
+            first_alphabet=spec.get("first_alphabet"),
         )
 
     @functools.cached_property
@@ -362,13 +386,13 @@ def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule
     seen: set[str] = set()
     for raw in data["rules"]:
         where = f"{path} rule {raw.get('id')!r}"
-        for key in ("id", "param", "error", "kind", "message", "source"):
+        for key in ("id", "param", "kind", "message", "source", *(() if raw.get("warning") else ("error",))):
             if key not in raw:
                 raise ContractError(f"{where}: missing {key!r}")
         if raw["id"] in seen:
             raise ContractError(f"{where}: duplicate id")
         seen.add(raw["id"])
-        if raw["error"] not in errors and not raw.get("warning"):
+        if not raw.get("warning") and raw["error"] not in errors:
             raise ContractError(f"{where}: unknown error {raw['error']!r}")
         if raw["kind"] not in {"requires", "sum_equals", "image"}:
             raise ContractError(f"{where}: unknown kind {raw['kind']!r}")
@@ -379,7 +403,7 @@ def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule
             Rule(
                 id=raw["id"],
                 param=raw["param"],
-                error=raw["error"],
+                error=raw.get("error", ""),
                 kind=raw["kind"],
                 message=raw["message"],
                 source=raw["source"],
@@ -393,6 +417,9 @@ def _load_rules(path: Path, errors: Mapping[str, ErrorSpec]) -> tuple[tuple[Rule
                     if raw["kind"] == "requires"
                     else None
                 ),
+                modes=tuple(raw["modes"]) if "modes" in raw else None,
+                warning=bool(raw.get("warning", False)),
+                applies=compile_schema(raw["when"]) if raw["kind"] == "sum_equals" and "when" in raw else None,
             )
         )
     return tuple(rules), data
@@ -454,7 +481,7 @@ def _load(face: str, root: Path) -> Contract:
         key: ErrorSpec(
             key=key,
             http_status=int(row["http_status"]),
-            type=row["type"],
+            type=row.get("type", ""),
             code=row["code"],
             message=row["message"],
             retry_after=row.get("retry_after"),
@@ -487,7 +514,7 @@ def _load(face: str, root: Path) -> Contract:
             pattern=_template_regex(raw["path"]),
             spec=raw,
             verb=raw.get("verb", op_id),
-            kind=raw.get("kind"),
+            kind=raw.get("mode"),
         )
     statuses = set(lifecycle["statuses"])
     projection = {k for k in index["status_projection"] if k != "source"}

@@ -279,6 +279,7 @@ class Engine:
         self._active: dict[str, list[str]] = {}
         self._outbox: list[Delivery] = []
         self._delivery_seq = 0
+        self._open_deliveries = 0
         # Request ids draw from their own seeded stream: answers are reproducible (the parity
         # suite compares doors byte for byte) and ids never shift the task ids that follow.
         self._request_rng = random.Random(self._seed)
@@ -312,7 +313,10 @@ class Engine:
         while True:
             # One randbytes() mapped through a 256-entry table: ~20x cheaper than choices() per
             # character, still seeded (reproducible ids for parity runs).
-            candidate = fmt.prefix + self._rng.randbytes(fmt.length).translate(table).decode("ascii")
+            raw = self._rng.randbytes(fmt.length).translate(table).decode("ascii")
+            if fmt.first_alphabet:
+                raw = fmt.first_alphabet[ord(raw[0]) % len(fmt.first_alphabet)] + raw[1:]
+            candidate = fmt.prefix + raw
             if candidate not in self._tasks:
                 return candidate
 
@@ -527,6 +531,10 @@ class Engine:
                 blocked.add(item.task_id)
             return due
 
+    def has_open_deliveries(self) -> bool:
+        """Whether any callback is still owed (cheap: doors ask after every request)."""
+        return self._open_deliveries > 0
+
     def deliveries(self) -> list[Delivery]:
         """Every delivery the engine queued, oldest first, with its attempts."""
         with self._lock:
@@ -547,12 +555,15 @@ class Engine:
                         given_up=not delivered and retry_in is None,
                     )
                     self._outbox[i] = updated
+                    if item.open and not updated.open:
+                        self._open_deliveries -= 1
                     return updated
             raise KeyError(f"no delivery {seq}")
 
     def _queue_delivery(self, task: _Task, status: Status, at: float) -> None:
         assert task.callback_url is not None
         self._delivery_seq += 1
+        self._open_deliveries += 1
         self._outbox.append(Delivery(self._delivery_seq, task.id, task.callback_url, status, at, next_at=at))
 
     def task(self, task_id: str) -> TaskView:

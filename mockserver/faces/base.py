@@ -165,4 +165,5 @@ def make_face(name: str, settings: FaceSettings | None = None) -> Face:
 def _load_builtin_faces() -> None:
     # The built-in faces register themselves on import; importing them here (not at module
     # import) keeps ``import mockserver`` from parsing a contract file.
-    import mockserver.faces.gateway  # noqa: F401
+    import mockserver.faces.gateway
+    import mockserver.faces.official  # noqa: F401

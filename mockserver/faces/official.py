@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -65,21 +67,22 @@ class OfficialFace:
     def __init__(self, settings: FaceSettings | None = None) -> None:
         self.settings = settings = settings or FaceSettings()
         self.contract = contract = load_contract(self.name)
-        auth = contract.index["auth"]
-        self.key_pairs: dict[str, str] = dict(
-            settings.key_pairs if settings.key_pairs is not None else auth["default_key_pairs"]
-        )
-        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth.get("default_keys", ()))
-        self.skew = float(auth["clock_skew_seconds"])
+        index = contract.index
+        auth = index["auth"]
+        defaults = {pair["access_key"]: pair["secret_key"] for pair in auth["default_keys"]}
+        self.key_pairs: dict[str, str] = dict(settings.key_pairs if settings.key_pairs is not None else defaults)
+        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth.get("api_keys", ()))
+        self.skew = float(auth["jwt"]["clock_skew_seconds"])
         self.strict = settings.strict
-        self.slots = settings.slots if settings.slots is not None else int(contract.index["concurrency"]["slots"])
+        concurrency = index["concurrency"]
+        self.slots = settings.slots if settings.slots is not None else int(concurrency["slots_per_account"])
         self.callback_hosts = frozenset(h.lower() for h in settings.callback_hosts)
         self.status_names = contract.status_projection
         self.media_ttl = contract.media_ttl
         self.scale = contract.timestamp_scale
         self._failures = contract.task_failures
         self._tokens: OrderedDict[str, _Claims] = OrderedDict()
-        paging = contract.index["paging"]
+        paging = index["limits"]["paging"]
         self._page_num = paging["pageNum"]
         self._page_size = paging["pageSize"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
@@ -225,14 +228,18 @@ class OfficialFace:
         if not isinstance(issuer, str) or issuer not in self.key_pairs:
             shown = fingerprint(issuer) if isinstance(issuer, str) else repr(issuer)[:40]
             return self._refuse("auth_failed", "auth.iss", engine, detail=f"iss {shown} is not a known access key")
+        secret = self.key_pairs[issuer]
         try:
-            # exp/nbf are checked by the caller on the engine's clock, not on the wall clock.
-            claims = jwt.decode(
-                token,
-                self.key_pairs[issuer],
-                algorithms=["HS256"],
-                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
-            )
+            with warnings.catch_warnings():
+                # Test secrets are often short; PyJWT's advice about key length is for production.
+                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                # exp/nbf are checked by the caller on the engine's clock, not on the wall clock.
+                claims = jwt.decode(
+                    token,
+                    secret,
+                    algorithms=["HS256"],
+                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+                )
         except jwt.PyJWTError as exc:
             return self._refuse("auth_failed", "auth.signature", engine, detail=_plain(exc))
         exp, nbf = claims.get("exp"), claims.get("nbf")
@@ -289,11 +296,11 @@ class OfficialFace:
             response = self.error(
                 "duplicate_external_task_id", param="external_task_id", detail=repr(exc.external_id[:80]), engine=engine
             )
-            rule = self.contract.request_rule("external_id_unique")
+            rule = self.contract.request_rule("external_task_id_unique")
             return Handled(response, op.id, request_json=body, rule=rule, param="external_task_id")
         except SlotsExhausted as exc:
-            response = self.error("concurrency_exceeded", detail=str(exc), engine=engine)
-            return Handled(response, op.id, request_json=body, rule=self.contract.request_rule("slots"))
+            response = self.error(str(self.contract.index["concurrency"]["error"]), detail=str(exc), engine=engine)
+            return Handled(response, op.id, request_json=body, rule=self.contract.request_rule("concurrency_slots"))
         except CreateRefused as exc:
             key = self.contract.resolve_error(exc.reason) or "content_safety"
             return Handled(
@@ -352,19 +359,13 @@ class OfficialFace:
     def costs(self, engine: Engine, request: ApiRequest, op: Operation) -> Handled:
         """``GET /account/costs``: one SDK checks its key with it at start-up; the fake's
         accounts have an unlimited resource pack (decision)."""
-        spec = self.contract.index["account_costs"]
+        pack = {k: v for k, v in self.contract.index["billing"]["resource_pack"].items() if k != "source"}
         query = parse_qs(request.query)
         now = self._ms(engine.clock.now())
-        start = query.get("start_time", [str(now)])[0]
-        end = query.get("end_time", [str(now)])[0]
-        data = {
-            "code": 0,
-            "msg": "",
-            "resource_pack_subscribe_infos": [
-                {**pack, "effective_time": _int_or(start, now), "invalid_time": _int_or(end, now) + 30 * 86_400_000}
-                for pack in spec["packs"]
-            ],
-        }
+        start = _int_or(query.get("start_time", [""])[0], now)
+        end = max(start, _int_or(query.get("end_time", [""])[0], now))
+        pack.update(purchase_time=start, effective_time=start, invalid_time=end + 30 * 86_400_000)
+        data = {"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]}
         return Handled(self.ok(engine, data), op.id)
 
     def _not_found(self, engine: Engine, op: Operation, task_id: str) -> Handled:
@@ -412,11 +413,12 @@ class OfficialFace:
         message = ""
         if failed:
             reason = self._failures[task.outcome.reason or "generation_failed"]
-            message = task.outcome.message or str(reason["task_status_msg"])
+            message = task.outcome.message or str(reason["message"])
         videos = []
         if done:
             video: dict[str, Any] = {
-                "id": f"{task.id}-0",
+                # a UUID like Kling's, stable for the task (the same on every poll)
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-testkit:{task.id}")),
                 "url": self.media_url(task, base_url),
                 "duration": f"{task.video.duration:.1f}",
             }
@@ -436,8 +438,9 @@ class OfficialFace:
         }
 
     def _units(self, request: Mapping[str, Any], task: TaskView) -> str:
-        table = self.contract.index["final_unit_deduction"]
-        return str(table.get(f"{request.get('mode', 'std')}:{task.video.duration}", table["default"]))
+        per_five = self.contract.index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
+        units = float(per_five.get(str(request.get("mode", "std")), "1")) * task.video.duration / 5
+        return f"{units:g}"
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:
         """The task object with no envelope (api-brief 2.7)."""
@@ -445,7 +448,12 @@ class OfficialFace:
 
     def _callback_allowed(self, url: str) -> bool:
         parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and (parts.hostname or "").lower() in self.callback_hosts
+        host = (parts.hostname or "").lower()
+        return (
+            parts.scheme in ("http", "https")
+            and bool(host)
+            and ("*" in self.callback_hosts or host in self.callback_hosts)
+        )
 
 
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
@@ -463,8 +471,8 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
     """The video an accepted request produces, from the model's ``output`` table: the mode's
     frame size, for the requested aspect ratio (text) or the one nearest the image (image)."""
     output = model.output
-    sizes = output["frame_sizes"][str(body.get("mode", "std"))]
-    aspect = str(body.get("aspect_ratio") or output["text2video_aspect"])
+    sizes = output["frame_sizes"][output["resolution_by_mode"][str(body.get("mode", "std"))]]
+    aspect = str(body.get(output.get("aspect_field", "aspect_ratio")) or output["text2video_aspect"])
     if image is not None and image.width and image.height:
         ratio = math.log(image.width / image.height)
         aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))

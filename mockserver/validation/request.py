@@ -119,13 +119,15 @@ class _Compiled:
 
     model: ModelContract
     shapes: Mapping[str, _Shape]
-    #: one compiled schema that every ``requires`` rule accepts (if/then each); a body it
-    #: accepts skips the rule-by-rule walk, which then only runs to name the broken rule
-    requires_ok: Any
+    #: per mode, one compiled schema that every ``requires`` rule accepts (if/then each); a
+    #: body it accepts skips the rule-by-rule walk, which then only runs to name the broken rule
+    requires_ok: Mapping[str, Any]
     image_fields: frozenset[str]
     sum_rules: tuple[Rule, ...]
-    #: ``requires`` rules marked ``warning``: a match is reported, never refused
-    warn_rules: tuple[Rule, ...] = ()
+    #: ``requires`` rules marked ``warning``: a match is reported, never refused; those of the
+    #: ``before_schema`` phase look at the body as sent, the others at it with defaults applied
+    warn_early: tuple[Rule, ...] = ()
+    warn_late: tuple[Rule, ...] = ()
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -134,18 +136,24 @@ _COMPILED: dict[int, _Compiled] = {}
 def _compiled(model: ModelContract) -> _Compiled:
     found = _COMPILED.get(id(model))
     if found is None or found.model is not model:
-        requires = [
-            r.spec
-            for r in model.rules
-            if r.kind == "requires" and r.phase != "before_schema" and not r.spec.get("warning")
-        ]
+        requires = [r for r in model.rules if r.kind == "requires" and r.phase != "before_schema" and not r.warning]
         found = _Compiled(
             model=model,
             shapes={mode: _shape(schema) for mode, schema in model.request_schemas.items()},
-            requires_ok=compile_schema({"allOf": [{"if": r["when"], "then": r["then"]} for r in requires]}),
+            requires_ok={
+                mode: compile_schema(
+                    {"allOf": [{"if": r.spec["when"], "then": r.spec["then"]} for r in requires if r.applies_to(mode)]}
+                )
+                for mode in model.request_schemas
+            },
             image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
             sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
-            warn_rules=tuple(r for r in model.rules if r.kind == "requires" and r.spec.get("warning")),
+            warn_early=tuple(
+                r for r in model.rules if r.warning and r.kind == "requires" and r.phase == "before_schema"
+            ),
+            warn_late=tuple(
+                r for r in model.rules if r.warning and r.kind == "requires" and r.phase != "before_schema"
+            ),
         )
         _COMPILED[id(model)] = found
     return found
@@ -214,6 +222,8 @@ def _check_requires(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
 
 def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
     spec = rule.spec
+    if rule.applies is not None and not rule.applies.is_valid(body):
+        return None
     items = body.get(spec["items"], [])
     # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
     actual = sum(_as_number(item.get(spec["item_field"], 0)) for item in items)
@@ -315,13 +325,27 @@ def validate_create(
     model = contract.models.get(name)
     if model is None:
         return Violation("model_not_found", field_name, contract.request_rule("model_known"), repr(name[:100]))
-    for rule in model.rules:
-        if rule.phase == "before_schema" and (found := _check_requires(rule, body)):
-            return found
     if mode is None:
         mode = model.mode_for(body, spec.mode_field)
+    if mode not in model.request_schemas:
+        kinds = ", ".join(sorted(model.request_schemas))
+        return Violation(
+            "invalid_parameter", field_name, "model.mode", f"{name} does not serve {mode} (it serves {kinds})"
+        )
+    for rule in model.rules:
+        if (
+            rule.phase == "before_schema"
+            and not rule.warning
+            and rule.applies_to(mode)
+            and (found := _check_requires(rule, body))
+        ):
+            return found
     compiled = _compiled(model)
-    warnings: list[ContractWarning] = []
+    warnings: list[ContractWarning] = [
+        ContractWarning(rule.id, rule.param, rule.message)
+        for rule in compiled.warn_early
+        if rule.applies_to(mode) and _check_requires(rule, body)
+    ]
     for path in _unknown_paths(body, compiled.shapes[mode]):
         param = format_param(path)
         if strict:
@@ -337,17 +361,19 @@ def validate_create(
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
-    for rule in compiled.warn_rules:
-        if _check_requires(rule, full):
-            warnings.append(ContractWarning(rule.id, rule.param, rule.message))
-    requires_ok = compiled.requires_ok.is_valid(full)
+    warnings.extend(
+        ContractWarning(rule.id, rule.param, rule.message)
+        for rule in compiled.warn_late
+        if rule.applies_to(mode) and _check_requires(rule, full)
+    )
+    requires_ok = compiled.requires_ok[mode].is_valid(full)
     has_images = not compiled.image_fields.isdisjoint(full)
     if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in compiled.sum_rules):
         return Accepted(model=model, mode=mode, body=full, warnings=tuple(warnings))
     # Something may be broken: walk the rules in contract order so the first one is reported.
     seen: dict[str, ImageInfo | ImageProblem] = {}
     for rule in model.rules:
-        if rule.phase == "before_schema" or rule.spec.get("warning"):
+        if rule.phase == "before_schema" or rule.warning or not rule.applies_to(mode):
             continue
         if rule.kind == "requires":
             found = None if requires_ok else _check_requires(rule, full)

@@ -256,7 +256,7 @@ def test_unknown_task_is_task_not_exist_on_task_id(poll: Callable[[str], Any]) -
 @pytest.mark.parametrize(
     ("method", "path", "status", "allow"),
     [
-        pytest.param("GET", "/v1/videos/text2video", 404, None, id="unknown-route"),
+        pytest.param("GET", "/v1/images/generations", 404, None, id="unknown-route"),
         pytest.param("DELETE", CREATE, 405, "POST", id="delete-create"),
         pytest.param("PATCH", CREATE + "/task_x", 405, "GET, HEAD", id="patch-task"),
         pytest.param("BREW", "/__media__/x.mp4", 405, "GET, HEAD", id="made-up-method"),
