@@ -368,7 +368,7 @@ def test_concurrency_and_callbacks_are_bounded_and_name_catalogued_things() -> N
 
 
 def test_mount_prefixes_include_new_apis_kling_and_a_proxy() -> None:
-    mounts = {m["prefix"]: m["auth"] for m in INDEX["mounts"]}
+    mounts = {m["prefix"]: m["auth"] for m in INDEX["mounts"]["prefixes"]}
     assert mounts == {"": "official", "/kling": "gateway", "/proxy/kling": "official"}
 
 
