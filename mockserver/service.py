@@ -117,7 +117,7 @@ class Service:
                 mounts.append(Mount(name))
                 # A contract may list prefixes it is also served under (Kling's native routes
                 # under /kling on a gateway), each optionally authenticated as another face.
-                for entry in make_face(name).contract.index.get("mounts", []):
+                for entry in make_face(name).contract.index.get("mounts", {}).get("prefixes", []):
                     if entry.get("prefix") and entry.get("default", True):
                         mounts.append(
                             Mount(name, prefix=str(entry["prefix"]), options={"auth": entry.get("auth", name)})
@@ -167,6 +167,7 @@ class Service:
             face = built.get((name, settings))
             if face is None:
                 face = built[(name, settings)] = make_face(name, settings)
+                face.attach(self.engine)
             return face
 
         for mount in self._mounts:

@@ -219,6 +219,9 @@ class Operation:
     spec: Mapping[str, Any]
     verb: str = ""
     kind: str | None = None
+    #: query parameter name -> JSON Schema (``$ref``s into index.json resolved)
+    query: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    required_query: tuple[str, ...] = ()
 
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters when ``path`` fits this operation's template, else None."""
@@ -373,6 +376,22 @@ def _response_validator(contract: Contract, relpath: str) -> jsonschema.protocol
     return cls(schema, registry=contract.registry, format_checker=cls.FORMAT_CHECKER)
 
 
+def _resolve_local(schema: Mapping[str, Any], document: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """``{"$ref": "#/a/b"}`` -> the object at that pointer of ``document`` (index.json), with
+    its keys other than JSON Schema's own notes dropped; other schemas as they are."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str):
+        return schema
+    if not ref.startswith("#/"):
+        raise ContractError(f"{where}: only local $refs (#/...) may name a query schema, got {ref!r}")
+    node: Any = document
+    for part in ref[2:].split("/"):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ContractError(f"{where}: $ref {ref!r} does not resolve")
+        node = node[part]
+    return {k: v for k, v in node.items() if k not in ("source", "decision", "decisions")}
+
+
 def _check_schema(schema: Mapping[str, Any], where: str) -> None:
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -515,6 +534,12 @@ def _load(face: str, root: Path) -> Contract:
             spec=raw,
             verb=raw.get("verb", op_id),
             kind=raw.get("mode"),
+            query={
+                name: _resolve_local(schema, index, f"{face_dir / 'index.json'} operation {op_id!r}")
+                for name, schema in (raw.get("query") or {}).items()
+                if not name.startswith("$")
+            },
+            required_query=tuple(raw.get("required_query") or ()),
         )
     statuses = set(lifecycle["statuses"])
     projection = {k for k in index["status_projection"] if k != "source"}

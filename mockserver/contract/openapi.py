@@ -169,9 +169,14 @@ def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
         params = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
         parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
         parameters.extend(
-            {"name": name, "in": "query", "required": False, "schema": dict(schema)}
-            for name, schema in op.spec.get("query", {}).items()
-            if not name.startswith("$")
+            {
+                "name": name,
+                "in": "query",
+                "required": name in op.required_query,
+                "schema": {k: v for k, v in schema.items() if k != "description"},
+                **({"description": schema["description"]} if "description" in schema else {}),
+            }
+            for name, schema in op.query.items()
         )
         if parameters:
             operation["parameters"] = parameters

@@ -96,6 +96,10 @@ class Face(Protocol):
     contract: Contract
     settings: FaceSettings
 
+    def attach(self, engine: Engine) -> None:
+        """Called once when the face is mounted on ``engine`` (faces that mint per-answer
+        values, such as request ids, draw them from the engine's seeded streams)."""
+
     def handlers(self) -> Mapping[str, Handler]: ...
 
     def authenticate(self, request: ApiRequest, engine: Engine) -> str | Refused: ...

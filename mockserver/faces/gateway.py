@@ -54,6 +54,9 @@ class GatewayFace:
         self.media_op = ops["media.get"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
 
+    def attach(self, engine: Engine) -> None:
+        """The gateway's answers carry nothing drawn per answer."""
+
     def handlers(self) -> Mapping[str, Handler]:
         return {
             self.create_op.id: lambda engine, request, params, account: self.create(engine, request),

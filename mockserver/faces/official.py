@@ -17,7 +17,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -37,7 +37,7 @@ from mockserver.engine import (
 from mockserver.engine.journal import ContractWarning, fingerprint
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.http import ApiRequest, ApiResponse
-from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
+from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
 
 MAX_AUTH_HEADER = 4096
 #: verified tokens kept (a client re-signs every request at most; the cache only saves the HMAC)
@@ -73,6 +73,9 @@ class OfficialFace:
         self.key_pairs: dict[str, str] = dict(settings.key_pairs if settings.key_pairs is not None else defaults)
         self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth.get("api_keys", ()))
         self.skew = float(auth["jwt"]["clock_skew_seconds"])
+        #: situation -> catalogue key (missing, malformed, bad_signature, unknown_access_key,
+        #: not_yet_valid, expired)
+        self._auth_errors: Mapping[str, str] = auth["errors"]
         self.strict = settings.strict
         concurrency = index["concurrency"]
         self.slots = settings.slots if settings.slots is not None else int(concurrency["slots_per_account"])
@@ -82,11 +85,14 @@ class OfficialFace:
         self.scale = contract.timestamp_scale
         self._failures = contract.task_failures
         self._tokens: OrderedDict[str, _Claims] = OrderedDict()
-        paging = index["limits"]["paging"]
-        self._page_num = paging["pageNum"]
-        self._page_size = paging["pageSize"]
+        self._engine: Engine | None = None
+        self._paging = index["limits"]["paging"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
         self._media_op = next(op for op in contract.operations.values() if op.verb == "media.get")
+
+    def attach(self, engine: Engine) -> None:
+        """Request ids come from the engine's seeded stream (reproducible answers)."""
+        self._engine = engine
 
     def handlers(self) -> Mapping[str, Handler]:
         out: dict[str, Handler] = {}
@@ -122,16 +128,18 @@ class OfficialFace:
 
     # -- the envelope ------------------------------------------------------------------------
 
-    def _envelope(self, engine: Engine | None, data: Any) -> dict[str, Any]:
-        return {
-            "code": 0,
-            "message": "SUCCEED",
-            "request_id": engine.new_request_id() if engine is not None else _NO_ENGINE_ID,
-            "data": data,
-        }
+    def _request_id(self) -> str:
+        return self._engine.new_request_id() if self._engine is not None else _NO_ENGINE_ID
 
     def ok(self, engine: Engine, data: Any) -> ApiResponse:
-        return ApiResponse.json(200, self._envelope(engine, data))
+        envelope = self.contract.index["envelope"]
+        body = {
+            "code": envelope["success_code"],
+            "message": envelope["success_message"],
+            "request_id": engine.new_request_id(),
+            "data": data,
+        }
+        return ApiResponse.json(200, body)
 
     def error(
         self,
@@ -140,7 +148,6 @@ class OfficialFace:
         param: str | None = None,
         retry_after: float | None = None,
         headers: tuple[tuple[str, str], ...] = (),
-        engine: Engine | None = None,
         **values: object,
     ) -> ApiResponse:
         """The catalogued error ``key`` in Kling's envelope (``data`` null). Kling sends no
@@ -149,7 +156,7 @@ class OfficialFace:
         body = {
             "code": spec.code,
             "message": spec.render_message(param=param, **values),
-            "request_id": engine.new_request_id() if engine is not None else _NO_ENGINE_ID,
+            "request_id": self._request_id(),
             "data": None,
         }
         extra = list(headers)
@@ -158,8 +165,8 @@ class OfficialFace:
             extra.append(("retry-after", str(math.ceil(wait))))
         return ApiResponse.json(spec.http_status, body, extra)
 
-    def violation(self, found: Violation, engine: Engine) -> ApiResponse:
-        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule, engine=engine)
+    def violation(self, found: Violation) -> ApiResponse:
+        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
         if plan.error is None:
@@ -175,28 +182,32 @@ class OfficialFace:
         """The account a request acts for: a JWT's access key, or a single API key."""
         values = request.header_values("authorization")
         if not values or not values[0].strip():
-            return self._refuse("missing_api_key", "auth.header", engine)
+            return self._refuse(self._auth_errors["missing"], "auth.header")
         if len(values) > 1:
-            return self._refuse("invalid_api_key", "auth.header", engine, detail="more than one Authorization header")
+            return self._refuse(
+                self._auth_errors["malformed"], "auth.header", detail="more than one Authorization header"
+            )
         value = values[0]
         if len(value) > MAX_AUTH_HEADER:
             detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
-            return self._refuse("invalid_api_key", "auth.header", engine, detail=detail)
+            return self._refuse(self._auth_errors["malformed"], "auth.header", detail=detail)
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            return self._refuse("invalid_api_key", "auth.header", engine, detail="use Authorization: Bearer <JWT>")
+            return self._refuse(self._auth_errors["malformed"], "auth.header", detail="use Authorization: Bearer <JWT>")
         if not _JWT_SHAPE.fullmatch(token):
             # Decision (release notes mention single API keys; no doc copy describes them): a
             # token that is not a JWT is looked up in the configured key list.
             if "*" in self.keys or token in self.keys:
                 return "key:" + token
             return self._refuse(
-                "auth_invalid", "auth.api_key", engine, detail=f"key {fingerprint(token)} is not accepted"
+                self._auth_errors["malformed"],
+                "auth.api_key",
+                detail=f"key {fingerprint(token)} is not accepted",
             )
         claims = self._tokens.get(token)
         if claims is None:
-            found = self._verify(token, engine)
+            found = self._verify(token)
             if isinstance(found, Refused):
                 return found
             claims = found
@@ -208,26 +219,34 @@ class OfficialFace:
         # expires a token by advancing the clock.
         if claims.nbf is not None and now + self.skew < claims.nbf:
             return self._refuse(
-                "token_not_yet_valid", "auth.nbf", engine, detail=f"nbf is {claims.nbf - now:.0f} s ahead"
+                self._auth_errors["not_yet_valid"], "auth.nbf", detail=f"nbf is {claims.nbf - now:.0f} s ahead"
             )
         if claims.exp is not None and now - self.skew >= claims.exp:
-            return self._refuse("token_expired", "auth.exp", engine, detail=f"expired {now - claims.exp:.0f} s ago")
+            return self._refuse(
+                self._auth_errors["expired"], "auth.exp", detail=f"expired {now - claims.exp:.0f} s ago"
+            )
         return claims.account
 
-    def _verify(self, token: str, engine: Engine) -> _Claims | Refused:
+    def _verify(self, token: str) -> _Claims | Refused:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            return self._refuse("invalid_api_key", "auth.jwt", engine, detail=f"not a JWT ({_plain(exc)})")
+            return self._refuse(self._auth_errors["malformed"], "auth.jwt", detail=f"not a JWT ({_plain(exc)})")
         if header.get("alg") != "HS256":
             return self._refuse(
-                "auth_invalid", "auth.jwt", engine, detail=f"alg must be HS256, got {header.get('alg')!r}"
+                self._auth_errors["malformed"],
+                "auth.jwt",
+                detail=f"alg must be HS256, got {header.get('alg')!r}",
             )
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self.key_pairs:
             shown = fingerprint(issuer) if isinstance(issuer, str) else repr(issuer)[:40]
-            return self._refuse("auth_failed", "auth.iss", engine, detail=f"iss {shown} is not a known access key")
+            return self._refuse(
+                self._auth_errors["unknown_access_key"],
+                "auth.iss",
+                detail=f"iss {shown} is not a known access key",
+            )
         secret = self.key_pairs[issuer]
         try:
             with warnings.catch_warnings():
@@ -241,29 +260,27 @@ class OfficialFace:
                     options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
                 )
         except jwt.PyJWTError as exc:
-            return self._refuse("auth_failed", "auth.signature", engine, detail=_plain(exc))
+            return self._refuse(self._auth_errors["bad_signature"], "auth.signature", detail=_plain(exc))
         exp, nbf = claims.get("exp"), claims.get("nbf")
         for name, value in (("exp", exp), ("nbf", nbf)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                return self._refuse("invalid_api_key", "auth.jwt", engine, detail=f"{name} must be a number")
+                return self._refuse(self._auth_errors["malformed"], "auth.jwt", detail=f"{name} must be a number")
         if exp is None:
-            return self._refuse("invalid_api_key", "auth.exp", engine, detail="the token has no exp claim")
+            return self._refuse(self._auth_errors["malformed"], "auth.exp", detail="the token has no exp claim")
         return _Claims("ak:" + issuer, float(exp), None if nbf is None else float(nbf))
 
-    def _refuse(self, key: str, rule: str, engine: Engine, *, detail: str = "") -> Refused:
-        return Refused(self.error(key, detail=detail, engine=engine), rule)
+    def _refuse(self, key: str, rule: str, *, detail: str = "") -> Refused:
+        return Refused(self.error(key, detail=detail), rule)
 
     # -- operations --------------------------------------------------------------------------
 
     def create(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
         body = parse_json_body(self.contract, request.header("content-type"), request.body)
         if isinstance(body, Violation):
-            return Handled(self.violation(body, engine), op.id, rule=body.rule, param=body.param)
+            return Handled(self.violation(body), op.id, rule=body.rule, param=body.param)
         result = validate_create(self.contract, body, strict=self.strict, mode=op.kind)
         if isinstance(result, Violation):
-            return Handled(
-                self.violation(result, engine), op.id, request_json=body, rule=result.rule, param=result.param
-            )
+            return Handled(self.violation(result), op.id, request_json=body, rule=result.rule, param=result.param)
         warnings = list(result.warnings)
         accepted = result.body
         callback = accepted.get("callback_url")
@@ -294,23 +311,23 @@ class OfficialFace:
             )
         except ExternalIdTaken as exc:
             response = self.error(
-                "duplicate_external_task_id", param="external_task_id", detail=repr(exc.external_id[:80]), engine=engine
+                "duplicate_external_task_id", param="external_task_id", detail=repr(exc.external_id[:80])
             )
             rule = self.contract.request_rule("external_task_id_unique")
             return Handled(response, op.id, request_json=body, rule=rule, param="external_task_id")
         except SlotsExhausted as exc:
-            response = self.error(str(self.contract.index["concurrency"]["error"]), detail=str(exc), engine=engine)
+            response = self.error(str(self.contract.index["concurrency"]["error"]), detail=str(exc))
             return Handled(response, op.id, request_json=body, rule=self.contract.request_rule("concurrency_slots"))
         except CreateRefused as exc:
             key = self.contract.resolve_error(exc.reason) or "content_safety"
             return Handled(
-                self.error(key, detail=exc.reason, engine=engine),
+                self.error(key, detail=exc.reason),
                 op.id,
                 request_json=body,
                 fault=f"outcome:{exc.reason}",
             )
         except OverflowError as exc:
-            return Handled(self.error("upstream_unavailable", detail=str(exc), engine=engine), op.id, request_json=body)
+            return Handled(self.error("upstream_unavailable", detail=str(exc)), op.id, request_json=body)
         data = {
             "task_id": task.id,
             "task_info": self._task_info(task),
@@ -326,50 +343,45 @@ class OfficialFace:
             # the text2video path), by its id or by the account's external_task_id.
             task = engine.poll_task(task_id, account=account, external=True)
         except TaskNotFound:
-            return self._not_found(engine, op, task_id)
+            return self._not_found(op, task_id)
         return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
 
     def list(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
-        query = parse_qs(request.query, keep_blank_values=True)
-        external = query.get("external_task_id", [None])[0]
+        query = validate_query(op, request.query)
+        if isinstance(query, Violation):
+            return Handled(self.violation(query), op.id, rule=query.rule, param=query.param)
+        external = query.get("external_task_id")
         if external is not None:
-            # Seen in public clients: a lookup by external id on the list path answers one task.
+            # Seen in public clients: a lookup by external id on the list path; the list holds
+            # the account's one task with that id, of either kind, or nothing.
             try:
-                task = engine.poll_task(external, account=account, external=True)
+                found = [engine.poll_task(external, account=account, external=True)]
             except TaskNotFound:
-                return self._not_found(engine, op, external)
-            return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
-        numbers: dict[str, int] = {}
-        for name, spec in (("pageNum", self._page_num), ("pageSize", self._page_size)):
-            raw = query.get(name, [None])[0]
-            if raw is None or raw == "":
-                numbers[name] = int(spec["default"])
-                continue
-            if not raw.isdigit() or not int(spec["minimum"]) <= int(raw) <= int(spec["maximum"]):
-                detail = f"must be an integer from {spec['minimum']} to {spec['maximum']}, got {raw[:20]!r}"
-                response = self.error(
-                    "invalid_parameter", param=name, detail=detail, rule=f"query.{name}", engine=engine
-                )
-                return Handled(response, op.id, rule=f"query.{name}", param=name)
-            numbers[name] = int(raw)
-        size = numbers["pageSize"]
-        tasks = engine.list_tasks(account=account, kind=op.kind, offset=(numbers["pageNum"] - 1) * size, limit=size)
+                found = []
+            found = [t for t in found if t.external_id == external]
+            return Handled(self.ok(engine, [self.project(t, request.base_url) for t in found]), op.id)
+        paging = self._paging
+        number = int(query.get("pageNum", paging["pageNum"]["default"]))
+        size = int(query.get("pageSize", paging["pageSize"]["default"]))
+        tasks = engine.list_tasks(account=account, kind=op.kind, offset=(number - 1) * size, limit=size)
         return Handled(self.ok(engine, [self.project(t, request.base_url) for t in tasks]), op.id)
 
     def costs(self, engine: Engine, request: ApiRequest, op: Operation) -> Handled:
         """``GET /account/costs``: one SDK checks its key with it at start-up; the fake's
         accounts have an unlimited resource pack (decision)."""
+        query = validate_query(op, request.query)
+        if isinstance(query, Violation):
+            return Handled(self.violation(query), op.id, rule=query.rule, param=query.param)
         pack = {k: v for k, v in self.contract.index["billing"]["resource_pack"].items() if k != "source"}
-        query = parse_qs(request.query)
         now = self._ms(engine.clock.now())
-        start = _int_or(query.get("start_time", [""])[0], now)
-        end = max(start, _int_or(query.get("end_time", [""])[0], now))
+        start = int(query.get("start_time", now))
+        end = max(start, int(query.get("end_time", now)))
         pack.update(purchase_time=start, effective_time=start, invalid_time=end + 30 * 86_400_000)
         data = {"code": 0, "msg": "", "resource_pack_subscribe_infos": [pack]}
         return Handled(self.ok(engine, data), op.id)
 
-    def _not_found(self, engine: Engine, op: Operation, task_id: str) -> Handled:
-        response = self.error("task_not_exist", param="task_id", task_id=repr(task_id[:80]), engine=engine)
+    def _not_found(self, op: Operation, task_id: str) -> Handled:
+        response = self.error("task_not_exist", param="task_id", task_id=repr(task_id[:80]))
         return Handled(response, op.id, rule=self.contract.request_rule("task_exists"), param="task_id")
 
     def media(self, engine: Engine, request: ApiRequest, file: str, op: Operation) -> Handled:
@@ -461,10 +473,6 @@ _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
 
 def _plain(exc: Exception) -> str:
     return (str(exc) or type(exc).__name__)[:200]
-
-
-def _int_or(value: str, default: int) -> int:
-    return int(value) if value.isdigit() and len(value) < 16 else default
 
 
 def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | None) -> VideoSpec:

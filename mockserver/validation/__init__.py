@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
-from mockserver.validation.request import Accepted, Violation, format_param, parse_json_body, validate_create
+from mockserver.validation.request import (
+    Accepted,
+    Violation,
+    format_param,
+    parse_json_body,
+    validate_create,
+    validate_query,
+)
 
 __all__ = [
     "Accepted",
@@ -14,4 +21,5 @@ __all__ = [
     "inspect_image",
     "parse_json_body",
     "validate_create",
+    "validate_query",
 ]

@@ -307,7 +307,7 @@ def test_auth_is_hs256_with_a_default_pair_a_clock_skew_and_no_default_api_key()
     assert auth["jwt"]["issuer_claim"] == "iss"
     assert set(auth["jwt"]["checked_claims"]) == {"exp", "nbf"}
     assert 0 < auth["jwt"]["clock_skew_seconds"] <= 60
-    assert auth["default_keys"] == [{"access_key": "ak-test", "secret_key": "sk-test-secret"}]
+    assert auth["default_keys"] == [{"access_key": "ak-test", "secret_key": "sk-test-secret-key-for-kling-testkit"}]
     assert auth["api_keys"] == []
 
 
