@@ -12,7 +12,10 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
-#: 2026-01-01T00:00:00Z: a fixed, realistic start so virtual runs are reproducible.
+#: 2026-01-01T00:00:00Z: a fixed start for runs whose timestamps must be reproducible
+#: (``VirtualClock(start=DEFAULT_EPOCH)``); by default a virtual clock starts at the wall
+#: clock's whole second, because signed credentials (Kling's JWTs carry exp and nbf from the
+#: client's own clock) must be valid on the fake's clock without the client changing.
 DEFAULT_EPOCH = 1_767_225_600.0
 #: 9999-12-31T23:59:59Z: the last second datetime (and most clients) can represent; timestamps
 #: go on the wire as integers, and a clock pushed to 1e300 made every later create a 500.
@@ -56,7 +59,8 @@ class SystemClock:
 
 
 class VirtualClock:
-    """Time that moves only when told to.
+    """Time that moves only when told to; it starts at ``start`` (default: the wall clock's
+    current whole second, so tokens a client signs with its own clock are valid on it).
 
     >>> clock = VirtualClock(start=100.0)
     >>> clock.advance(30)
@@ -67,9 +71,10 @@ class VirtualClock:
 
     virtual = True
 
-    def __init__(self, start: float = DEFAULT_EPOCH) -> None:
-        self._start = float(start)
-        self._now = float(start)
+    def __init__(self, start: float | None = None) -> None:
+        start = float(int(time.time())) if start is None else float(start)
+        self._start = start
+        self._now = start
         self._lock = threading.Lock()
 
     def now(self) -> float:

@@ -57,7 +57,10 @@ def test_serve_prints_its_base_url_and_a_ready_line_then_answers(server: tuple[s
         headers=headers,
     )
     assert created.status_code == 200
-    assert httpx.post(f"{base}/__mock__/clock/advance", json={"seconds": 5}).json()["now"] == 1767225605.0
+    # The virtual clock starts at the wall clock's second (signed tokens must be valid on it).
+    started = httpx.get(f"{base}/__mock__/clock").json()["now"]
+    assert started == created.json()["created_at"]
+    assert httpx.post(f"{base}/__mock__/clock/advance", json={"seconds": 5}).json()["now"] == started + 5
     assert httpx.get(f"{base}/openapi.json").json()["openapi"] == "3.1.0"
 
 

@@ -23,6 +23,7 @@ import orjson
 from kling_testkit import AdminClient, KlingMock, LiveServer, transport
 from kling_testkit._mock import EngineControls
 from mockserver import Engine, JournalEntry, Service, VirtualClock, create_app
+from mockserver.engine.clock import DEFAULT_EPOCH
 
 AUTH = {"Authorization": "Bearer sk-test"}
 CREATE = "/v1/video/generations"
@@ -102,7 +103,7 @@ def _json_length(headers: list[list[str]], length: int) -> list[list[str]]:
 async def open_door(name: str, live: LiveServer | None = None) -> Door:
     """Build the door ``name`` (``live`` needs the session's reset live server)."""
     if name in ("sync", "async"):
-        api = KlingMock(seed=SEED)
+        api = KlingMock(seed=SEED, clock=VirtualClock(start=DEFAULT_EPOCH))
         if name == "sync":
             client = httpx.Client(transport=transport(api))
 
@@ -113,7 +114,7 @@ async def open_door(name: str, live: LiveServer | None = None) -> Door:
         aclient = httpx.AsyncClient(transport=transport(api))
         return Door(name, api.base_url, api, api.engine, aclient.request, aclient.aclose)
     if name == "asgi":
-        engine = Engine(clock=VirtualClock(), seed=SEED)
+        engine = Engine(clock=VirtualClock(start=DEFAULT_EPOCH), seed=SEED)
         aclient = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Service(engine))))
         return Door(name, IN_PROCESS_BASE, _EngineControls(engine), engine, aclient.request, aclient.aclose)
     assert name == "live", name

@@ -9,17 +9,26 @@ every door: nothing sleeps, ``Retry-After`` and link expiry are crossed with ``a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from face_clients import FACES, FaceClient
-from scenario_doors import DOORS, Door, open_door
+from scenario_doors import DOORS, SEED, Door, open_door
 
 from kling_testkit import LiveServer, assert_contract_clean, assert_retry_after_honoured, retry_after_waits
 from kling_testkit.assertions import ContractNotClean, polls_before_end
+from mockserver import VirtualClock
+from mockserver.engine.clock import DEFAULT_EPOCH
 
 Scenario = Callable[[Door, FaceClient], Awaitable[None]]
+
+
+@pytest.fixture(scope="module")
+def parity_server() -> Iterator[LiveServer]:
+    """The live door, on the same fixed epoch as the in-process doors (timestamps must match)."""
+    with LiveServer(seed=SEED, clock=VirtualClock(start=DEFAULT_EPOCH)) as server:
+        yield server
 
 
 async def _create(door: Door, face: FaceClient, body: Any = None) -> Any:
@@ -133,17 +142,19 @@ async def _run(scenario: Scenario, name: str, face: str, live: LiveServer) -> tu
 @pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario_behaves_as_the_contract_says(
-    scenario: Scenario, door: str, face: str, kling_server: LiveServer
+    scenario: Scenario, door: str, face: str, parity_server: LiveServer
 ) -> None:
-    transcript, journal = asyncio.run(_run(scenario, door, face, kling_server))
+    transcript, journal = asyncio.run(_run(scenario, door, face, parity_server))
     assert transcript, "the scenario made no request"
     assert len(journal) == len(transcript)
 
 
 @pytest.mark.parametrize("face", sorted(FACES))
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_every_door_gives_the_same_answers_and_journal(scenario: Scenario, face: str, kling_server: LiveServer) -> None:
-    runs = {name: asyncio.run(_run(scenario, name, face, kling_server)) for name in DOORS}
+def test_every_door_gives_the_same_answers_and_journal(
+    scenario: Scenario, face: str, parity_server: LiveServer
+) -> None:
+    runs = {name: asyncio.run(_run(scenario, name, face, parity_server)) for name in DOORS}
     reference_transcript, reference_journal = runs["sync"]
     for name, (transcript, journal) in runs.items():
         assert transcript == reference_transcript, f"{name} answered differently from the in-process sync door"
