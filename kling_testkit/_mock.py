@@ -563,19 +563,21 @@ class KlingMock(EngineControls):
 
     def _send_callback(self, url: str, body: bytes) -> int | str:
         request = httpx.Request("POST", url, content=body, headers={"content-type": "application/json"})
-        router = self.router
-        try:
-            resolved = router.resolve(request)
-        except Exception as exc:  # a user's side effect raised: that is the receiver failing
-            return f"error: {type(exc).__name__}: {str(exc)[:200]}"
-        route = resolved.route
-        if (
-            route is None
-            or route.name in ("kling", "pass_through")
-            or not isinstance(resolved.response, httpx.Response)
-        ):
-            return f"no route in the mock's router for POST {url[:200]}"
-        return resolved.response.status_code
+        # The test's own routes, in the order added; the fake's catch-all and pass-through
+        # routes are skipped (a callback must never reach the network from here).
+        for route in self.router.routes:
+            if route.name in ("kling", "pass_through"):
+                continue
+            try:
+                prospect = route.match(request)
+            except Exception as exc:  # a user's side effect raised: that is the receiver failing
+                route.calls.record(request, None)
+                return f"error: {type(exc).__name__}: {str(exc)[:200]}"
+            if isinstance(prospect, httpx.Response):
+                prospect.read()
+                route.calls.record(request, prospect)
+                return prospect.status_code
+        return f"no route in the mock's router for POST {url[:200]} (add one: api.router.post(url))"
 
     # -- the door ----------------------------------------------------------------------------
 

@@ -39,27 +39,39 @@ def deliver_due(service: Service, send: Send, *, base_url: str | None = None) ->
     retried delivery carries the task's status at that change, not a later one).
     """
     engine = service.engine
-    done = []
-    for item in engine.due_deliveries():
-        try:
-            task = engine.task(item.task_id)
-        except TaskNotFound:  # reset while the delivery was due
-            continue
-        face = service.faces.get(task.face) or service.face
-        schedule = service.callback_retries(face)
-        link_base = base_url or service.public_base_url or (face.contract.base_urls or ("http://127.0.0.1",))[0]
-        body = face.callback_body(_as_of(task, item), link_base)
-        hosts = face.settings.callback_hosts
-        if "*" not in hosts and (urlsplit(item.url).hostname or "").lower() not in {h.lower() for h in hosts}:
-            result: int | str = f"refused: host not in the callback allow-list ({', '.join(hosts)})"
-            done.append(engine.record_attempt(item.seq, result, delivered=False, retry_in=None))
-            continue
-        result = send(item.url, dump_json(body))
-        ok = isinstance(result, int) and 200 <= result < 300
-        attempt = len(item.attempts)
-        retry_in = None if ok or attempt >= len(schedule) else float(schedule[attempt])
-        done.append(engine.record_attempt(item.seq, result, delivered=ok, retry_in=retry_in))
+    done: list[Delivery] = []
+    # A task's next status waits for the previous one, so a pass that delivers something may
+    # have unblocked more; passes repeat until one delivers nothing (at most the outbox's size).
+    while True:
+        delivered = False
+        for item in engine.due_deliveries():
+            updated = _attempt(service, item, send, base_url)
+            if updated is not None:
+                done.append(updated)
+                delivered = delivered or updated.delivered
+        if not delivered:
+            break
     return done
+
+
+def _attempt(service: Service, item: Delivery, send: Send, base_url: str | None) -> Delivery | None:
+    engine = service.engine
+    try:
+        task = engine.task(item.task_id)
+    except TaskNotFound:  # reset while the delivery was due
+        return None
+    face = service.faces.get(task.face) or service.face
+    schedule = service.callback_retries(face)
+    link_base = base_url or service.public_base_url or (face.contract.base_urls or ("http://127.0.0.1",))[0]
+    hosts = face.settings.callback_hosts
+    if "*" not in hosts and (urlsplit(item.url).hostname or "").lower() not in {h.lower() for h in hosts}:
+        refused = f"refused: host not in the callback allow-list ({', '.join(hosts)})"
+        return engine.record_attempt(item.seq, refused, delivered=False, retry_in=None)
+    result = send(item.url, dump_json(face.callback_body(_as_of(task, item), link_base)))
+    ok = isinstance(result, int) and 200 <= result < 300
+    attempt = len(item.attempts)
+    retry_in = None if ok or attempt >= len(schedule) else float(schedule[attempt])
+    return engine.record_attempt(item.seq, result, delivered=ok, retry_in=retry_in)
 
 
 def _as_of(task: TaskView, item: Delivery) -> TaskView:

@@ -161,12 +161,13 @@ class Service:
             base = replace(base, callback_hosts=tuple(callback_hosts))
         self.settings = base
         mounted: list[tuple[Mount, Face]] = []
-        built: dict[tuple[str, FaceSettings], Face] = {}
+        built: dict[tuple[str, int], Face] = {}
 
         def face_of(name: str, settings: FaceSettings) -> Face:
-            face = built.get((name, settings))
+            # one face per (name, settings object): a mount with its own settings gets its own
+            face = built.get((name, id(settings)))
             if face is None:
-                face = built[(name, settings)] = make_face(name, settings)
+                face = built[(name, id(settings))] = make_face(name, settings)
                 face.attach(self.engine)
             return face
 
@@ -217,13 +218,14 @@ class Service:
             raise ValueError(f"unknown operation {plan.operation!r}; known: '*', {', '.join(known)}")
         if plan.error is None:
             return
-        for face, _ in matching:
-            if face.contract.resolve_error(plan.error) is None:
-                known = sorted({*face.contract.errors, *face.contract.faults})
-                raise ValueError(
-                    f"unknown error {plan.error!r} for face {face.name!r} (operation {plan.operation!r}); "
-                    f"known: {', '.join(known)}"
-                )
+        # A plan fires on the faces that can render its error; at least one must.
+        if not any(face.contract.resolve_error(plan.error) is not None for face, _ in matching):
+            known = sorted({n for face, _ in matching for n in (*face.contract.errors, *face.contract.faults)})
+            faces = ", ".join(face.name for face, _ in matching)
+            raise ValueError(
+                f"unknown error {plan.error!r} for operation {plan.operation!r} (faces {faces}); "
+                f"known: {', '.join(known)}"
+            )
 
     @property
     def openapi_bytes(self) -> bytes:
@@ -355,7 +357,7 @@ class Service:
                     return Handled(face.error(key, detail="the key is not accepted"), op.id, rule=found.rule)
                 return Handled(found.response, op.id, rule=found.rule, param=found.param)
             account = found
-        plan = self.engine.take_fault(op.id, op.verb)
+        plan = self.engine.take_fault(op.id, op.verb, face.contract.resolve_error)
         if plan is not None and (injected := face.fault_response(plan, op)):
             return Handled(injected.with_delay(plan.latency), op.id, fault=plan.error)
         handled = route.handler(self.engine, request, params, account)

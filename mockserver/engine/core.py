@@ -383,17 +383,24 @@ class Engine:
         with self._lock:
             self._faults.clear()
 
-    def take_fault(self, operation: str, verb: str | None = None) -> FaultPlan | None:
+    def take_fault(
+        self, operation: str, verb: str | None = None, renders: Callable[[str], object] | None = None
+    ) -> FaultPlan | None:
         """The first armed plan that fires on this call of ``operation`` (counts the call).
 
         A plan names a face's operation id (``video_generations.create``) or the face-neutral
-        ``verb`` every face's matching operation carries (``task.create``).
+        ``verb`` every face's matching operation carries (``task.create``). ``renders(error)``
+        says whether the calling face has an answer for a plan's error; plans it cannot render
+        neither fire nor count the call there.
         """
         if not self._faults:  # the common case needs no lock: reading a list's length is atomic
             return None
         with self._lock:
             hit = None
             for armed in self._faults:
+                error = armed.plan.error
+                if renders is not None and error is not None and not renders(error):
+                    continue
                 if armed.consider(operation, verb) and hit is None:
                     hit = armed.plan
             return hit
