@@ -78,6 +78,8 @@ def test_admin_on_a_non_loopback_address_needs_a_token(args: list[str]) -> None:
         (["--progression", "sometimes"], "bad progression"),
         (["--outcome", "maybe"], "bad outcome"),
         (["--clock", "sundial"], "invalid choice"),
+        (["--official-key", "ak-only"], "use ACCESS_KEY:SECRET_KEY"),
+        (["--face", "nonesuch", "--port", "0"], "unknown face 'nonesuch'"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:
@@ -94,3 +96,18 @@ def test_default_bind_is_loopback() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert parser.parse_args([]).host == "127.0.0.1"
+
+
+def test_serve_options_reach_every_face() -> None:
+    import argparse
+
+    from mockserver.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--face", "official", "--official-key", "ak-1:s1", "--official-key", "ak-2:s2", "--slots", "2"]
+        + ["--callback-allow", "hooks.internal", "--tls"]
+    )
+    assert (args.faces, args.key_pairs, args.slots) == (["official"], [("ak-1", "s1"), ("ak-2", "s2")], 2)
+    assert (args.callback_hosts, args.tls) == (["hooks.internal"], True)

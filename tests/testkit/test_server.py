@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -220,3 +221,14 @@ def test_task_ids_are_quoted_into_one_path_segment(kling_server: LiveServer, tas
     # Nothing else was reached: the real task did not move and the state was not reset.
     assert kling_server.task(created).status == before
     assert len(kling_server.tasks()) == 1
+
+
+def test_a_tls_live_server_serves_https_with_a_ca_bundle_for_clients() -> None:
+    with LiveServer(tls=True) as server:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        assert server.ca_bundle is not None
+        with httpx.Client(verify=ssl.create_default_context(cafile=server.ca_bundle)) as client:
+            answer = client.get(server.base_url + "/v1/videos/text2video/1")
+        assert (answer.status_code, answer.json()["code"]) == (401, 1001)
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the CA refuses it
+            httpx.get(server.base_url + "/openapi.json")
