@@ -105,9 +105,7 @@ def test_serve_options_reach_every_face() -> None:
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(
-        ["--face", "official", "--official-key", "ak-1:s1", "--official-key", "ak-2:s2", "--slots", "2"]
-        + ["--callback-allow", "hooks.internal", "--tls"]
-    )
+    faces = ["--face", "official", "--official-key", "ak-1:s1", "--official-key", "ak-2:s2", "--slots", "2"]
+    args = parser.parse_args([*faces, "--callback-allow", "hooks.internal", "--tls"])
     assert (args.faces, args.key_pairs, args.slots) == (["official"], [("ak-1", "s1"), ("ak-2", "s2")], 2)
     assert (args.callback_hosts, args.tls) == (["hooks.internal"], True)
