@@ -198,8 +198,7 @@ class Service:
     @staticmethod
     def callback_retries(face: Face) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed callback (the face's contract)."""
-        spec = face.contract.index.get("callbacks", {})
-        return tuple(float(s) for s in spec.get("retry_delays_seconds", ()))
+        return face.contract.callback_retry_delays
 
     @property
     def mounts(self) -> tuple[Mount, ...]:

@@ -332,6 +332,22 @@ class Contract:
         """Seconds a result link stays valid."""
         return float(self.index["media"]["ttl_seconds"])
 
+    @functools.cached_property
+    def mount_prefixes(self) -> tuple[tuple[str, str], ...]:
+        """(prefix, face whose auth guards it) of every extra path prefix this face is served
+        under by default (``index.json`` ``mounts.prefixes``; the root is not listed)."""
+        entries = self.index.get("mounts", {}).get("prefixes", [])
+        return tuple(
+            (str(e["prefix"]), str(e.get("auth", self.face)))
+            for e in entries
+            if e.get("prefix") and e.get("default", True)
+        )
+
+    @functools.cached_property
+    def callback_retry_delays(self) -> tuple[float, ...]:
+        """Seconds before each retry of a failed callback (``callbacks.retry_delays_seconds``)."""
+        return tuple(float(s) for s in self.index.get("callbacks", {}).get("retry_delays_seconds", ()))
+
     def resolve_error(self, name: str) -> str | None:
         """The catalogue key a fault name means on this face (itself, or via ``faults``)."""
         if name in self.errors:
