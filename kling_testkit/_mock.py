@@ -445,6 +445,8 @@ class KlingMock(EngineControls):
             callback_hosts=["*"],
         )
         self.engine = self.service.engine
+        # Callbacks owed after an answer go out through this mock's router, in the test thread.
+        self.service.on_deliveries = self.deliver_callbacks
         if base_urls is None:
             # Every mounted face's provider hosts: the gateway's and Kling's own three.
             base_urls = list(
@@ -671,8 +673,6 @@ class KlingMock(EngineControls):
     ) -> httpx.Response | Awaitable[httpx.Response]:
         answer = self.service.handle(api_request)
         response = _to_httpx(answer, request)
-        if self.engine.has_open_deliveries():
-            self.deliver_callbacks()
         if answer.delay:
             if in_async:
                 return self._after(route, request, answer.delay, response)

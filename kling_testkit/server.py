@@ -221,7 +221,8 @@ class LiveServer(EngineControls):
             self.stop()
             self.check()
             raise ServerError(f"the live server on {self.base_url} did not start")
-        self._callbacks = CallbackWorker(self.service).start()
+        self._callbacks = CallbackWorker(self.service)
+        self.service.on_deliveries = self._callbacks.wake
         return self
 
     def stop(self) -> None:

@@ -105,13 +105,16 @@ def http_send(timeout: float = 5.0) -> Send:
 
 class CallbackWorker:
     """A daemon thread that brings tasks up to the clock and makes due deliveries every
-    ``interval`` seconds of real time (the live server's callback door)."""
+    ``interval`` seconds of real time (the live server's callback door). ``wake()`` starts it
+    on first use and makes it deliver now: a server that never sees a callback URL never
+    runs the thread."""
 
     def __init__(self, service: Service, *, interval: float = 0.2, send: Send | None = None) -> None:
         self.service = service
         self.interval = interval
         self.send = send or http_send()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         # The worker and a test thread (after a clock advance) may both flush: one at a time,
         # so no delivery is sent twice.
@@ -123,8 +126,18 @@ class CallbackWorker:
             self._thread.start()
         return self
 
+    def wake(self) -> None:
+        """Deliver what is due now, from the worker thread (started if it was not)."""
+        if self._thread is None and not self._stop.is_set():
+            self.start()
+        self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.run_once()
 
     def run_once(self) -> Sequence[Delivery]:
@@ -135,6 +148,7 @@ class CallbackWorker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

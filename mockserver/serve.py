@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         **tls,  # type: ignore[arg-type]
     )
     server = _Server(config, base_url, lines)
-    worker = CallbackWorker(service).start()
+    worker = CallbackWorker(service)
+    service.on_deliveries = worker.wake
     tune_gc_for_server()
     try:
         server.run(sockets=[sock])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -104,6 +104,9 @@ class Service:
         self.admin_token = admin_token
         #: where result links in callbacks point (doors that know their address set it)
         self.public_base_url: str | None = None
+        #: called after an answer whenever callbacks are owed (doors deliver them: the kit
+        #: through its router, a live server from a worker thread it starts on first use)
+        self.on_deliveries: Callable[[], object] | None = None
         self._mounts = self._mounts_for(faces)
         self._openapi: bytes | None = None
         self.configure(keys=keys, key_pairs=key_pairs, strict=strict, slots=slots, callback_hosts=callback_hosts)
@@ -248,6 +251,8 @@ class Service:
         if request.method == "HEAD" and handled.response.body:
             handled = replace(handled, response=_headless(request, handled.response))
         self._record(request, handled, face)
+        if self.on_deliveries is not None and self.engine.has_open_deliveries():
+            self.on_deliveries()
         return handled.response
 
     def handle_simple(
