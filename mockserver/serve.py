@@ -168,7 +168,7 @@ class _Server(uvicorn.Server):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
             should_exit = await self.on_tick(counter)
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002 (signal handler signature)
         if self.should_exit and sig == signal.SIGINT:
             self.force_exit = True
         self.should_exit = True
