@@ -27,7 +27,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from kling_testkit._conflict import check_mockserver
+
 __version__ = "0.1.0"
+
+# Another distribution's ``mockserver`` (mockserver-client) would make every later import fail
+# obscurely; say so here, at the one import every use of the kit (and the plugin) goes through.
+check_mockserver()
 
 __all__ = [
     "__version__",

@@ -9,11 +9,18 @@ jsonschema, jsonschema-rs and Pillow, never pytest, respx, hypothesis or ``kling
 >>> service = Service(engine)
 >>> service.handle_simple("GET", "/v1/video/generations/task_x").status
 401
+
+The name ``mockserver`` is also the top-level module of the ``mockserver-client`` distribution
+(MockServer's Python client); the two cannot share an environment. ``kling_testkit`` checks
+for the marker below before it imports this package and explains the conflict if it is missing.
 """
 
 from __future__ import annotations
 
-from mockserver.app import create_app
+#: Marks this package as kling-testkit's (``kling_testkit._conflict`` reads this file for it).
+KLING_TESTKIT_MOCKSERVER = True
+
+from mockserver.app import create_app  # noqa: E402 (the marker stays the first statement)
 from mockserver.contract import Contract, ContractError, load_contract
 from mockserver.engine import (
     Clock,
