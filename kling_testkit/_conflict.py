@@ -35,7 +35,7 @@ def check_mockserver() -> None:
             "(pip install --force-reinstall --no-deps <the same source>)"
         )
     try:
-        head = Path(origin).read_text(encoding="utf-8", errors="replace")[:4096]
+        head = Path(origin).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return  # unreadable (a zip import, say): let the import itself decide
     if MARKER not in head:

@@ -17,10 +17,7 @@ for the marker below before it imports this package and explains the conflict if
 
 from __future__ import annotations
 
-#: Marks this package as kling-testkit's (``kling_testkit._conflict`` reads this file for it).
-KLING_TESTKIT_MOCKSERVER = True
-
-from mockserver.app import create_app  # noqa: E402 (the marker stays the first statement)
+from mockserver.app import create_app
 from mockserver.contract import Contract, ContractError, load_contract
 from mockserver.engine import (
     Clock,
@@ -41,6 +38,10 @@ from mockserver.engine import (
 )
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
+
+
+#: Marks this package as kling-testkit's (``kling_testkit._conflict`` reads this file for it).
+KLING_TESTKIT_MOCKSERVER = True
 
 __all__ = [
     # contract
