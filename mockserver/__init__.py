@@ -39,7 +39,6 @@ from mockserver.engine import (
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
 
-
 #: Marks this package as kling-testkit's (``kling_testkit._conflict`` reads this file for it).
 KLING_TESTKIT_MOCKSERVER = True
 
