@@ -121,6 +121,15 @@ class UnmatchedRequest(AllMockedAssertionError):
 
     An ``AssertionError`` (respx's ``AllMockedAssertionError``), so it fails the test wherever it
     surfaces; the message names the URL, the base URLs the fake serves and how to let a host through.
+
+    >>> with KlingMock() as api:
+    ...     try:
+    ...         httpx.get("http://api.modelstream.ai/openapi.json")  # http, not https
+    ...     except UnmatchedRequest as refused:
+    ...         print(str(refused)[:71])
+    the Kling fake refused GET http://api.modelstream.ai/openapi.json (the
+    >>> api.unmatched
+    ['GET http://api.modelstream.ai/openapi.json']
     """
 
 
