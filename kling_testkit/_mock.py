@@ -126,7 +126,7 @@ class UnmatchedRequest(AllMockedAssertionError):
     ...     try:
     ...         httpx.get("http://api.modelstream.ai/openapi.json")  # http, not https
     ...     except UnmatchedRequest as refused:
-    ...         print(str(refused)[:71])
+    ...         print(str(refused)[:70])
     the Kling fake refused GET http://api.modelstream.ai/openapi.json (the
     >>> api.unmatched
     ['GET http://api.modelstream.ai/openapi.json']
