@@ -8,6 +8,8 @@ import sysconfig
 import venv
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = """
@@ -27,7 +29,10 @@ print(json.dumps({"root": str(root), "status": done["status"], "mp4": media.body
 """
 
 
-def test_a_built_wheel_installed_in_a_fresh_environment_finds_its_contracts(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel_python(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh environment with only the built wheel installed: (its python, its site-packages)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     dist = tmp_path / "dist"
     subprocess.run(
         [
@@ -58,13 +63,48 @@ def test_a_built_wheel_installed_in_a_fresh_environment_finds_its_contracts(tmp_
     # site-packages, appended after it, never the repository (cwd is elsewhere, no .pth of ours).
     deps = sysconfig.get_paths()["purelib"]
     (target / "zz_deps.pth").write_text(deps + "\n", encoding="utf-8")
-    python = env / ("Scripts" if sys.platform == "win32" else "bin") / "python"
+    return env / ("Scripts" if sys.platform == "win32" else "bin") / "python", target
+
+
+def test_a_built_wheel_installed_in_a_fresh_environment_finds_its_contracts(
+    wheel_python: tuple[Path, Path], tmp_path: Path
+) -> None:
+    python, target = wheel_python
     result = subprocess.run([str(python), "-I", "-c", CHECK], capture_output=True, text=True, cwd=tmp_path, check=False)
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip().splitlines()[-1]
     assert str(target) in out
     assert '"status": "completed"' in out
     assert '"mp4": "ftyp"' in out
+
+
+def test_a_downstream_project_runs_the_readmes_tests_as_written_from_the_wheel(
+    wheel_python: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import doc_examples
+    import doc_placeholders
+
+    python, _ = wheel_python
+    readme = doc_examples.SYBIL.parse(ROOT / "README.md")
+    (block,) = [
+        str(e.parsed)
+        for e in readme.examples()
+        if e.region.evaluator is doc_examples.run_python
+        and "def test_" in str(e.parsed)
+        and "kling_mock" in str(e.parsed)
+    ]
+    (tmp_path / "doc_placeholders.py").write_text(Path(doc_placeholders.__file__).read_text(encoding="utf-8"))
+    (tmp_path / "test_from_readme.py").write_text("from doc_placeholders import my_sdk\n" + block, encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n", encoding="utf-8")
+    result = subprocess.run(
+        [str(python), "-I", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-p", "no:randomly"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
 
 
 def test_python_m_build_makes_an_sdist_and_a_wheel_with_complete_metadata(tmp_path: Path) -> None:
