@@ -5,14 +5,17 @@
     python3 dev.py test  [pytest options]                # ruff, mypy --strict, the test suite
     python3 dev.py bench [names] [--quick]               # benchmarks/, ratios against same-run baselines
 
-Both create or refresh ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
-fresh clone and a stale checkout behave the same.
+Each creates or refreshes ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
+fresh clone and a stale checkout behave the same. ``serve`` installs only what the server needs
+(the package without its test-kit dependencies, then the server's own: see SERVER_PACKAGES) and
+runs ``python -m mockserver``; ``test`` and ``bench`` install everything (``.[dev]``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -23,32 +26,78 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".kling-testkit-stamp"
 
+#: The distributions ``python -m mockserver`` imports (tests/test_dev_script.py keeps this in step
+#: with the package's imports); their versions come from pyproject.toml's dependencies.
+SERVER_PACKAGES = (
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "jsonschema",
+    "jsonschema-rs",
+    "orjson",
+    "pillow",
+    "pyjwt",
+    "trustme",
+)
+
+
+def project_dependencies() -> list[str]:
+    """``[project] dependencies`` of pyproject.toml (tomllib where it exists; 3.10 has none)."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    try:
+        import tomllib
+    except ImportError:
+        block = re.search(r"^dependencies = \[(.*?)^\]", text, re.M | re.S)
+        assert block is not None, "pyproject.toml has no [project] dependencies list"
+        return re.findall(r'^\s*"([^"]+)"', block.group(1), re.M)
+    return list(tomllib.loads(text)["project"]["dependencies"])
+
+
+def server_requirements() -> list[str]:
+    """The dependencies of pyproject.toml that the server alone needs."""
+    wanted = []
+    for requirement in project_dependencies():
+        name = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+        if name in SERVER_PACKAGES:
+            wanted.append(requirement)
+    return wanted
+
 
 def _run(*args: str | Path) -> None:
     subprocess.run([str(a) for a in args], cwd=ROOT, check=True)
 
 
-def ensure_venv() -> None:
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text() == wanted:
+def ensure_venv(*, full: bool = True) -> None:
+    """Install everything (``full``) or only what serving needs; a full install serves too."""
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = STAMP.read_text() if STAMP.exists() else ""
+    if stamp == f"full:{digest}" or (not full and stamp == f"serve:{digest}"):
         return
     if not (BIN / "python").exists():
         print(f"dev.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("dev.py: installing kling-testkit[dev] (editable)", flush=True)
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
-    STAMP.write_text(wanted)
+    pip = [BIN / "python", "-m", "pip", "install", "--quiet"]
+    _run(*pip, "--upgrade", "pip")
+    if full:
+        print("dev.py: installing kling-testkit[dev] (editable)", flush=True)
+        _run(*pip, "-e", ".[dev]")
+    else:
+        print("dev.py: installing the server only (kling-testkit without its test-kit dependencies)", flush=True)
+        _run(*pip, "--no-deps", "-e", ".")
+        _run(*pip, *server_requirements())
+    STAMP.write_text(f"{'full' if full else 'serve'}:{digest}")
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
-    ensure_venv()
     command, rest = argv[0], argv[1:]
+    ensure_venv(full=command != "serve")
     if command == "serve":
-        os.execv(BIN / "kling-testkit", [str(BIN / "kling-testkit"), "serve", *rest])
+        # python -m mockserver: the same options as kling-testkit serve, without the test kit.
+        os.execv(BIN / "python", [str(BIN / "python"), "-m", "mockserver", *rest])
     if command == "bench":
         return subprocess.run([str(BIN / "python"), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT).returncode
     steps: list[list[str | Path]] = [

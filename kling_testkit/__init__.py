@@ -11,6 +11,12 @@ journal assertions, contract checks and recordings, Hypothesis strategies
 ...     api.base_url
 'https://api.modelstream.ai'
 
+The values the controls take are here too, so a test needs one import:
+
+>>> from kling_testkit import Outcome, Progression
+>>> api = kling_testkit.mock(progression=Progression.after_polls(3))
+>>> api.set_outcome(Outcome.fail("content_policy"))
+
 Names are imported on first use (PEP 562): pytest imports this package for the plugin in every
 run of a project that installs it, and the fake's dependencies would make that import cost
 tens of milliseconds for runs that never touch the fake.
@@ -21,7 +27,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from kling_testkit._conflict import check_mockserver
+
 __version__ = "0.1.0"
+
+# Another distribution's ``mockserver`` (mockserver-client) would make every later import fail
+# obscurely; say so here, at the one import every use of the kit (and the plugin) goes through.
+check_mockserver()
 
 __all__ = [
     "__version__",
@@ -30,8 +42,18 @@ __all__ = [
     "KlingMock",
     "KlingRoute",
     "KlingTransport",
+    "UnmatchedRequest",
+    "VirtualTime",
     "mock",
     "transport",
+    # the values the controls take and return (also in mockserver, re-exported for tests)
+    "FaultPlan",
+    "JournalEntry",
+    "Outcome",
+    "OutcomeRule",
+    "Progression",
+    "TaskView",
+    "VirtualClock",
     # the fake as a live server (any client)
     "AdminClient",
     "LiveServer",
@@ -64,7 +86,16 @@ _LOCATIONS = {
     "DEFAULT": "kling_testkit._mock",
     "KlingMock": "kling_testkit._mock",
     "KlingRoute": "kling_testkit._mock",
+    "UnmatchedRequest": "kling_testkit._mock",
     "mock": "kling_testkit._mock",
+    "VirtualTime": "kling_testkit._virtual_time",
+    "FaultPlan": "mockserver",
+    "JournalEntry": "mockserver",
+    "Outcome": "mockserver",
+    "OutcomeRule": "mockserver",
+    "Progression": "mockserver",
+    "TaskView": "mockserver",
+    "VirtualClock": "mockserver",
     "KlingTransport": "kling_testkit.transports",
     "transport": "kling_testkit.transports",
     "AdminClient": "kling_testkit.server",
@@ -91,7 +122,8 @@ _LOCATIONS = {
 }
 
 if TYPE_CHECKING:
-    from kling_testkit._mock import DEFAULT, KlingMock, KlingRoute, mock
+    from kling_testkit._mock import DEFAULT, KlingMock, KlingRoute, UnmatchedRequest, mock
+    from kling_testkit._virtual_time import VirtualTime
     from kling_testkit.assertions import (
         ContractNotClean,
         assert_contract_clean,
@@ -108,6 +140,7 @@ if TYPE_CHECKING:
     from kling_testkit.server import AdminClient, LiveServer, ServerError
     from kling_testkit.stateful import TaskLifecycleMachine
     from kling_testkit.transports import KlingTransport, transport
+    from mockserver import FaultPlan, JournalEntry, Outcome, OutcomeRule, Progression, TaskView, VirtualClock
 
 
 def __getattr__(name: str) -> Any:

@@ -15,23 +15,28 @@ Two ways in, injection first (nothing process-wide changes)::
 
 and patching, for code that builds its own client (respx's ``httpx`` mocker: every
 ``httpx.Client``/``AsyncClient`` sees the fake on the gateway's base URLs while the block runs;
-other hosts pass through untouched unless ``assert_all_mocked=True``)::
+a request to any other host fails with :class:`UnmatchedRequest` unless that host is passed
+through explicitly with ``pass_through``, so nothing leaves the machine by mistake)::
 
     with KlingMock() as api:
         httpx.get("https://api.modelstream.ai/openapi.json")
+
+``virtual_time=True`` also makes the client's sleeps and clock reads follow the fake's virtual
+clock while it patches (see :mod:`kling_testkit._virtual_time`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import re
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import respx
-from respx.models import Call, CallList
+from respx.models import AllMockedAssertionError, Call, CallList
 
 from mockserver import (
     ApiRequest,
@@ -55,6 +60,7 @@ from mockserver.engine.journal import ContractWarning
 from mockserver.faces import Mount
 
 if TYPE_CHECKING:
+    from kling_testkit._virtual_time import VirtualTime
     from kling_testkit.transports import KlingTransport
 
 __all__ = [
@@ -62,6 +68,7 @@ __all__ = [
     "EngineControls",
     "KlingMock",
     "KlingRoute",
+    "UnmatchedRequest",
     "as_outcome",
     "as_progression",
     "mock",
@@ -112,6 +119,34 @@ class _FakeRoute(respx.Route):
         return self._handler(request)
 
 
+class UnmatchedRequest(AllMockedAssertionError):
+    """A request that the patching fake neither serves nor passes through (it never left the machine).
+
+    An ``AssertionError`` (respx's ``AllMockedAssertionError``), so it fails the test wherever it
+    surfaces; the message names the URL, the base URLs the fake serves and how to let a host through.
+
+    >>> with KlingMock() as api:
+    ...     try:
+    ...         httpx.get("http://api.modelstream.ai/openapi.json")  # http, not https
+    ...     except UnmatchedRequest as refused:
+    ...         print(str(refused)[:70])
+    the Kling fake refused GET http://api.modelstream.ai/openapi.json (the
+    >>> api.unmatched
+    ['GET http://api.modelstream.ai/openapi.json']
+    """
+
+
+class _Refuse(respx.Route):
+    """The last route: refuses whatever no other route took, naming the URL and what is served."""
+
+    def __init__(self, refuse: Callable[[httpx.Request], None]) -> None:
+        super().__init__()
+        self._refuse = refuse
+
+    def resolve(self, request: httpx.Request, **_context: Any) -> Any:
+        self._refuse(request)
+
+
 class _Router(respx.MockRouter):
     """A respx router that marks async resolution (see ``_IN_ASYNC``) and records in
     ``router.calls`` only the requests it passes through: the fake's own answers are recorded
@@ -151,6 +186,44 @@ def as_outcome(value: Outcome | str) -> Outcome:
     'content_policy'
     """
     return value if isinstance(value, Outcome) else Outcome.parse(value)
+
+
+def pass_through_hosts(value: bool | str | Sequence[str] | None) -> tuple[str, ...]:
+    """The hosts a patching fake lets through, from ``pass_through``: ``True`` or ``"*"`` for
+    every host, a host (``"localhost"``), ``"host:port"`` or a URL, or a list of those.
+
+    >>> pass_through_hosts(["localhost", "localhost:8080", "https://example.org/v1"])
+    ('localhost', 'localhost:8080', 'example.org:443')
+    >>> pass_through_hosts(True), pass_through_hosts(None)
+    (('*',), ())
+    """
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return ("*",)
+    if isinstance(value, str):
+        entries: list[Any] = [value]
+    elif isinstance(value, (list, tuple)):
+        entries = list(value)
+    else:
+        raise ValueError(f"pass_through takes a host, a list of hosts, or True for every host; got {value!r}")
+    hosts: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry.strip():
+            raise ValueError(f"pass_through takes host names, host:port or URLs (or True for all), got {entry!r}")
+        entry = entry.strip()
+        if entry == "*":
+            return ("*",)
+        try:
+            url = httpx.URL(entry if "://" in entry else f"pass://{entry}")
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"pass_through entry {entry!r} is not a host, host:port or URL: {exc}") from None
+        if not url.host:
+            raise ValueError(f"pass_through entry {entry!r} names no host")
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        hosts.append(f"{host}:{port}" if port else host)
+    return tuple(hosts)
 
 
 def build_service(
@@ -403,8 +476,12 @@ class KlingMock(EngineControls):
     ``strict``: refuse unknown request fields (400) instead of dropping them with a warning.
     ``keys``: accepted API keys (default ``sk-test``; ``["*"]`` accepts any). ``seed``: task
     ids and video seeds (fixed by default, so runs are reproducible). ``clock``: default a
-    fresh :class:`VirtualClock`. ``assert_all_mocked``: while patching, refuse requests to other
-    hosts instead of letting them through.
+    fresh :class:`VirtualClock`. ``pass_through``: hosts that requests may reach for real while
+    the fake patches httpx (``"localhost"``, ``"localhost:8080"``, a URL, a list, or ``True`` for
+    every host); by default a request to any host but the fake's fails with
+    :class:`UnmatchedRequest`. ``virtual_time``: while patching, the client's ``time.sleep``,
+    ``asyncio.sleep`` and ``anyio.sleep`` advance the fake's clock at once and ``time.time()``/
+    ``time.monotonic()`` follow it (:mod:`kling_testkit._virtual_time`).
 
     >>> api = KlingMock(progression="immediate")
     >>> with httpx.Client(transport=api.transport(), base_url=api.base_url) as client:
@@ -425,11 +502,22 @@ class KlingMock(EngineControls):
         seed: int | None = 0,
         clock: Clock | None = None,
         journal_limit: int = 10_000,
-        assert_all_mocked: bool = False,
+        pass_through: bool | str | Sequence[str] | None = None,
+        virtual_time: bool = False,
+        assert_all_mocked: bool | None = None,
         faces: Sequence[str | Mount] | None = None,
         key_pairs: Mapping[str, str] | None = None,
         slots: int | None = None,
     ) -> None:
+        if assert_all_mocked is not None:
+            warnings.warn(
+                "KlingMock(assert_all_mocked=...) is deprecated: other hosts are refused by default, "
+                "and pass_through=True lets every host through",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if pass_through is None and not assert_all_mocked:
+                pass_through = True
         self.service = build_service(
             progression=progression,
             outcome=outcome,
@@ -463,8 +551,16 @@ class KlingMock(EngineControls):
         }
         #: requests under a base URL that match no operation (admin, /openapi.json, 404s)
         self.routes["*"] = KlingRoute("*")
-        self.assert_all_mocked = assert_all_mocked
+        self.pass_through = pass_through_hosts(pass_through)
+        #: "METHOD URL" of every request the patching fake refused (the fixture fails a test that
+        #: passed anyway, e.g. because the client under test swallowed the error)
+        self.unmatched: list[str] = []
+        if virtual_time and not isinstance(self.engine.clock, VirtualClock):
+            raise ValueError("virtual_time=True needs the fake on a VirtualClock (the default clock)")
+        self.virtual_time = virtual_time
+        self._virtual: VirtualTime | None = None
         self._router: _Router | None = None
+        self._served: re.Pattern[str] | None = None
         self._started = False
 
     # -- wiring ------------------------------------------------------------------------------
@@ -479,12 +575,47 @@ class KlingMock(EngineControls):
         """The respx router (one route over every base URL; built on first use)."""
         if self._router is None:
             pattern = "^(?:" + "|".join(re.escape(url) for url in self.base_urls) + ")(?:[/?#]|$)"
-            router = _Router(assert_all_called=False, assert_all_mocked=self.assert_all_mocked, using="httpx")
+            router = _Router(assert_all_called=False, assert_all_mocked=False, using="httpx")
             router.add(_FakeRoute(self._side_effect, url__regex=pattern), name="kling")
-            if not self.assert_all_mocked:
+            if self.pass_through == ("*",):
                 router.route(name="pass_through").pass_through()
+            else:
+                for host in self.pass_through:
+                    name, colon, port = host.rpartition(":")
+                    if colon and port.isdigit() and not name.endswith(":"):
+                        router.route(host=name.strip("[]"), port=int(port)).pass_through()
+                    else:
+                        router.route(host=host.strip("[]")).pass_through()
+                router.add(_Refuse(self._refuse), name="unmatched")
+            self._served = re.compile(pattern)
             self._router = router
         return self._router
+
+    def _refuse(self, request: httpx.Request) -> None:
+        url = str(request.url)
+        self.unmatched.append(f"{request.method} {url}")
+        hint = ""
+        for base in self.base_urls:
+            if httpx.URL(base).host == request.url.host:
+                hint = f" (the host of {base}: check the scheme, port and path prefix)"
+                break
+        raise UnmatchedRequest(
+            f"the Kling fake refused {request.method} {url}{hint}: it serves {', '.join(self.base_urls)}, "
+            "and requests to other hosts are refused while it patches httpx (nothing left the machine). "
+            "To let a host through: @pytest.mark.kling(pass_through=['host[:port]']), --kling-pass-through HOST, "
+            "the kling_pass_through ini key, or kling_testkit.mock(pass_through=[...])"
+        )
+
+    def serves(self, url: httpx.URL | str) -> bool:
+        """Whether ``url`` is under one of the fake's base URLs.
+
+        >>> KlingMock().serves("https://api.modelstream.ai/v1/video/generations"), KlingMock().serves("http://x.test/")
+        (True, False)
+        """
+        if self._served is None:
+            _ = self.router
+        assert self._served is not None
+        return self._served.match(str(url)) is not None
 
     def transport(self) -> KlingTransport:
         """An ``httpx.MockTransport`` serving this fake to a sync or async client (injection)."""
@@ -514,14 +645,27 @@ class KlingMock(EngineControls):
     # -- patching ----------------------------------------------------------------------------
 
     def start(self) -> KlingMock:
-        """Patch httpx (respx) so every client sees the fake on the base URLs."""
+        """Patch httpx (respx) so every client sees the fake on the base URLs; with
+        ``virtual_time``, also patch the process's sleeps and clock reads onto the fake's clock."""
         if not self._started:
             self.router.start()
             self._started = True
+            if self.virtual_time:
+                from kling_testkit._virtual_time import VirtualTime
+
+                assert isinstance(self.engine.clock, VirtualClock)
+                try:
+                    self._virtual = VirtualTime(self.engine.clock).start()
+                except BaseException:
+                    self.stop()
+                    raise
         return self
 
     def stop(self) -> None:
         """Undo :meth:`start`; call records and the journal stay readable."""
+        if self._virtual is not None:
+            self._virtual.stop()
+            self._virtual = None
         if self._started:
             self._started = False
             self.router.stop(clear=False, reset=False, quiet=True)
@@ -568,7 +712,7 @@ class KlingMock(EngineControls):
         # The test's own routes, in the order added; the fake's catch-all and pass-through
         # routes are skipped (a callback must never reach the network from here).
         for route in self.router.routes:
-            if route.name in ("kling", "pass_through"):
+            if route.name in ("kling", "pass_through", "unmatched") or getattr(route, "_pass_through", False):
                 continue
             try:
                 prospect = route.match(request)

@@ -735,12 +735,17 @@ def request_conforms(ctx: CheckContext, exchange: Exchange) -> None:
     if verdict.param in redacted and verdict.rule.startswith(f"{verdict.param}."):
         return  # content redacted in the recording: its image rules cannot be judged
     path = _param_path(verdict.param)
+    message, expected = f"{verdict.param or 'body'} {verdict.detail}", verdict.detail
+    if verdict.rule == ctx.contract.request_rule("model_known"):
+        # The refusal's detail is the model the request named; what was expected is the list.
+        expected = f"one of {sorted(ctx.contract.models)}"
+        message = f"model {verdict.detail} is not a model of the contract"
     raise _violation(
         verdict.rule,
-        f"the request breaks the contract: {verdict.param or 'body'} {verdict.detail}",
+        f"the request breaks the contract: {message}",
         json_path=format_json_path(path),
         part="request",
-        expected=verdict.detail,
+        expected=expected,
         actual=_value_at(body, path),
     )
 

@@ -152,17 +152,40 @@ def _progress_on(flag: bool | None, stream: TextIO) -> bool:
     return flag if flag is not None else stream.isatty()
 
 
-def _write_reports(report: object, junit: str | None, json_path: str | None) -> None:
+def _cannot_write(option: str, path: str, exc: OSError) -> str:
+    return f"cannot write {option} {path}: {exc.strerror or exc}"
+
+
+def _write_reports(report: object, junit: str | None, json_path: str | None) -> list[str]:
+    """Write every requested report that can be written (parents are created); return one line
+    per report that could not be, so the caller still prints what was measured and says so."""
     from kling_testkit.failures import Report
 
     assert isinstance(report, Report)
-    try:
-        if junit:
-            report.write_junit_xml(junit)
-        if json_path:
-            report.write_json(json_path)
-    except OSError as exc:
-        raise _UsageError(f"cannot write report: {exc.strerror or exc} ({exc.filename})") from None
+    problems = []
+    for option, path, write in (
+        ("--junit-xml", junit, report.write_junit_xml),
+        ("--json", json_path, report.write_json),
+    ):
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                problems.append(_cannot_write(option, path, exc))
+    return problems
+
+
+def _finish(command: str, report: object, problems: list[str], out: TextIO, err: TextIO) -> int:
+    from kling_testkit.failures import Report
+
+    assert isinstance(report, Report)
+    out.write(report.render_text() + "\n")
+    for problem in problems:
+        err.write(f"kling-testkit {command}: error: {problem}\n")
+    if problems:
+        err.write(f"kling-testkit {command}: the results above are complete; only the output named is missing\n")
+        return 2
+    return report.exit_code()
 
 
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -206,9 +229,7 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report.stats = {"files": len(args.files), "exchanges": exchanges, "tasks": tasks}
     if unmatched:
         report.stats["not in the contract (skipped)"] = unmatched
-    _write_reports(report, args.junit_xml, args.json_path)
-    out.write(report.render_text() + "\n")
-    return report.exit_code()
+    return _finish("check", report, _write_reports(report, args.junit_xml, args.json_path), out, err)
 
 
 def _line_writer(stream: TextIO) -> Callable[[str], None]:
@@ -250,14 +271,14 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result = verifier.run()
     report = result.report
     report.strict = args.strict
+    problems = []
     if args.record:
         try:
             write_exchanges(result.exchanges, args.record)
         except OSError as exc:
-            raise _UsageError(f"cannot write {args.record}: {exc.strerror or exc}") from None
-    _write_reports(report, args.junit_xml, args.json_path)
-    out.write(report.render_text() + "\n")
-    return report.exit_code()
+            problems.append(_cannot_write("--record", args.record, exc))
+    problems += _write_reports(report, args.junit_xml, args.json_path)
+    return _finish("verify", report, problems, out, err)
 
 
 def _contract(args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
@@ -287,6 +308,7 @@ def _contract(args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
     if args.json_path:
         payload = {"changes": [c.to_json() for c in changes], "breaking": len(breaking)}
         try:
+            Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json_path).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise _UsageError(f"cannot write {args.json_path}: {exc.strerror or exc}") from None

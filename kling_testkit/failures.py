@@ -296,7 +296,8 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        """Write :meth:`to_json` to ``path``, creating missing parent folders."""
+        _parent_made(path).write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     def to_junit_xml(self) -> str:
         """JUnit XML: one ``<testcase>`` per case; violations of a case in one ``<failure>``."""
@@ -334,7 +335,15 @@ class Report:
         return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
     def write_junit_xml(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_junit_xml(), encoding="utf-8")
+        """Write :meth:`to_junit_xml` to ``path``, creating missing parent folders (CI report
+        folders such as ``reports/`` usually do not exist before the first run)."""
+        _parent_made(path).write_text(self.to_junit_xml(), encoding="utf-8")
+
+
+def _parent_made(path: str | Path) -> Path:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _xml_safe(text: str) -> str:

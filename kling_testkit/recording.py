@@ -443,6 +443,7 @@ def _with_bodies(
 def _write_lines(records: Iterable[dict[str, Any]], target: str | Path | IO[bytes] | IO[str]) -> int:
     count = 0
     if isinstance(target, (str, Path)):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
         with Path(target).open("wb") as handle:
             return _write_lines(records, handle)
     for record in records:

@@ -169,6 +169,7 @@ class LiveServer(EngineControls):
         self._errors: list[BaseException] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._admin: AdminClient | None = None
         self.base_url = ""
 
     # -- life cycle --------------------------------------------------------------------------
@@ -227,6 +228,7 @@ class LiveServer(EngineControls):
 
     def stop(self) -> None:
         """Stop the server and join its thread (fast: no graceful pause)."""
+        self.close_admin()
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if self._callbacks is not None:
@@ -261,8 +263,23 @@ class LiveServer(EngineControls):
         return self.base_url + "/__mock__"
 
     def admin(self) -> AdminClient:
-        """An :class:`AdminClient` on this server (the control API over HTTP)."""
-        return AdminClient(self.base_url, admin_token=self.admin_token)
+        """This server's :class:`AdminClient` (the control API over HTTP), made on first use and
+        kept until :meth:`close_admin` or :meth:`stop` closes it (the ``kling_server`` fixture does
+        after each test), so its connections never outlive the test as ResourceWarnings.
+
+        >>> with LiveServer() as server:
+        ...     server.admin().advance_clock(5) - server.clock.now(), server.admin() is server.admin()
+        (0.0, True)
+        """
+        if self._admin is None or self._admin.closed:
+            self._admin = AdminClient(self.base_url, admin_token=self.admin_token)
+        return self._admin
+
+    def close_admin(self) -> None:
+        """Close the client :meth:`admin` made, if any (the next :meth:`admin` makes a new one)."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            admin.close()
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -375,6 +392,11 @@ class AdminClient:
     def close(self) -> None:
         """Close the HTTP connection pool (``with AdminClient(url) as admin:`` does it for you)."""
         self._client.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (a closed client refuses further calls)."""
+        return self._client.is_closed
 
     def __enter__(self) -> AdminClient:
         return self

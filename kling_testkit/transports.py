@@ -49,6 +49,8 @@ class KlingTransport(httpx.MockTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.mock.serves(request.url):
+            raise self._unserved(request)
         request.read()
         try:
             return self._router.handler(request)
@@ -56,6 +58,8 @@ class KlingTransport(httpx.MockTransport):
             raise self._unserved(request) from None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.mock.serves(request.url):
+            raise self._unserved(request)
         await request.aread()
         try:
             return await self._router.async_handler(request)

@@ -9,6 +9,10 @@ jsonschema, jsonschema-rs and Pillow, never pytest, respx, hypothesis or ``kling
 >>> service = Service(engine)
 >>> service.handle_simple("GET", "/v1/video/generations/task_x").status
 401
+
+The name ``mockserver`` is also the top-level module of the ``mockserver-client`` distribution
+(MockServer's Python client); the two cannot share an environment. ``kling_testkit`` checks
+for the marker below before it imports this package and explains the conflict if it is missing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from mockserver.engine import (
 )
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
+
+#: Marks this package as kling-testkit's (``kling_testkit._conflict`` reads this file for it).
+KLING_TESTKIT_MOCKSERVER = True
 
 __all__ = [
     # contract

@@ -3,16 +3,26 @@
 The listening socket is created here (with ``IPPROTO_TCP``: uvicorn on asyncio stalls about
 40 ms per request on a pre-bound socket created without it) so that ``--port 0`` works and the
 printed base URL is the real one. Admin routes on a non-loopback bind need ``--admin-token``.
+
+SIGTERM or SIGINT stops the server at once when it is idle (no 0.1 s tick to wait for, no fixed
+grace pause): it stops accepting, closes idle connections, lets requests in flight finish, and
+exits 0. A second SIGINT abandons the requests in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import errno
 import gc
 import ipaddress
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Generator, Sequence
+from types import FrameType
 
 import uvicorn
 
@@ -165,13 +175,21 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
+    """uvicorn's server, stopping as soon as it is asked to and exiting cleanly on a signal."""
+
     def __init__(self, config: uvicorn.Config, base_url: str, lines: Sequence[str] = ()) -> None:
         super().__init__(config)
         self.base_url = base_url
         self.lines = lines
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
         await super().startup(sockets)
+        if self.should_exit:  # startup failed; uvicorn logged why
+            return
         print(f"kling-testkit fake at {self.base_url}", flush=True)
         for line in self.lines:
             print(f"  {line}", flush=True)
@@ -180,6 +198,53 @@ class _Server(uvicorn.Server):
             flush=True,
         )
         print("ready", flush=True)
+
+    async def main_loop(self) -> None:
+        # uvicorn sleeps 0.1 s between ticks; waiting on an event instead wakes at the signal.
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864_000
+            assert self._wake is not None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002 (signal handler signature)
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # uvicorn re-raises a captured SIGTERM after its shutdown, so the process died of it
+        # (exit status 143 for a CI script's `kill; wait`); a finished shutdown is a clean exit.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's own shutdown pauses 0.1 s and then polls every 0.1 s; an idle fake has
+        # nothing to wait for, and requests in flight are waited for in short steps.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # idle: closed now; busy: closed after its response
+        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+            await asyncio.sleep(0.005)
+        for task in list(self.server_state.tasks):
+            task.cancel()
 
 
 def describe_mounts(service: Service) -> list[str]:
@@ -222,7 +287,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
-        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = "; another process listens there: pick a free port with --port 0 (the chosen port is printed)"
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}{hint}", file=sys.stderr)
         return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 #: 2026-01-01T00:00:00Z: a fixed start for runs whose timestamps must be reproducible
@@ -76,9 +77,34 @@ class VirtualClock:
         self._start = start
         self._now = start
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[float, float], None]] = []
 
     def now(self) -> float:
         return self._now
+
+    def subscribe(self, listener: Callable[[float, float], None]) -> Callable[[], None]:
+        """Call ``listener(old, new)`` after every change of the time (``advance``, ``set``,
+        ``reset``), under the clock's lock so listeners see changes in order; returns the function
+        that unsubscribes. The test kit's virtual time keeps the process's clocks in step this way.
+
+        >>> clock = VirtualClock(start=100.0)
+        >>> unsubscribe = clock.subscribe(lambda old, new: print(old, "->", new))
+        >>> clock.advance(5)
+        100.0 -> 105.0
+        105.0
+        >>> unsubscribe(); clock.reset()
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _moved(self, old: float) -> None:
+        for listener in list(self._listeners):
+            listener(old, self._now)
 
     def advance(self, seconds: float) -> float:
         """Move time forward by ``seconds`` (>= 0) and return the new time."""
@@ -87,7 +113,10 @@ class VirtualClock:
         with self._lock:
             if not self._now + seconds <= MAX_TIMESTAMP:  # also rejects infinity
                 raise ValueError(f"advancing by {seconds!r} s would pass {MAX_TIMESTAMP:.0f} (year 9999)")
+            old = self._now
             self._now += float(seconds)
+            if self._listeners:
+                self._moved(old)
             return self._now
 
     def set(self, timestamp: float) -> None:
@@ -97,12 +126,16 @@ class VirtualClock:
                 raise ValueError(f"time cannot go backwards ({timestamp} < {self._now})")
             if not timestamp <= MAX_TIMESTAMP:
                 raise ValueError(f"time cannot pass {MAX_TIMESTAMP:.0f} (year 9999), got {timestamp!r}")
-            self._now = float(timestamp)
+            old, self._now = self._now, float(timestamp)
+            if self._listeners:
+                self._moved(old)
 
     def reset(self) -> None:
         """Back to the start time (used by the engine's reset)."""
         with self._lock:
-            self._now = self._start
+            old, self._now = self._now, self._start
+            if self._listeners:
+                self._moved(old)
 
     def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))

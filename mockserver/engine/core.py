@@ -108,12 +108,13 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class VideoSpec:
-    """The video a task produces: seconds, frame size, frame rate."""
+    """The video a task produces: seconds, frame size, frame rate, and whether it has sound."""
 
     duration: int
     width: int
     height: int
     fps: int = 24
+    audio: bool = False
 
 
 @dataclass(frozen=True)

@@ -103,17 +103,18 @@ class Progression:
     @classmethod
     def parse(cls, text: str) -> Progression:
         """``polls:N``, ``seconds:T``, ``manual`` or ``immediate`` (the CLI's spelling)."""
+        forms = "accepted forms are polls:N (N a whole number >= 1), seconds:T (T a number > 0), manual and immediate"
         mode, _, arg = text.partition(":")
         try:
             if mode == "polls":
                 return cls.after_polls(int(arg or 1))
             if mode == "seconds":
                 return cls.after_seconds(float(arg or 30))
-        except ValueError as exc:
-            raise ValueError(f"bad progression {text!r}: {exc}") from None
+        except ValueError:
+            raise ValueError(f"bad progression {text!r}: {forms}") from None
         if mode in ("manual", "immediate") and not arg:
             return cls(mode=mode)  # type: ignore[arg-type]
-        raise ValueError(f"bad progression {text!r}: use polls:N, seconds:T, manual or immediate")
+        raise ValueError(f"bad progression {text!r}: {forms}")
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "polls": self.polls, "seconds": self.seconds}

@@ -191,7 +191,7 @@ class GatewayFace:
         if engine.clock.now() > task.finished_at + self.media_ttl:
             return Handled(self.error("link_expired", detail=repr(file)), op, task.id)
         video = task.video
-        data = media.mp4_bytes(video.duration, video.width, video.height)
+        data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
         served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
         if served.status == 416:
             # Keep Content-Range (RFC 9110) but answer with the face's error object, as everywhere.
@@ -250,4 +250,4 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
         ratio = math.log(image.width / image.height)
         aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
     width, height = sizes[aspect]
-    return VideoSpec(duration=int(body["duration"]), width=width, height=height, fps=int(output["fps"]))
+    return VideoSpec(int(body["duration"]), width, height, int(output["fps"]), audio=body.get("sound") == "on")

@@ -88,6 +88,10 @@ def _decode_payload(value: str, limits: Mapping[str, Any]) -> _Payload | ImageIn
     return _Payload(raw, declared)
 
 
+def _formats(limits: Mapping[str, Any]) -> str:
+    return " or ".join(limits["formats"])
+
+
 def inspect_image(value: str, limits: Mapping[str, Any]) -> ImageInfo | ImageProblem:
     """Run the contract's image checks on one field value; the first failure wins.
 
@@ -108,12 +112,13 @@ def inspect_image(value: str, limits: Mapping[str, Any]) -> ImageInfo | ImagePro
         image = Image.open(io.BytesIO(raw))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return ImageProblem("max_pixels", actual="more than Pillow's limit", expected=limits["max_pixels"])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        return ImageProblem("format", detail=f"not a recognisable image ({type(exc).__name__})")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        # Which Pillow exception refused the bytes is no help to the client: what it sent is.
+        return ImageProblem("format", detail=f"the bytes are not a {_formats(limits)} image")
     with image:
         fmt = image.format or "unknown"
         if fmt not in limits["formats"]:
-            return ImageProblem("format", detail=f"the bytes are {fmt}")
+            return ImageProblem("format", detail=f"the bytes are {fmt}, not {_formats(limits)}")
         if declared is not None and declared != fmt:
             return ImageProblem("format", detail=f"the data URI declares {declared} but the bytes are {fmt}")
         width, height = image.size

@@ -200,3 +200,17 @@ def test_seeded_engines_agree_and_ids_have_the_gateway_format() -> None:
     assert ids[0] == ids[1]
     assert len(set(ids[0])) == 50
     assert all(re.fullmatch(r"task_[A-Za-z0-9]{32}", i) for i in ids[0])
+
+
+@pytest.mark.parametrize(
+    "text", ["polls:x", "polls:0", "polls:1.5", "seconds:soon", "seconds:-3", "sometimes", "manual:2"]
+)
+def test_a_bad_progression_names_the_accepted_forms_not_pythons_error(text: str) -> None:
+    with pytest.raises(ValueError, match="accepted") as refused:
+        Progression.parse(text)
+    message = str(refused.value)
+    assert message.startswith(f"bad progression {text!r}: ")
+    for form in ("polls:N", "seconds:T", "manual", "immediate"):
+        assert form in message
+    for python_error in ("invalid literal", "could not convert"):
+        assert python_error not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import io
 from fractions import Fraction
 from importlib import resources
@@ -61,7 +62,9 @@ def test_catalogue_lists_six_sizes_and_two_durations() -> None:
 def test_asset_folder_holds_exactly_the_catalogue() -> None:
     folder = resources.files("mockserver") / "assets" / "videos"
     present = {entry.name for entry in folder.iterdir() if entry.name.endswith(".mp4")}
-    expected = {f"{w}x{h}_{d}s.mp4" for d in video_durations() for w, h in video_sizes()}
+    expected = {
+        f"{w}x{h}_{d}s{sound}.mp4" for d in video_durations() for w, h in video_sizes() for sound in ("", "_audio")
+    }
     assert present == expected
 
 
@@ -220,3 +223,39 @@ def test_serving_a_real_asset_range_reassembles_the_file() -> None:
 def test_serve_bytes_rejects_other_methods(method: str) -> None:
     with pytest.raises(ValueError, match="GET and HEAD"):
         serve_bytes(DATA, method=method, range_header=None)
+
+
+@pytest.mark.parametrize(("duration", "width", "height"), ASSET_CASES)
+def test_the_sound_variant_has_one_aac_track_as_long_as_the_video_and_the_silent_one_none(
+    duration: int, width: int, height: int
+) -> None:
+    with av.open(io.BytesIO(mp4_bytes(duration, width, height, audio=True))) as container:
+        (audio,) = container.streams.audio
+        (video,) = container.streams.video
+        assert audio.codec_context.name == "aac"
+        assert float(audio.duration * audio.time_base) == pytest.approx(duration, abs=0.05)
+        assert (video.codec_context.width, video.codec_context.height) == (width, height)
+        samples = array.array("f")
+        for frame in container.decode(audio=0):
+            samples.frombytes(bytes(frame.planes[0])[: frame.samples * 4])  # AAC decodes to float32 planes
+    assert max(abs(s) for s in samples) > 0.05  # a tone, not silence
+    with av.open(io.BytesIO(mp4_bytes(duration, width, height))) as container:
+        assert len(container.streams.audio) == 0
+
+
+@pytest.mark.parametrize(("sound", "tracks"), [("on", 1), ("off", 0), (None, 0)])
+def test_a_task_serves_an_audio_track_exactly_when_it_asked_for_sound(sound: str | None, tracks: int) -> None:
+    from mockserver import Engine, Progression, Service, VirtualClock
+
+    service = Service(Engine(clock=VirtualClock(), progression=Progression.immediate()))
+    body = {"model": "kling-v2-6", "mode": "pro", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    if sound is not None:
+        body["sound"] = sound
+    auth = [("authorization", "Bearer sk-test")]
+    task_id = service.handle_simple("POST", "/v1/video/generations", body, auth).payload["task_id"]
+    done = service.handle_simple("GET", f"/v1/video/generations/{task_id}", None, auth).payload
+    assert done["status"] == "completed", done
+    served = service.handle_simple("GET", "/__media__/" + done["url"].rpartition("/__media__/")[2]).body
+    with av.open(io.BytesIO(served)) as container:
+        assert len(container.streams.audio) == tracks
+        assert len(container.streams.video) == 1

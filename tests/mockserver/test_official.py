@@ -13,7 +13,7 @@ import pytest
 from sample_payloads import image_bytes
 
 from kling_testkit import KlingMock, LiveServer
-from mockserver import ApiResponse, Engine, Outcome, OutcomeRule, Service, VirtualClock, load_contract
+from mockserver import ApiResponse, Engine, Outcome, OutcomeRule, Progression, Service, VirtualClock, load_contract
 
 CONTRACT = load_contract("official")
 PAIR = CONTRACT.index["auth"]["default_keys"][0]
@@ -270,3 +270,31 @@ def test_a_live_server_posts_callbacks_to_loopback_only(kling_server: LiveServer
     assert {d.url for d in kling_server.deliveries()} == {url}  # the foreign host gets nothing
     warned = [w.rule for _, w in kling_server.journal.warnings()]
     assert "callback.allowed_host" in warned
+
+
+@pytest.mark.parametrize(
+    ("body", "duration", "audio"),
+    [
+        pytest.param(
+            {"model_name": "kling-v3", "prompt": "a fox", "duration": "8"}, "5.0", False, id="v3-8s-served-5s"
+        ),
+        pytest.param({**BODY, "mode": "pro", "sound": "on", "duration": "10"}, "10.0", True, id="pro-sound-on"),
+    ],
+)
+def test_the_served_video_is_what_the_task_object_says(service: Service, body: Any, duration: str, audio: bool) -> None:
+    import io
+
+    import av
+
+    headers = _auth(service)
+    service.engine.set_progression(Progression.parse("immediate"))
+    task_id = _json(service.handle_simple("POST", T2V, json=body, headers=headers))["data"]["task_id"]
+    video = _json(service.handle_simple("GET", f"{T2V}/{task_id}", headers=headers))["data"]["task_result"]["videos"][0]
+    assert video["duration"] == duration
+    data = service.handle_simple("GET", video["url"].removeprefix("http://127.0.0.1")).body
+    with av.open(io.BytesIO(data)) as container:
+        assert bool(container.streams.audio) is audio
+        stream = container.streams.video[0]
+        assert stream.duration is not None
+        assert stream.time_base is not None
+        assert round(float(stream.duration * stream.time_base)) == round(float(duration))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +15,10 @@ from typing import IO
 
 import httpx
 import pytest
+import uvicorn
+
+from mockserver.app import create_app
+from mockserver.serve import bind
 
 SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve"]
 
@@ -109,3 +117,91 @@ def test_serve_options_reach_every_face() -> None:
     args = parser.parse_args([*faces, "--callback-allow", "hooks.internal", "--tls"])
     assert (args.faces, args.key_pairs, args.slots) == (["official"], [("ak-1", "s1"), ("ak-2", "s2")], 2)
     assert (args.callback_hosts, args.tls) == (["hooks.internal"], True)
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [*SERVE, "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    reader.join(30)
+    found = re.search(r"at http://127\.0\.0\.1:(\d+)", "\n".join(lines))
+    if not lines or lines[-1] != "ready" or not found:
+        process.kill()
+        process.wait(10)
+        pytest.fail(f"the server did not start: {lines}")
+    return process, found.group(1)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_an_idle_server_cleanly(sig: signal.Signals) -> None:
+    process, _ = _start()
+    process.send_signal(sig)
+    assert process.wait(10) == 0  # not killed by the signal (uvicorn re-raises it: exit status 143)
+    assert process.stdout is not None
+    assert "Traceback" not in process.stdout.read()
+    process.stdout.close()
+
+
+def test_a_signal_lets_the_request_in_flight_finish_first() -> None:
+    process, port = _start("--clock", "virtual")
+    body = json.dumps({"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}).encode()
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/video/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk-test\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        # The fake reads the body as a stream: "100 Continue" means the request is in its hands.
+        assert conn.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        process.send_signal(signal.SIGTERM)
+        conn.sendall(body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+    assert b'"status":"queued"' in answer.replace(b" ", b"")
+    assert process.wait(10) == 0
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+def test_stopping_an_idle_server_waits_for_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What "exits at once" means without timing it: no tick and no grace pause to wait out.
+    from mockserver.serve import _Server
+    from mockserver.service import Service
+
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, result: object = None) -> object:
+        waits.append(delay)
+        return await real_sleep(delay, result)
+
+    sock = bind("127.0.0.1", 0)
+    server = _Server(uvicorn.Config(create_app(Service()), lifespan="off", log_level="warning"), "http://x")
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.01)
+    server.handle_exit(signal.SIGTERM, None)
+    thread.join(10)
+    sock.close()
+    assert not thread.is_alive()
+    assert [w for w in waits if w >= 0.01] == []
+
+
+def test_a_busy_port_suggests_port_0() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*SERVE, "--port", str(port)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: " in result.stderr
+    assert "--port 0 (the chosen port is printed)" in result.stderr
+    assert "Traceback" not in result.stderr

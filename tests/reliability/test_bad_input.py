@@ -201,11 +201,14 @@ IMAGE_CASES = [
     pytest.param(Bad(_image(""), "invalid_parameter", "at least 1 characters", "image"), id="empty-image"),
     pytest.param(Bad(_image("data:image/png;base64"), "rule:image.encoding", "data URI"), id="data-uri-no-payload"),
     pytest.param(
-        Bad(_image(b64(b"GIF89a" + b"\0" * 64)), "rule:image.format", "not a recognisable image"),
+        Bad(_image(b64(b"GIF89a" + b"\0" * 64)), "rule:image.format", "the bytes are not a JPEG or PNG image"),
         id="gif-magic-but-junk",
     ),
     pytest.param(Bad(_image(b64(image_bytes(640, 360, "GIF"))), "rule:image.format", "GIF"), id="real-gif"),
-    pytest.param(Bad(_image(b64(b"%PDF-1.7 not an image")), "rule:image.format", "not a recognisable image"), id="pdf"),
+    pytest.param(
+        Bad(_image(b64(b"%PDF-1.7 not an image")), "rule:image.format", "the bytes are not a JPEG or PNG image"),
+        id="pdf",
+    ),
     pytest.param(
         Bad(_image("data:image/jpeg;base64," + b64(PNG)), "rule:image.format", "declares JPEG but the bytes are PNG"),
         id="data-uri-lies-jpeg",
@@ -429,3 +432,13 @@ def test_a_wrong_type_in_any_field_is_named(service: Service, name: str, value: 
     reply = door.send("POST", CREATE, [AUTH, JSON], encode(body))
     assert_error(reply, Bad(error="invalid_parameter", param=name, mentions="must be of type"))
     create_and_poll_ok(door)
+
+
+@pytest.mark.parametrize("raw", [b"%PDF-1.7 not an image", b"GIF89a" + b"\0" * 64, b"plain text", b"\x89PNG\r\n\x1a\n"])
+def test_bytes_that_are_no_image_are_called_not_a_jpeg_or_png_without_pillows_exception_names(raw: bytes) -> None:
+    from mockserver import load_contract
+    from mockserver.validation import ImageProblem, inspect_image
+
+    problem = inspect_image(b64(raw), load_contract().models["kling-v2-6"].image_limits)
+    assert isinstance(problem, ImageProblem)
+    assert (problem.check, problem.detail) == ("format", "the bytes are not a JPEG or PNG image")

@@ -184,6 +184,15 @@ def test_redacted_images_are_not_judged_but_redacted_text_keeps_its_length() -> 
     assert check_exchanges([exchange], checks=["request_conforms", "no_unknown_request_fields"]) == []
 
 
+def test_an_unknown_model_is_reported_with_the_models_that_were_expected() -> None:
+    exchange = Exchange("POST", f"{BASE}/v1/video/generations", 503, request_body={**T2V, "model": "kling-v9"})
+    (violation,) = check_exchanges([exchange], checks=["request_conforms"])
+    assert (violation.rule, violation.json_path) == ("model.known", "$.model")
+    assert violation.expected == "one of ['kling-v2-6']"
+    assert violation.actual == "kling-v9"
+    assert "model 'kling-v9' is not a model of the contract" in str(violation)
+
+
 def test_every_unknown_field_is_named() -> None:
     body = {**T2V, "negative_promt": "x", "multi_prompt": [{"prompt": "a", "duration": 5, "weight": 2}]}
     exchange = Exchange("POST", f"{BASE}/v1/video/generations", 200, request_body=body)

@@ -22,6 +22,7 @@ from mockserver import Engine, Service, SystemClock, create_app, load_contract
 from mockserver.serve import bind
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "fixtures" / "recordings"
+CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -165,6 +166,54 @@ def test_verify_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
     assert code == 1
     checks = {v["check"] for v in json.loads((tmp_path / "all.json").read_text())["violations"]}
     assert checks == {"request_conforms"}
+
+
+def test_reports_go_into_folders_that_do_not_exist_yet(fake_url: str, tmp_path: Path) -> None:
+    reports = tmp_path / "reports" / "nightly"
+    code, _, err = run(
+        "check",
+        str(RECORDINGS / "clean.jsonl"),
+        "--junit-xml",
+        str(reports / "check.xml"),
+        "--json",
+        str(reports / "check.json"),
+    )
+    assert (code, err) == (0, "")
+    assert ET.parse(reports / "check.xml").getroot().tag == "testsuites"
+    code, _, err = run(
+        "verify", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0",
+        "--junit-xml", str(tmp_path / "v" / "a" / "verify.xml"), "--json", str(tmp_path / "v" / "b" / "verify.json"),
+        "--record", str(tmp_path / "v" / "c" / "verify.jsonl"),
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert {p.name for p in (tmp_path / "v").rglob("verify.*")} == {"verify.xml", "verify.json", "verify.jsonl"}
+    assert run("contract", "diff", str(CONTRACTS), str(CONTRACTS), "--json", str(tmp_path / "d" / "diff.json"))[0] == 0
+    assert json.loads((tmp_path / "d" / "diff.json").read_text())["breaking"] == 0
+
+
+def test_verify_writes_what_it_measured_when_one_report_cannot_be_written(fake_url: str, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    code, out, err = run(
+        "verify", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0",
+        "--junit-xml", str(blocked / "verify.xml"), "--json", str(tmp_path / "verify.json"),
+        "--record", str(tmp_path / "verify.jsonl"),
+    )  # fmt: skip
+    assert code == 2  # an output is missing: the run cannot pass as complete
+    assert out.splitlines()[-1].endswith("0 violations — ok")  # the summary is still printed
+    assert json.loads((tmp_path / "verify.json").read_text())["violations"] == []
+    assert (tmp_path / "verify.jsonl").read_text().count("\n") > 10
+    assert f"kling-testkit verify: error: cannot write --junit-xml {blocked / 'verify.xml'}: " in err
+    assert "the results above are complete; only the output named is missing" in err
+
+
+def test_check_says_which_report_it_could_not_write(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code, out, err = run("check", str(RECORDINGS / "clean.jsonl"), "--json", str(blocked / "x.json"))
+    assert code == 2
+    assert "0 violations — ok" in out
+    assert "cannot write --json" in err
 
 
 def test_verify_dry_run_sends_nothing_and_needs_no_key() -> None:

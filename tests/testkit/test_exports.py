@@ -16,8 +16,18 @@ PUBLIC = {
     "KlingMock",
     "KlingRoute",
     "KlingTransport",
+    "UnmatchedRequest",
+    "VirtualTime",
     "mock",
     "transport",
+    # the values the controls take and return
+    "FaultPlan",
+    "JournalEntry",
+    "Outcome",
+    "OutcomeRule",
+    "Progression",
+    "TaskView",
+    "VirtualClock",
     # the live server
     "AdminClient",
     "LiveServer",
@@ -66,3 +76,17 @@ def test_the_package_imports_names_on_first_use() -> None:
     code = "import sys, kling_testkit; print('mockserver' in sys.modules, kling_testkit.mock().base_url)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "https://api.modelstream.ai"]
+
+
+@pytest.mark.parametrize(
+    "name", ["FaultPlan", "JournalEntry", "Outcome", "OutcomeRule", "Progression", "TaskView", "VirtualClock"]
+)
+def test_the_control_values_are_the_servers_own_classes(name: str) -> None:
+    import mockserver
+
+    assert getattr(kling_testkit, name) is getattr(mockserver, name)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC - {"__version__", "DEFAULT", "CHECKS"}))
+def test_every_public_name_has_a_docstring(name: str) -> None:
+    assert (getattr(kling_testkit, name).__doc__ or "").strip(), name

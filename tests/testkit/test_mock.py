@@ -61,11 +61,11 @@ def created_url(api: KlingMock, task_id: str) -> str:
 
 
 def test_patching_serves_clients_the_code_under_test_builds_itself() -> None:
-    with kling_testkit.mock() as api:
+    with kling_testkit.mock(pass_through=["other.test"]) as api:
         # A client with its own transport still reaches the fake on the gateway's URL...
         with httpx.Client(transport=httpx.MockTransport(_teapot)) as client:
             assert client.get(f"{BASE}{CREATE}/task_x").status_code == 401
-            # ...while other hosts pass through to that transport.
+            # ...while a host passed through explicitly reaches that transport.
             assert client.get("http://other.test/").status_code == 418
         assert httpx.post(f"{BASE}{CREATE}", json=BODY, headers=AUTH).status_code == 200
     assert api.video_generations.create.call_count == 1
@@ -82,13 +82,108 @@ def test_patching_serves_async_clients_too() -> None:
         assert asyncio.run(run()) == 200
 
 
-def test_assert_all_mocked_refuses_other_hosts_while_patching() -> None:
+class _Recording(httpx.MockTransport):
+    """The network stand-in: answers 418 and remembers every request that reached it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        super().__init__(lambda request: self.seen.append(str(request.url)) or httpx.Response(418))
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        pytest.param("https://other.test/v1/video/generations", "", id="another-host"),
+        pytest.param(
+            f"http://api.modelstream.ai{CREATE}", "the host of https://api.modelstream.ai", id="http-not-https"
+        ),
+        pytest.param(f"https://api.modelstream.ai:8443{CREATE}", "check the scheme, port", id="another-port"),
+    ],
+)
+def test_patching_refuses_every_other_url_by_default_naming_it_and_the_served_hosts(url: str, hint: str) -> None:
+    network = _Recording()
     with (
-        kling_testkit.mock(assert_all_mocked=True),
-        httpx.Client(transport=httpx.MockTransport(_teapot)) as client,
-        pytest.raises(respx.models.AllMockedAssertionError),
+        kling_testkit.mock() as api,
+        httpx.Client(transport=network) as client,
+        pytest.raises(kling_testkit.UnmatchedRequest) as refused,
     ):
-        client.get("http://other.test/")
+        client.post(url, json=BODY, headers=AUTH)
+    assert network.seen == []  # nothing left the machine
+    message = str(refused.value)
+    assert f"refused POST {url}" in message
+    assert "it serves https://api.modelstream.ai" in message
+    assert "pass_through=" in message
+    assert "--kling-pass-through" in message
+    assert hint in message
+    assert api.unmatched == [f"POST {url}"]
+    assert isinstance(refused.value, respx.models.AllMockedAssertionError)  # respx's family: an AssertionError
+
+
+def test_patching_refuses_other_hosts_for_async_clients_too() -> None:
+    network = _Recording()
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=network) as client:
+            await client.get("https://other.test/")
+
+    with kling_testkit.mock(), pytest.raises(kling_testkit.UnmatchedRequest, match=r"refused GET https://other\.test/"):
+        asyncio.run(run())
+    assert network.seen == []
+
+
+@pytest.mark.parametrize(
+    ("pass_through", "reaches"),
+    [
+        pytest.param(
+            ["other.test"],
+            ["http://other.test/", "https://other.test/", "http://other.test:8080/"],
+            id="a-host-any-port",
+        ),
+        pytest.param("other.test:8080", ["http://other.test:8080/"], id="host-and-port"),
+        pytest.param(["http://other.test"], ["http://other.test/"], id="a-url-means-its-port"),
+        pytest.param(
+            True,
+            ["http://other.test/", "https://other.test/", "http://other.test:8080/", "https://third.test/"],
+            id="every-host",
+        ),
+    ],
+)
+def test_pass_through_lets_exactly_the_named_hosts_reach_the_network(pass_through: Any, reaches: list[str]) -> None:
+    candidates = ["http://other.test/", "https://other.test/", "http://other.test:8080/", "https://third.test/"]
+    network = _Recording()
+    refused = []
+    with kling_testkit.mock(pass_through=pass_through), httpx.Client(transport=network) as client:
+        for url in candidates:
+            try:
+                client.get(url)
+            except kling_testkit.UnmatchedRequest:
+                refused.append(url)
+    assert network.seen == reaches
+    assert refused == [url for url in candidates if url not in reaches]
+
+
+@pytest.mark.parametrize("bad", ["", "http://", 3, ["ok.test", None]])
+def test_a_bad_pass_through_entry_is_refused_up_front(bad: Any) -> None:
+    with pytest.raises(ValueError, match="pass_through"):
+        kling_testkit.mock(pass_through=bad)
+
+
+def test_the_old_assert_all_mocked_option_still_works_and_warns() -> None:
+    network = _Recording()
+    with pytest.warns(DeprecationWarning, match="assert_all_mocked"):
+        api = kling_testkit.mock(assert_all_mocked=False)
+    with api, httpx.Client(transport=network) as client:
+        assert client.get("https://other.test/").status_code == 418
+
+
+def test_a_fake_inside_another_serves_its_own_base_url() -> None:
+    # respx tries each started router: the outer fake's refusal lets the inner one answer.
+    with kling_testkit.mock(), kling_testkit.mock(base_urls="https://inner.test") as inner:
+        assert httpx.get("https://inner.test/openapi.json").status_code == 200
+        assert httpx.get(f"{BASE}/openapi.json").status_code == 200
+        with pytest.raises(kling_testkit.UnmatchedRequest):
+            httpx.get("https://third.test/")
+    assert inner.routes["*"].call_count == 1
 
 
 def test_an_injected_transport_refuses_urls_outside_its_base_urls() -> None:

@@ -116,8 +116,8 @@ def test_an_unknown_marker_option_is_an_error_naming_the_known_ones(pytester: py
 @pytest.mark.parametrize(
     ("args", "ini"),
     [
-        pytest.param(["--kling-progression=immediate", "--kling-base-url=https://gw.example"], "", id="options"),
-        pytest.param([], "[pytest]\nkling_progression = immediate\nkling_base_url = https://gw.example\n", id="ini"),
+        pytest.param(["--kling-progression=immediate", "--kling-base-urls=https://gw.example"], "", id="options"),
+        pytest.param([], "[pytest]\nkling_progression = immediate\nkling_base_urls = https://gw.example\n", id="ini"),
     ],
 )
 def test_options_and_ini_keys_set_the_defaults(pytester: pytest.Pytester, args: list[str], ini: str) -> None:
@@ -134,10 +134,207 @@ def test_options_and_ini_keys_set_the_defaults(pytester: pytest.Pytester, args: 
     pytester.runpytest("-p", "no:cacheprovider", *args).assert_outcomes(passed=1)
 
 
-def test_a_bad_seed_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    _project(pytester, "def test_x(kling_mock):\n    pass\n")
-    result = pytester.runpytest("-p", "no:cacheprovider", "--kling-seed=abc")
-    assert "must be an integer or 'random'" in result.stdout.str() + result.stderr.str()
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        pytest.param(
+            ["--kling-seed=abc"], "", "--kling-seed / kling_seed: must be an integer or 'random', got 'abc'", id="seed"
+        ),
+        pytest.param(
+            ["--kling-progression=polls:x"],
+            "",
+            "--kling-progression / kling_progression: bad progression 'polls:x'*polls:N*",
+            id="progression",
+        ),
+        pytest.param(
+            [],
+            "[pytest]\nkling_outcome = failed:oops\n",
+            "--kling-outcome / kling_outcome: *reason must be one of*",
+            id="ini-outcome",
+        ),
+        pytest.param(
+            ["--kling-base-urls=ftp://x"],
+            "",
+            "--kling-base-urls / kling_base_urls: base URL must be http(s)*",
+            id="base-url",
+        ),
+        pytest.param(
+            ["--kling-pass-through=http://"],
+            "",
+            "--kling-pass-through / kling_pass_through: *names no host*",
+            id="pass-through",
+        ),
+    ],
+)
+def test_a_bad_option_value_is_one_usage_error_at_start_up(
+    pytester: pytest.Pytester, args: list[str], ini: str, message: str
+) -> None:
+    _project(
+        pytester,
+        "\n".join(f"def test_{i}(kling_mock):\n    pass\n" for i in range(3)),
+        **({"ini": ini} if ini else {}),
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert result.stderr.str().count("ERROR:") == 1
+    result.stdout.no_fnmatch_line("*test_0*")  # no test ran, so none reports the error again
+
+
+def test_option_names_agree_across_command_line_ini_and_marker() -> None:
+    from kling_testkit.plugin import MARKER_OPTIONS, SETTINGS
+
+    assert {s.name for s in SETTINGS} == MARKER_OPTIONS
+    for setting in SETTINGS:
+        assert setting.option == "--kling-" + setting.name.replace("_", "-")
+        assert setting.ini == "kling_" + setting.name
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "old"),
+    [
+        pytest.param(["--kling-key=sk-old", "--kling-base-url=https://gw.example"], "", "--kling-key", id="options"),
+        pytest.param(
+            [], "[pytest]\nkling_base_url = https://gw.example\nkling_keys = sk-old\n", "kling_base_url", id="ini"
+        ),
+    ],
+)
+def test_the_old_spellings_still_work_and_warn(pytester: pytest.Pytester, args: list[str], ini: str, old: str) -> None:
+    _project(
+        pytester,
+        """
+        def test_old(kling_mock):
+            assert kling_mock.base_urls == ("https://gw.example",)
+            created = httpx.post("https://gw.example/v1/video/generations", json=BODY, headers={"Authorization": "Bearer sk-old"})
+            assert created.status_code == 200
+        """,
+        **({"ini": ini} if ini else {}),
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1, warnings=1 + (args != []))
+    result.stdout.fnmatch_lines([f"*DeprecationWarning: kling-testkit: {old} is the old spelling of *"])
+
+
+VIRTUAL_TIME_TESTS = """
+import time
+
+def test_sleeps_move_the_fake(kling_mock):
+    before = kling_mock.clock.now()
+    time.sleep(0.001)  # a real millisecond if virtual time were off
+    assert kling_mock.clock.now() == before + 0.001
+    assert time.time() == kling_mock.clock.now()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "marker"),
+    [
+        pytest.param(["--kling-virtual-time"], "", "", id="option"),
+        pytest.param([], "[pytest]\nkling_virtual_time = true\n", "", id="ini"),
+        pytest.param([], "", "pytestmark = pytest.mark.kling(virtual_time=True)\n", id="marker"),
+    ],
+)
+def test_virtual_time_is_switched_on_by_option_ini_key_or_marker(
+    pytester: pytest.Pytester, args: list[str], ini: str, marker: str
+) -> None:
+    _project(pytester, marker + VIRTUAL_TIME_TESTS, **({"ini": ini} if ini else {}))
+    pytester.runpytest("-p", "no:cacheprovider", *args).assert_outcomes(passed=1)
+
+
+def test_virtual_time_is_off_by_default(pytester: pytest.Pytester) -> None:
+    _project(pytester, VIRTUAL_TIME_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+
+
+def test_virtual_time_follows_the_live_servers_clock(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        import time
+        import requests
+
+        @pytest.mark.kling(virtual_time=True, progression="seconds:30")
+        def test_client_waits_in_virtual_time(kling_server):
+            url = kling_server.base_url + "/v1/video/generations"
+            task = requests.post(url, json=BODY, headers=AUTH, timeout=10).json()
+            time.sleep(65)
+            assert requests.get(f"{url}/{task['task_id']}", headers=AUTH, timeout=10).json()["status"] == "completed"
+        """,
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_an_unmatched_host_fails_the_test_by_default_naming_the_url(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        def test_typo_in_the_host(kling_mock):
+            httpx.get("https://api.modelstrem.ai/v1/video/generations/task_x", headers=AUTH)
+
+        def test_a_client_that_swallows_the_error(kling_mock):
+            try:
+                httpx.get("http://api.modelstream.ai/v1/video/generations/task_x", headers=AUTH)
+            except Exception:
+                pass
+        """,
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*the Kling fake refused 1 request(s) the test did not see fail: GET http://api.modelstream.ai/*",
+            "*UnmatchedRequest: the Kling fake refused GET https://api.modelstrem.ai/v1/video/generations/task_x: "
+            "it serves https://api.modelstream.ai*",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "marker"),
+    [
+        pytest.param(["--kling-pass-through=127.0.0.1"], "", "", id="option"),
+        pytest.param([], "[pytest]\nkling_pass_through =\n    127.0.0.1\n", "", id="ini"),
+        pytest.param([], "", "pytestmark = pytest.mark.kling(pass_through=['127.0.0.1'])\n", id="marker"),
+    ],
+)
+def test_passing_a_host_through_is_explicit(pytester: pytest.Pytester, args: list[str], ini: str, marker: str) -> None:
+    _project(
+        pytester,
+        marker
+        + textwrap.dedent(
+            """
+            def test_reaches_another_local_server(kling_mock, kling_server):
+                assert httpx.get(kling_server.base_url + "/openapi.json").status_code == 200
+                with pytest.raises(AssertionError, match="refused GET http://localhost"):
+                    httpx.get(kling_server.base_url.replace("127.0.0.1", "localhost") + "/openapi.json")
+                assert len(kling_mock.unmatched) == 1
+                kling_mock.unmatched.clear()  # the refusal was expected: the fixture need not report it
+            """
+        ),
+        **({"ini": ini} if ini else {}),
+    )
+    pytester.runpytest("-p", "no:cacheprovider", *args).assert_outcomes(passed=1)
+
+
+def test_the_fixture_closes_the_admin_client_so_no_socket_leaks(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        """
+        import gc
+
+        def test_uses_the_admin_api(kling_server):
+            admin = kling_server.admin()
+            assert admin.advance_clock(5) == kling_server.clock.now()
+            assert kling_server.admin() is admin
+
+        def test_next(kling_server):
+            gc.collect()  # a leaked socket of the previous test would warn here
+            assert kling_server.admin().tasks() == []
+        """,
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)
 
 
 def test_settings_fixtures_can_be_overridden_in_a_conftest(pytester: pytest.Pytester) -> None:
