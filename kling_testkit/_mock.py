@@ -226,6 +226,25 @@ def pass_through_hosts(value: bool | str | Sequence[str] | None) -> tuple[str, .
     return tuple(hosts)
 
 
+def as_key_pairs(value: Mapping[str, str] | Iterable[str] | None) -> dict[str, str] | None:
+    """Access key -> secret key from a mapping or ``"AK:SK"`` strings (the option's spelling).
+
+    >>> as_key_pairs(["ak-1:secret-1"])
+    {'ak-1': 'secret-1'}
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    pairs = {}
+    for item in value:
+        access, sep, secret = str(item).partition(":")
+        if not sep or not access or not secret:
+            raise ValueError(f"use ACCESS_KEY:SECRET_KEY, got {item!r}")
+        pairs[access] = secret
+    return pairs
+
+
 def build_service(
     *,
     progression: Progression | str | None,
@@ -237,7 +256,7 @@ def build_service(
     journal_limit: int,
     admin_token: str | None = None,
     faces: Sequence[str | Mount] | None = None,
-    key_pairs: Mapping[str, str] | None = None,
+    key_pairs: Mapping[str, str] | Iterable[str] | None = None,
     slots: int | None = None,
     callback_hosts: Sequence[str] | None = None,
 ) -> Service:
@@ -253,7 +272,7 @@ def build_service(
         engine,
         faces=faces,
         keys=keys,
-        key_pairs=key_pairs,
+        key_pairs=as_key_pairs(key_pairs),
         strict=strict,
         slots=slots,
         callback_hosts=callback_hosts,
@@ -506,7 +525,7 @@ class KlingMock(EngineControls):
         virtual_time: bool = False,
         assert_all_mocked: bool | None = None,
         faces: Sequence[str | Mount] | None = None,
-        key_pairs: Mapping[str, str] | None = None,
+        key_pairs: Mapping[str, str] | Iterable[str] | None = None,
         slots: int | None = None,
     ) -> None:
         if assert_all_mocked is not None:

@@ -23,14 +23,15 @@ line option (``--kling-base-urls``) and the ini key (``kling_base_urls``)::
 
     @pytest.mark.kling(progression="polls:3", outcome="failed:content_policy", strict=True,
                        keys=["sk-mine"], base_urls=["https://gw.example"], seed=7,
-                       pass_through=["localhost"], virtual_time=True)
+                       pass_through=["localhost"], virtual_time=True,
+                       key_pairs={"ak-mine": "sk-mine-secret"}, slots=2)
 
 Options and ini keys are checked when pytest starts: a bad value is one usage error, not an
 error in every test. The spellings of 0.1 (``--kling-key``, ``--kling-base-url``,
 ``kling_base_url``) still work and warn.
 
->>> sorted(MARKER_OPTIONS)
-['base_urls', 'keys', 'outcome', 'pass_through', 'progression', 'seed', 'strict', 'virtual_time']
+>>> print(*sorted(MARKER_OPTIONS))
+base_urls faces key_pairs keys outcome pass_through progression seed slots strict virtual_time
 >>> [(s.option, s.ini) for s in SETTINGS if s.name == "base_urls"]
 [('--kling-base-urls', 'kling_base_urls')]
 """
@@ -107,6 +108,27 @@ def _check_pass_through(value: list[str]) -> list[str]:
     return value
 
 
+def _check_key_pairs(value: list[str]) -> dict[str, str]:
+    from kling_testkit._mock import as_key_pairs
+
+    return as_key_pairs(value) or {}
+
+
+def _check_faces(value: list[str]) -> list[str]:
+    from mockserver.faces import face_names
+
+    unknown = [name for name in value if name not in face_names()]
+    if unknown:
+        raise ValueError(f"unknown face(s) {unknown}; known: {', '.join(face_names())}")
+    return value
+
+
+def _check_slots(value: str) -> int:
+    if not str(value).isdigit() or int(value) < 1:
+        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("progression", "text", "how tasks move: polls:N, seconds:T, manual or immediate", check=_check_progression),
     Setting("outcome", "text", "how tasks end: succeeded, failed or failed:<reason>", check=_check_outcome),
@@ -119,6 +141,10 @@ SETTINGS: tuple[Setting, ...] = (
             check=_check_pass_through),
     Setting("virtual_time", "flag", "the client's time.sleep/asyncio.sleep advance the fake's clock; time.time and "
             "time.monotonic follow it"),
+    Setting("key_pairs", "list", "ACCESS_KEY:SECRET_KEY whose HS256 JWTs Kling's own API face accepts (repeatable)",
+            check=_check_key_pairs),
+    Setting("faces", "list", "face the fake serves (repeatable; default: every face)", check=_check_faces),
+    Setting("slots", "text", "unfinished tasks an account may hold on faces that limit them", check=_check_slots),
 )  # fmt: skip
 
 #: What ``@pytest.mark.kling(...)`` accepts (``KlingMock`` keyword arguments).
@@ -193,7 +219,7 @@ def read_settings(config: pytest.Config) -> dict[str, Any]:
             checked = setting.check(value) if setting.check is not None else value
         except ValueError as exc:
             raise pytest.UsageError(f"{setting.option} / {setting.ini}: {exc}") from None
-        settings[setting.name] = checked if setting.name == "seed" else value
+        settings[setting.name] = checked if setting.name in ("seed", "key_pairs", "slots") else value
     return settings
 
 
@@ -290,17 +316,20 @@ def kling_server(
     the server thread raised during the test fail it at teardown, and the admin client
     (``kling_server.admin()``) is closed. With ``virtual_time``, this process's sleeps and clock
     reads follow the server's clock during the test."""
-    if kling_options.get("seed") != kling_settings.get("seed"):
-        raise pytest.UsageError(
-            "the live server's seed is per session: set it with --kling-seed or the kling_seed ini key, "
-            "not @pytest.mark.kling(seed=...)"
-        )
+    for name in ("seed", "faces"):
+        if kling_options.get(name) != kling_settings.get(name):
+            raise pytest.UsageError(
+                f"the live server's {name} is per session: set it with --kling-{name} or the kling_{name} ini key, "
+                f"not @pytest.mark.kling({name}=...)"
+            )
     server = kling_server_session
     server.configure(
         progression=kling_options.get("progression"),
         outcome=kling_options.get("outcome"),
         strict=bool(kling_options.get("strict", False)),
         keys=kling_options.get("keys"),
+        key_pairs=kling_options.get("key_pairs"),
+        slots=kling_options.get("slots"),
     )
     server.reset()
     virtual = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +28,7 @@ from urllib.parse import quote
 import httpx
 import uvicorn
 
-from kling_testkit._mock import EngineControls, as_outcome, as_progression, build_service
+from kling_testkit._mock import EngineControls, as_key_pairs, as_outcome, as_progression, build_service
 from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
 from mockserver.app import create_app
 from mockserver.callbacks import CallbackWorker
@@ -137,7 +137,7 @@ class LiveServer(EngineControls):
         journal_limit: int = 10_000,
         admin_token: str | None = None,
         faces: Sequence[str | Mount] | None = None,
-        key_pairs: Mapping[str, str] | None = None,
+        key_pairs: Mapping[str, str] | Iterable[str] | None = None,
         slots: int | None = None,
         callback_hosts: Sequence[str] | None = None,
         tls: bool = False,
@@ -300,16 +300,22 @@ class LiveServer(EngineControls):
         outcome: Outcome | str | None = None,
         strict: bool = False,
         keys: Sequence[str] | None = None,
+        key_pairs: Mapping[str, str] | Iterable[str] | None = None,
+        slots: int | None = None,
     ) -> None:
         """Replace the settings :meth:`reset` restores (the constructor's defaults where a value is
-        None): default progression and outcome, unknown-field mode, accepted keys. The keys and
-        mode apply from the next request; call :meth:`reset` to apply the rest to a clean state."""
+        None): default progression and outcome, unknown-field mode, accepted keys and key pairs,
+        slots per account. Keys, pairs, slots and mode apply from the next request; call
+        :meth:`reset` to apply the rest to a clean state."""
         self._progression = as_progression(progression) if progression is not None else Progression()
         self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
         wanted = tuple(keys) if keys is not None else None
+        pairs = as_key_pairs(key_pairs)
         settings = self.service.settings
-        if settings.strict != strict or settings.keys != wanted:
-            self.service.configure(keys=wanted, strict=strict)
+        if (settings.strict, settings.keys, settings.key_pairs, settings.slots) != (strict, wanted, pairs, slots):
+            self.service.configure(
+                keys=wanted, key_pairs=pairs, strict=strict, slots=slots, callback_hosts=settings.callback_hosts
+            )
 
     def reset(self) -> None:
         """Forget tasks, policies, faults and the journal; rewind the virtual clock; restore the

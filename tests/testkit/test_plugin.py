@@ -164,6 +164,16 @@ def test_options_and_ini_keys_set_the_defaults(pytester: pytest.Pytester, args: 
             "--kling-pass-through / kling_pass_through: *names no host*",
             id="pass-through",
         ),
+        pytest.param(
+            ["--kling-key-pairs=ak-only"],
+            "",
+            "--kling-key-pairs / kling_key_pairs: use ACCESS_KEY:SECRET_KEY, got 'ak-only'",
+            id="key-pairs",
+        ),
+        pytest.param(
+            ["--kling-faces=nonesuch"], "", "--kling-faces / kling_faces: unknown face(s) *nonesuch*", id="faces"
+        ),
+        pytest.param(["--kling-slots=0"], "", "--kling-slots / kling_slots: must be a whole number >= 1*", id="slots"),
     ],
 )
 def test_a_bad_option_value_is_one_usage_error_at_start_up(
@@ -406,3 +416,72 @@ def test_importing_the_plugin_loads_no_heavy_module() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+OFFICIAL = """
+import jwt
+
+
+def token(api, ak, sk):
+    now = api.clock.now()
+    return jwt.encode({"iss": ak, "exp": now + 1800, "nbf": now - 5}, sk, algorithm="HS256")
+
+
+def create(api, ak, sk, url="https://api-singapore.klingai.com"):
+    headers = {"Authorization": "Bearer " + token(api, ak, sk)}
+    body = {"model_name": "kling-v2-6", "prompt": "a fox"}
+    return httpx.post(url + "/v1/videos/text2video", json=body, headers=headers).json()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "marker"),
+    [
+        pytest.param(["--kling-key-pairs=ak-mine:my-secret-of-more-than-thirty-two-bytes"], "", "", id="option"),
+        pytest.param([], "[pytest]\nkling_key_pairs = ak-mine:my-secret-of-more-than-thirty-two-bytes\n", "", id="ini"),
+        pytest.param(
+            [], "", '@pytest.mark.kling(key_pairs={"ak-mine": "my-secret-of-more-than-thirty-two-bytes"})', id="marker"
+        ),
+    ],
+)
+def test_the_official_faces_key_pairs_come_from_option_ini_key_or_marker(
+    pytester: pytest.Pytester, args: list[str], ini: str, marker: str
+) -> None:
+    _project(
+        pytester,
+        OFFICIAL
+        + f"""
+{marker}
+def test_my_pair_in_process(kling_mock):
+    assert create(kling_mock, "ak-mine", "my-secret-of-more-than-thirty-two-bytes")["code"] == 0
+    assert create(kling_mock, "ak-test", "sk-test-secret-key-for-kling-testkit")["code"] == 1000
+
+{marker}
+def test_my_pair_live(kling_server):
+    assert create(kling_server, "ak-mine", "my-secret-of-more-than-thirty-two-bytes", kling_server.base_url)["code"] == 0
+""",
+        **({"ini": ini} if ini else {}),
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=2)
+
+
+def test_slots_and_faces_reach_the_fake(pytester: pytest.Pytester) -> None:
+    _project(
+        pytester,
+        OFFICIAL
+        + """
+@pytest.mark.kling(slots=1)
+def test_one_slot(kling_mock):
+    ak, sk = "ak-test", "sk-test-secret-key-for-kling-testkit"
+    assert create(kling_mock, ak, sk)["code"] == 0
+    assert create(kling_mock, ak, sk)["code"] == 1303
+
+@pytest.mark.kling(faces=["official"])
+def test_only_the_official_face(kling_mock):
+    assert "https://api.modelstream.ai" not in kling_mock.base_urls
+    assert create(kling_mock, "ak-test", "sk-test-secret-key-for-kling-testkit")["code"] == 0
+""",
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
