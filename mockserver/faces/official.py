@@ -124,7 +124,7 @@ class OfficialFace:
         return lambda engine, request, params, account: self.media(engine, request, params["file"], op)
 
     def _list_handler(self, op: Operation) -> Handler:
-        return lambda engine, request, params, account: self.list(engine, request, op, account)
+        return lambda engine, request, params, account: self.list_tasks(engine, request, op, account)
 
     # -- the envelope ------------------------------------------------------------------------
 
@@ -346,7 +346,7 @@ class OfficialFace:
             return self._not_found(op, task_id)
         return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
 
-    def list(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
+    def list_tasks(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
         query = validate_query(op, request.query)
         if isinstance(query, Violation):
             return Handled(self.violation(query), op.id, rule=query.rule, param=query.param)
