@@ -320,7 +320,13 @@ def test_assert_conforms_mentions_further_violations() -> None:
 
 def test_registry_names_are_unique_and_selectable_by_side() -> None:
     assert len(set(CHECKS.names())) == len(CHECKS) >= 12
-    assert set(CHECKS.names(side="client")) == {"request_conforms", "no_unknown_request_fields", "retry_after_honoured"}
+    assert set(CHECKS.names(side="client")) == {
+        "request_conforms",
+        "no_unknown_request_fields",
+        "retry_after_honoured",
+        "token_valid_when_sent",
+        "within_concurrency_slots",
+    }
     with pytest.raises(KeyError, match="no check named 'nope'"):
         CHECKS.select(["nope"])
     registry = CheckRegistry()

@@ -65,7 +65,7 @@ def test_check_a_defect_exits_1_and_writes_junit_and_json(tmp_path: Path) -> Non
     )
     assert code == 1
     assert out.splitlines()[:6] == [
-        "FAIL video_generations.create: unknown request field 'negative_promt': the real gateway drops it silently",
+        "FAIL video_generations.create: unknown request field 'negative_promt': the server drops it silently",
         "  at   request $.negative_promt",
         "  rule unknown_field (check no_unknown_request_fields)",
         "  expected only fields of the contract",
