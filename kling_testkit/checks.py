@@ -66,6 +66,8 @@ __all__ = [
     "check_exchange",
     "check_exchanges",
     "retry_after_seconds",
+    "slot_refusal",
+    "token_refusal",
 ]
 
 Check = Callable[["CheckContext", Exchange], None]
@@ -724,19 +726,6 @@ def _wire_status(ctx: CheckContext, exchange: Exchange) -> str | None:
     return status if isinstance(status, str) else None
 
 
-def _refused_as(ctx: CheckContext, exchange: Exchange, keys: Iterable[str], rules: Iterable[str]) -> bool:
-    """Whether the answer refused the request as one of the catalogue ``keys`` (or the journal
-    recorded one of the rule ids ``rules``). Injected faults are not the client's doing."""
-    route = ctx.route_of(exchange)
-    if route is None or exchange.fault is not None or exchange.status < 400:
-        return False
-    if exchange.rule is not None and exchange.rule in set(rules):
-        return True
-    wanted = set(keys)
-    answered = answered_errors(route[0].contract, exchange.status, exchange.response_body)
-    return bool(wanted) and bool(answered) and {spec.key for spec in answered} <= wanted
-
-
 # -- server checks ---------------------------------------------------------------------------
 
 
@@ -1139,33 +1128,29 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
         )
 
 
-#: the journal's rule ids for a token refused on time grounds (the signing faces' auth rules)
-TOKEN_RULES = {"expired": "auth.exp", "not_yet_valid": "auth.nbf"}
-
-
 @check(side="client")
 def token_valid_when_sent(ctx: CheckContext, exchange: Exchange) -> None:
     """A signed token is valid when sent: the client re-signs before ``exp`` (and never uses one
     before its ``nbf``), so no request is refused as expired or not yet valid."""
     rules = ctx.face_of(exchange)
-    if rules is None or exchange.status < 400:
+    if rules is None:
         return
-    situations = rules.contract.index.get("auth", {}).get("errors", {})
-    for situation, rule in TOKEN_RULES.items():
-        key = situations.get(situation)
-        if key is None or not _refused_as(ctx, exchange, [key], [rule]):
-            continue
-        message = rules.read("error_message", exchange.response_body)
-        raise _violation(
-            "client.token_" + situation,
-            f"refused: the token was {situation.replace('_', ' ')} when sent"
-            + (f" ({message})" if isinstance(message, str) else "")
-            + ": sign a fresh token before the old one expires",
-            json_path="$.authorization",
-            part="request.headers",
-            expected="a token valid at the server's time (within its clock skew)",
-            actual=f"HTTP {exchange.status} {rules.contract.errors[key].code}",
-        )
+    situation = token_refusal(
+        rules.contract, exchange.status, exchange.response_body, rule=exchange.rule, fault=exchange.fault
+    )
+    if situation is None:
+        return
+    message = rules.read("error_message", exchange.response_body)
+    raise _violation(
+        "client.token_" + situation,
+        f"refused: the token was {situation.replace('_', ' ')} when sent"
+        + (f" ({message})" if isinstance(message, str) else "")
+        + ": sign a fresh token before the old one expires",
+        json_path="$.authorization",
+        part="request.headers",
+        expected="a token valid at the server's time (within its clock skew)",
+        actual=f"HTTP {exchange.status} {rules.read('error_code', exchange.response_body)}",
+    )
 
 
 @check(side="client", severity=Severity.WARNING)
@@ -1173,24 +1158,78 @@ def within_concurrency_slots(ctx: CheckContext, exchange: Exchange) -> None:
     """A create is not refused for want of a concurrency slot: the client waits for one of its
     account's tasks to end before starting another when all slots are held."""
     rules = ctx.face_of(exchange)
-    if rules is None or exchange.status < 400:
+    if rules is None or not slot_refusal(
+        rules.contract, exchange.status, exchange.response_body, rule=exchange.rule, fault=exchange.fault
+    ):
         return
-    spec = rules.contract.index.get("concurrency")
-    if not spec:
-        return
-    rule_ids = [r["id"] for r in rules.contract.index.get("request_rules", {}).values()
-                if isinstance(r, Mapping) and r.get("error") == spec["error"]]  # fmt: skip
-    if not _refused_as(ctx, exchange, [spec["error"]], rule_ids):
-        return
+    slots = rules.contract.index["concurrency"].get("slots_per_account")
     raise _violation(
         "client.concurrency_slots",
-        f"refused: every concurrency slot of the account was held ({spec.get('slots_per_account')} by default); "
-        "a task holds one until it ends",
+        f"refused: every concurrency slot of the account was held ({slots} by default); "
+        "a task holds one from its creation until it ends",
         json_path="$",
         part="timeline",
         expected="at most as many unfinished tasks as the account has slots",
-        actual=f"HTTP {exchange.status} {rules.contract.errors[spec['error']].code}",
+        actual=f"HTTP {exchange.status} {rules.read('error_code', exchange.response_body)}",
     )
+
+
+# -- refusals a client causes (shared with the journal assertions) ------------------------------
+
+#: the journal's rule ids for a token refused on time grounds (the signing faces' auth rules),
+#: by the contract's name for the situation (``auth.errors`` of a face's ``index.json``)
+TOKEN_RULES = {"expired": "auth.exp", "not_yet_valid": "auth.nbf"}
+
+
+def _refused_as(
+    contract: Contract, status: int, body: Any, keys: Iterable[str], rule_ids: Iterable[str], rule: str | None
+) -> bool:
+    if rule is not None and rule in set(rule_ids):
+        return True
+    wanted = set(keys)
+    answered = answered_errors(contract, status, body)
+    return bool(wanted) and bool(answered) and {spec.key for spec in answered} <= wanted
+
+
+def token_refusal(
+    contract: Contract, status: int, body: Any, *, rule: str | None = None, fault: str | None = None
+) -> str | None:
+    """``"expired"`` or ``"not_yet_valid"`` when an answer refused a request because its signed
+    token was expired or not yet valid (by the journal's ``rule`` id, or the face's catalogue
+    entry for that situation); None otherwise, and for injected faults (not the client's doing).
+
+    >>> token_refusal(load_contract("official"), 401, {"code": 1004, "message": "m", "request_id": "r"})
+    'expired'
+    >>> token_refusal(load_contract(), 401, {"error": {"code": "invalid_api_key"}}) is None
+    True
+    """
+    if fault is not None or status < 400:
+        return None
+    situations = contract.index.get("auth", {}).get("errors", {})
+    for situation, rule_id in TOKEN_RULES.items():
+        key = situations.get(situation)
+        if key is not None and _refused_as(contract, status, body, [key], [rule_id], rule):
+            return situation
+    return None
+
+
+def slot_refusal(
+    contract: Contract, status: int, body: Any, *, rule: str | None = None, fault: str | None = None
+) -> bool:
+    """Whether an answer refused a create because every concurrency slot of the account was held
+    (by the journal's ``rule`` id, or the error the face's ``concurrency`` section names);
+    injected faults are not the client's doing.
+
+    >>> slot_refusal(load_contract("official"), 429, {"code": 1303, "message": "m", "request_id": "r"})
+    True
+    """
+    spec = contract.index.get("concurrency")
+    if fault is not None or status < 400 or not spec:
+        return False
+    error = spec["error"]
+    rule_ids = [r["id"] for r in contract.index.get("request_rules", {}).values()
+                if isinstance(r, Mapping) and r.get("error") == error]  # fmt: skip
+    return _refused_as(contract, status, body, [error], rule_ids, rule)
 
 
 def _seconds(value: float) -> str:
