@@ -823,7 +823,7 @@ class Verifier:
     def dry_run(self) -> str:
         """What a run would send, without sending anything."""
         lines = [
-            f"verify (dry run) against {self.base_url} ({self.contract.face} face): {len(self._cases)} cases, "
+            f"verify (dry run) against {self.base_url}: {len(self._cases)} cases ({self.contract.face} face), "
             f"budget {self.max_requests} requests (polls every {self.poll_interval:g} s, timeout {self.timeout:g} s); "
             "nothing is sent"
         ]

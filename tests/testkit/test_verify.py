@@ -320,7 +320,7 @@ def test_official_dry_run_needs_no_key_and_prints_no_secret() -> None:
     text = Verifier(
         "https://api-singapore.klingai.com", face="official", access_key="ak-live", secret_key="sk-live"
     ).dry_run()
-    assert "(official face)" in text
+    assert "cases (official face)" in text
     assert "auth:token_expired" in text
     assert "(expired credentials)" in text
     assert "omitted invalid:image.max_bytes" in text
