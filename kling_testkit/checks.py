@@ -336,6 +336,7 @@ class CheckContext:
         self.rate_limited: dict[tuple[str, str], tuple[float, float, str | None]] = {}
         self.exchanges = 0
         self.unmatched = 0
+        self._last_route: tuple[Exchange, tuple[FaceRules, Operation] | None] | None = None
 
     @property
     def forced_operation(self) -> Operation | None:
@@ -346,6 +347,14 @@ class CheckContext:
         """The face and contract operation of an exchange: the recorded face when there is one,
         else the face whose operation matches the method and path (a path prefix is allowed,
         for faces mounted under ``/prefix`` or behind a proxy at ``https://host/prefix``)."""
+        last = self._last_route
+        if last is not None and last[0] is exchange:  # every check asks about the same exchange
+            return last[1]
+        route = self._route(exchange)
+        self._last_route = (exchange, route)
+        return route
+
+    def _route(self, exchange: Exchange) -> tuple[FaceRules, Operation] | None:
         path = exchange.path
         if self.forced:
             if len(self.forced) > 1:

@@ -31,6 +31,7 @@ Time is injected (``sleep``, ``monotonic``, ``wall``) so tests never wait.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import io
 import json
@@ -48,6 +49,7 @@ from kling_testkit.checks import CHECKS, CheckContext, FaceRules, check_exchange
 from kling_testkit.failures import ContractViolation, Report, Severity
 from kling_testkit.recording import Exchange
 from mockserver.contract import Contract, ModelContract, Operation, Rule, load_contract
+from mockserver.faces import face_names
 from mockserver.validation import Violation, validate_create
 
 __all__ = [
@@ -823,7 +825,7 @@ class Verifier:
     def dry_run(self) -> str:
         """What a run would send, without sending anything."""
         lines = [
-            f"verify (dry run) against {self.base_url}: {len(self._cases)} cases ({self.contract.face} face), "
+            f"verify (dry run) against {self.base_url}: {len(self._cases)} cases{self._face_note()}, "
             f"budget {self.max_requests} requests (polls every {self.poll_interval:g} s, timeout {self.timeout:g} s); "
             "nothing is sent"
         ]
@@ -832,6 +834,9 @@ class Verifier:
         creates = sum(1 for c in self._cases if c.follow)
         lines.append(f"billable creates: {creates}; the rest are refused by contract or cost nothing")
         return "\n".join(lines)
+
+    def _face_note(self) -> str:
+        return f" ({self.contract.face} face)" if self.contract.face != face_names()[0] else ""
 
     def run(self) -> VerifyResult:
         """Send the cases, follow accepted tasks, check everything; never exceed the budget."""
@@ -873,7 +878,8 @@ class Verifier:
             if own:
                 client.close()
         report.stats = {
-            "face": self.contract.face,
+            # the default face's summary reads as it always has; another face is named
+            **({"face": self.contract.face} if self.contract.face != face_names()[0] else {}),
             "requests": f"{self.sent}/{self.max_requests}",
             "tasks followed": len(pending),
         }
@@ -973,6 +979,7 @@ class Verifier:
                 case.method, self.base_url + case.path, json=case.body, headers=self._headers(case)
             )
             exchange = Exchange.from_httpx(response, timestamp=self.wall(), source=f"request {self.sent}")
+            exchange = dataclasses.replace(exchange, face=self.contract.face)  # --record says which face
             result.exchanges.append(exchange)
             wait = retry_after_seconds(response.headers.get("retry-after"), self.wall())
             expected_429 = case.expect is not None and case.expect.status == 429

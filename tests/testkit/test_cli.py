@@ -157,6 +157,7 @@ def test_verify_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
         "verify", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0", "--record", str(record)
     )
     assert code == 0, out
+    assert out.splitlines()[-2].startswith("requests ")
     assert out.splitlines()[-1].endswith("0 violations — ok")
     # Re-checking what verify saw: the server side passes; the client side names verify's own
     # deliberately invalid requests, and nothing else.
@@ -277,6 +278,7 @@ def test_verify_official_against_the_fake_exits_0(fake_url: str, tmp_path: Path)
     assert out.splitlines()[-2].startswith("face official, requests ")
     assert out.splitlines()[-1].endswith("0 violations — ok")
     assert "sk-test-secret-key-for-kling-testkit" not in out + record.read_text()
+    assert {json.loads(line)["face"] for line in record.read_text().splitlines()} == {"official"}
     # Re-checking what verify saw: the server side passes; the client side names verify's own
     # deliberately invalid requests and tokens, and nothing else.
     assert run("check", str(record), "--checks", ",".join(CHECKS.names(side="server")))[0] == 0
