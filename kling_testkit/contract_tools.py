@@ -244,7 +244,7 @@ def load_surfaces(folder: str | Path) -> tuple[dict[str, dict[str, Any]], bool]:
                 out[str(face)] = _face_export(sub, _read(path / str(rel)))
             return out, False
         surface = _face_export(path, manifest)
-        return {str(surface.get("face", "gateway")): surface}, True
+        return {str(surface.get("face") or face_names()[0]): surface}, True
     if (path / "lifecycle.json").is_file():
         out = {}
         for face in _folder_faces(path):

@@ -758,7 +758,7 @@ class BudgetExhausted(Exception):
 class Verifier:
     """Runs the case list against ``base_url`` within ``max_requests`` requests.
 
-    ``face`` (or ``contract``) chooses the wire dialect (default: the gateway). Credentials:
+    ``face`` (or ``contract``) chooses the wire dialect (default: the first registered face, the gateway). Credentials:
     ``api_key`` is sent as ``Authorization: Bearer KEY``; on a face that signs tokens (its
     contract's ``auth.jwt``), ``access_key`` and ``secret_key`` sign a fresh JWT per request on
     the ``wall`` clock (the server checks ``exp``/``nbf`` on its clock, so a fake must run on the
@@ -802,7 +802,7 @@ class Verifier:
         self.max_requests = max_requests
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.contract = contract or load_contract(face or "gateway")
+        self.contract = contract or load_contract(face or face_names()[0])
         if face is not None and self.contract.face != face:
             raise ValueError(f"contract is the {self.contract.face!r} face's, not {face!r}")
         self.rules = FaceRules.of(self.contract)
