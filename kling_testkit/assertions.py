@@ -13,7 +13,14 @@ the engine clock's, so with a virtual clock they say what the client *would* hav
 - :func:`contract_violations` / :func:`assert_contract_clean`: every request the fake refused
   (the journal records the rule id and the field of each refusal: a bad body, an unknown model,
   a refused key, an unknown task...) or that raised a contract warning (such as an unknown field
-  the real gateway drops silently). Injected faults are not the client's doing and never count.
+  the real gateway drops silently). Injected faults are not the client's doing and never count;
+- :func:`token_refusals` / :func:`assert_tokens_renewed`: did the client re-sign its token
+  before it expired (no request refused as expired or not yet valid) on faces that sign tokens;
+- :func:`slot_refusals` / :func:`assert_within_concurrency_slots`: did the client stay within
+  its account's concurrency slots (no create refused because every slot was held).
+
+Every helper works on every face's entries: it reads answers through the face's contract
+(operation verbs, the ``reader``, the error catalogue), never by a face's field names.
 
 >>> from kling_testkit import KlingMock
 >>> api = KlingMock()
@@ -29,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
-from kling_testkit.checks import retry_after_seconds
+from kling_testkit.checks import retry_after_seconds, slot_refusal, token_refusal
 from kling_testkit.failures import ContractViolation, Severity
 from mockserver import Contract, Engine, Journal, JournalEntry, load_contract
 
@@ -38,12 +45,16 @@ __all__ = [
     "RetryAfterWait",
     "assert_contract_clean",
     "assert_retry_after_honoured",
+    "assert_tokens_renewed",
+    "assert_within_concurrency_slots",
     "contract_violations",
     "journal_entries",
     "min_poll_interval",
     "polls",
     "polls_before_end",
     "retry_after_waits",
+    "slot_refusals",
+    "token_refusals",
 ]
 
 #: the face-neutral verbs of the operations these questions are about (every face's contract
@@ -180,7 +191,7 @@ def retry_after_waits(source: Source, operation: str | None = None) -> list[Retr
         asked = retry_after_seconds(header, entry.time)
         if asked is None:
             continue
-        again = next((e for e in entries[index + 1 :] if e.operation == entry.operation), None)
+        again = next((e for e in entries[index + 1 :] if e.operation == entry.operation and e.face == entry.face), None)
         out.append(RetryAfterWait(entry, entry.operation, asked, None if again is None else again.time - entry.time))
     return out
 
@@ -251,6 +262,81 @@ def contract_violations(source: Source) -> list[ContractViolation]:
                 )
             )
     return out
+
+
+# -- tokens and concurrency slots ---------------------------------------------------------------
+
+
+def token_refusals(source: Source) -> list[JournalEntry]:
+    """Requests refused because their signed token had expired or was not yet valid, oldest
+    first (the journal's rule ids ``auth.exp``/``auth.nbf``, or the face's catalogue entries for
+    those situations). Faces that take plain API keys never refuse a token on time grounds.
+
+    >>> token_refusals([])
+    []
+    """
+    return [
+        entry
+        for entry in journal_entries(source)
+        if (contract := _contract_of(entry)) is not None
+        and token_refusal(contract, entry.status, entry.response_body, rule=entry.rule, fault=entry.fault)
+    ]
+
+
+def assert_tokens_renewed(source: Source) -> None:
+    """Fail unless the client re-signed its token before it expired: no request was refused as
+    expired (Kling's 401/1004) or not yet valid (401/1003). The message lists each refusal.
+
+    A test proves a client renews its token by advancing the fake's clock past the token's
+    ``exp`` between calls: the fake checks ``exp``/``nbf`` on its own clock.
+
+    >>> assert_tokens_renewed([])
+    """
+    found = token_refusals(source)
+    if found:
+        raise AssertionError(
+            f"{len(found)} request(s) carried an expired or not yet valid token; re-sign before exp:\n"
+            + "\n".join(f"  {_refusal_line(entry)}" for entry in found)
+        )
+
+
+def slot_refusals(source: Source) -> list[JournalEntry]:
+    """Creates refused because every concurrency slot of the account was held (the journal's
+    rule id from the face's ``request_rules``, or the error its ``concurrency`` section names),
+    oldest first; injected faults do not count.
+
+    >>> slot_refusals([])
+    []
+    """
+    return [
+        entry
+        for entry in journal_entries(source)
+        if (contract := _contract_of(entry)) is not None
+        and slot_refusal(contract, entry.status, entry.response_body, rule=entry.rule, fault=entry.fault)
+    ]
+
+
+def assert_within_concurrency_slots(source: Source) -> None:
+    """Fail if the client ever created more unfinished tasks than its account has slots (Kling's
+    429/1303): a task holds a slot from its creation until it ends, failure included.
+
+    >>> assert_within_concurrency_slots([])
+    """
+    found = slot_refusals(source)
+    if found:
+        raise AssertionError(
+            f"{len(found)} create(s) were refused because every concurrency slot was held:\n"
+            + "\n".join(f"  {_refusal_line(entry)}" for entry in found)
+        )
+
+
+def _refusal_line(entry: JournalEntry) -> str:
+    contract = _contract_of(entry)
+    body = entry.response_body
+    code = contract.reader.get("error_code", body) if contract and isinstance(body, Mapping) else None
+    message = contract.reader.get("error_message", body) if contract and isinstance(body, Mapping) else None
+    rule = f" (rule {entry.rule})" if entry.rule else ""
+    return f"#{entry.seq} {entry.operation} -> {entry.status} {code}{rule}: {message}"
 
 
 class ContractNotClean(AssertionError):

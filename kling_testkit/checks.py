@@ -2,19 +2,28 @@
 
 Every check is ``check(ctx: CheckContext, exchange: Exchange) -> None`` and raises
 :class:`~kling_testkit.failures.ContractViolation` when the exchange breaks its rule. Checks
-only *read* the context (the contract, and what earlier exchanges showed: each task's status
-timeline, the last ``429`` per operation); the driver updates it after every exchange, so a
-check never has to care about ordering. Checks are registered by name in :data:`CHECKS`
+only *read* the context (every face's contract, and what earlier exchanges showed: each task's
+status timeline, the last ``429`` per operation); the driver updates it after every exchange, so
+a check never has to care about ordering. Checks are registered by name in :data:`CHECKS`
 (Schemathesis-style), and pick themselves out of exchanges they do not apply to.
+
+Every face (wire dialect) is checked against its own contract, and no check names a face: an
+exchange's face and operation come from the recorded ``face`` field or from its URL matched
+against every face's operations (a path prefix, such as a gateway's ``/kling`` mount, is
+allowed); answers are read through the face's ``reader`` (JSON pointers to the task id, status,
+result URL, failure and error code), its operations' verbs (``task.create``, ``task.get``...), its
+response schemas, status vocabulary, timestamp unit and error catalogue.
 
 Two sides, because two parties can break the contract:
 
 - **server** checks judge answers: documented status codes, bodies against the response
-  schemas, error objects against the catalogue, lifecycle (legal, monotone, terminal final,
-  ``url`` exactly when completed), stable ids, non-decreasing timestamps, ``Retry-After`` sent;
+  schemas (the envelope included), error bodies against the catalogue, lifecycle (legal,
+  monotone, terminal final, result URL exactly when completed), stable ids, non-decreasing
+  timestamps in the face's unit, ``Retry-After`` where the catalogue promises one;
 - **client** checks judge requests and timing: request bodies against the request contract
-  (schema and named rules), unknown fields (the real gateway drops them silently), and
-  whether ``Retry-After`` was waited out before the next call of the same operation.
+  (schema and named rules), unknown fields (dropped silently by the server), whether
+  ``Retry-After`` was waited out before the next call of the same operation, whether tokens
+  were still valid when sent, and whether creates stayed within the account's concurrency slots.
 
 ``kling-testkit check`` runs all of them over a recording; ``verify`` runs the server side;
 ``assert_conforms(response, operation)`` runs the server side on one response in a test.
@@ -32,13 +41,15 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from jsonschema.exceptions import ValidationError, best_match
 
 from kling_testkit.failures import ContractViolation, Severity, format_json_path
 from kling_testkit.recording import Exchange
-from mockserver.contract import Contract, Operation, load_contract
+from mockserver.contract import Contract, ErrorSpec, Operation, load_contract
+from mockserver.faces import face_names
 from mockserver.validation import Violation, validate_create
 
 __all__ = [
@@ -46,12 +57,17 @@ __all__ = [
     "Check",
     "CheckContext",
     "CheckRegistry",
+    "FaceRules",
     "RegisteredCheck",
     "TaskTimeline",
+    "answered_errors",
     "assert_conforms",
     "check",
     "check_exchange",
     "check_exchanges",
+    "retry_after_seconds",
+    "slot_refusal",
+    "token_refusal",
 ]
 
 Check = Callable[["CheckContext", Exchange], None]
@@ -59,6 +75,8 @@ Check = Callable[["CheckContext", Exchange], None]
 _MARKER = re.compile(r"<(\d+) chars sha256:[0-9a-f]{8}>")
 #: Stands in for a redacted image: a URL passes the content rules unfetched (the fake's rule).
 _REDACTED_IMAGE = "https://redacted.invalid/image"
+#: the face-neutral verbs of the operations whose answers describe one task
+CREATE, GET = "task.create", "task.get"
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,120 @@ CHECKS = CheckRegistry()
 check = CHECKS.register
 
 
+# -- what the checks know of a face ----------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FaceRules:
+    """One face's contract, with the lifecycle in its wire vocabulary (what the checks read).
+
+    >>> rules = FaceRules.of(load_contract())
+    >>> rules.completed, sorted(rules.terminal)
+    ('completed', ['completed', 'failed'])
+    """
+
+    contract: Contract
+    #: internal status -> wire spelling, and back
+    wire_status: Mapping[str, str]
+    internal_status: Mapping[str, str]
+    terminal: frozenset[str]
+    completed: str
+    failed: str
+    #: wire status -> every wire status reachable from it
+    reachable: Mapping[str, frozenset[str]]
+
+    @property
+    def face(self) -> str:
+        return self.contract.face
+
+    @staticmethod
+    @functools.cache
+    def of(contract: Contract) -> FaceRules:
+        """The rules of ``contract`` (built once per contract)."""
+        projection = dict(contract.status_projection)
+        lifecycle = contract.lifecycle
+        edges: dict[str, set[str]] = {}
+        for t in lifecycle["transitions"]:
+            edges.setdefault(projection[t["from"]], set()).add(projection[t["to"]])
+        return FaceRules(
+            contract=contract,
+            wire_status=projection,
+            internal_status={wire: internal for internal, wire in projection.items()},
+            terminal=frozenset(projection[s] for s in lifecycle["terminal"]),
+            completed=projection["succeeded"],
+            failed=projection["failed"],
+            reachable={s: frozenset(_closure(s, edges)) for s in projection.values()},
+        )
+
+    def read(self, what: str, body: Any) -> Any:
+        """What the face's ``reader`` finds at ``what`` (``status``, ``task_id``...) in ``body``."""
+        return self.contract.reader.get(what, body) if isinstance(body, (Mapping, list)) else None
+
+    def path_of(self, what: str) -> str:
+        """The JSON path (``$.data.task_status``) of the reader's ``what``; ``$`` when undeclared."""
+        return _json_path(self.contract.reader.pointers.get(what, ""))
+
+    @functools.cached_property
+    def task_pointer(self) -> str:
+        """Where an answer keeps its task object: the parent of the reader's task id."""
+        return self.contract.reader.pointers.get("task_id", "/task_id").rsplit("/", 1)[0]
+
+    def task_object(self, body: Any) -> Mapping[str, Any] | None:
+        found = _resolve(body, self.task_pointer)
+        return found if isinstance(found, Mapping) else None
+
+    @functools.cached_property
+    def lookup_keys(self) -> tuple[str, ...]:
+        """Names a task may be looked up by besides its id (the contract's ``lookup.by``)."""
+        return tuple(k for k in self.contract.index.get("lookup", {}).get("by", ()) if k != "task_id")
+
+    def error_fields(self, body: Any) -> tuple[Any, Any]:
+        """An error body's (code, type): the code at the reader's ``error_code``, the type beside
+        it when the catalogue spells types (the gateway's ``error.type``), else None."""
+        pointer = self.contract.reader.pointers.get("error_code")
+        if pointer is None:
+            return None, None
+        code = _resolve(body, pointer)
+        typed = any(spec.type for spec in self.contract.errors.values())
+        return code, _resolve(body, pointer.rsplit("/", 1)[0] + "/type") if typed else None
+
+
+def answered_errors(contract: Contract, status: int, body: Any) -> list[ErrorSpec]:
+    """The catalogue entries an error answer carries: its HTTP status and the code the face's
+    reader finds (every entry of the status when the body names no code).
+
+    >>> [e.key for e in answered_errors(load_contract(), 429, {"error": {"code": "rate_limit_exceeded"}})]
+    ['rate_limited']
+    """
+    rules = FaceRules.of(contract)
+    code, _ = rules.error_fields(body)
+    same_status = [spec for spec in contract.errors.values() if spec.http_status == status]
+    if code is None or isinstance(code, bool):
+        return same_status
+    return [spec for spec in same_status if spec.code == code]
+
+
+def _resolve(body: Any, pointer: str) -> Any:
+    value = body
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _json_path(pointer: str) -> str:
+    parts: list[str | int] = []
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        parts.append(int(part) if part.isdigit() else part)
+    return format_json_path(parts)
+
+
 # -- context ---------------------------------------------------------------------------------
 
 
@@ -142,6 +274,7 @@ class TaskTimeline:
     statuses: list[tuple[str, str | None]] = field(default_factory=list)
     created_at: Any = None
     updated_at: Any = None
+    face: str | None = None
 
     @property
     def last_status(self) -> str | None:
@@ -153,51 +286,128 @@ class TaskTimeline:
 
 
 class CheckContext:
-    """The contract plus the state earlier exchanges established; shared by all checks.
+    """Every face's contract plus the state earlier exchanges established; shared by all checks.
+
+    ``contract`` (or ``faces``, names or contracts) limits the checks to those faces; by default
+    every registered face applies, and each exchange is judged by the face it belongs to.
+    ``operation`` forces one operation id (``assert_conforms``). ``contract``,
+    ``completed``, ``terminal``, ``reachable``... are the first face's (the default face).
 
     >>> ctx = CheckContext()
     >>> ctx.operation_of(Exchange("GET", "https://api.modelstream.ai/v1/video/generations/task_1", 200)).id
     'video_generations.get'
+    >>> ctx.face_of(Exchange("GET", "https://api.klingai.com/v1/videos/text2video/123", 200)).face
+    'official'
     """
 
-    def __init__(self, contract: Contract | None = None, *, operation: str | None = None) -> None:
-        self.contract = contract if contract is not None else load_contract()
-        self.forced_operation = self.contract.operations[operation] if operation is not None else None
-        projection = self.contract.status_projection
-        self.internal_status = {wire: internal for internal, wire in projection.items()}
-        self.wire_status = dict(projection)
-        lifecycle = self.contract.lifecycle
-        self.terminal = {projection[s] for s in lifecycle["terminal"]}
-        self.completed = projection["succeeded"]
-        edges: dict[str, set[str]] = {}
-        for t in lifecycle["transitions"]:
-            edges.setdefault(projection[t["from"]], set()).add(projection[t["to"]])
-        self.reachable = {s: _closure(s, edges) for s in projection.values()}
+    def __init__(
+        self,
+        contract: Contract | None = None,
+        *,
+        operation: str | None = None,
+        faces: Iterable[str | Contract] | None = None,
+    ) -> None:
+        if contract is not None:
+            contracts = [contract]
+        else:
+            chosen = list(faces) if faces is not None else list(face_names())
+            contracts = [load_contract(f) if isinstance(f, str) else f for f in chosen]
+        if not contracts:
+            raise ValueError("check at least one face")
+        self.faces: dict[str, FaceRules] = {c.face: FaceRules.of(c) for c in contracts}
+        self._contracts = tuple(rules.contract for rules in self.faces.values())
+        default = self.faces[contracts[0].face]
+        self.contract = default.contract
+        self.wire_status = dict(default.wire_status)
+        self.internal_status = dict(default.internal_status)
+        self.terminal = set(default.terminal)
+        self.completed = default.completed
+        self.reachable = {k: set(v) for k, v in default.reachable.items()}
+        self.forced: list[tuple[FaceRules, Operation]] = []
+        if operation is not None:
+            self.forced = [
+                (rules, op) for rules in self.faces.values() for op in rules.contract.operations.values()
+                if op.id == operation
+            ]  # fmt: skip
+            if not self.forced:
+                known = sorted({op for c in self._contracts for op in c.operations})
+                raise KeyError(f"no operation {operation!r} in the contract; known: {', '.join(known)}")
         self.timelines: dict[str, TaskTimeline] = {}
-        self.rate_limited: dict[str, tuple[float, float, str | None]] = {}
+        self.rate_limited: dict[tuple[str, str], tuple[float, float, str | None]] = {}
         self.exchanges = 0
         self.unmatched = 0
+        self._last_route: tuple[Exchange, tuple[FaceRules, Operation] | None] | None = None
+
+    @property
+    def forced_operation(self) -> Operation | None:
+        """The operation ``operation=`` forced (the first face's, when several faces name it)."""
+        return self.forced[0][1] if self.forced else None
+
+    def route_of(self, exchange: Exchange) -> tuple[FaceRules, Operation] | None:
+        """The face and contract operation of an exchange: the recorded face when there is one,
+        else the face whose operation matches the method and path (a path prefix is allowed,
+        for faces mounted under ``/prefix`` or behind a proxy at ``https://host/prefix``)."""
+        last = self._last_route
+        if last is not None and last[0] is exchange:  # every check asks about the same exchange
+            return last[1]
+        route = self._route(exchange)
+        self._last_route = (exchange, route)
+        return route
+
+    def _route(self, exchange: Exchange) -> tuple[FaceRules, Operation] | None:
+        path = exchange.path
+        if self.forced:
+            if len(self.forced) > 1:
+                for rules, op in self.forced:
+                    if exchange.face in (None, rules.face) and _params(op, path) is not None:
+                        return rules, op
+            return self.forced[0]
+        if exchange.face is not None:
+            recorded = self.faces.get(exchange.face)
+            if recorded is None:
+                return None
+            found = _match_operation((recorded.contract,), exchange.method, path, "")
+        else:
+            found = _match_operation(self._contracts, exchange.method, path, urlsplit(exchange.url).netloc)
+        if found is None:
+            return None
+        contract, op = found
+        return self.faces[contract.face], op
 
     def operation_of(self, exchange: Exchange) -> Operation | None:
-        """The contract operation of an exchange, by method and path (a path prefix is allowed,
-        for gateways behind a proxy at ``https://host/prefix``)."""
-        if self.forced_operation is not None:
-            return self.forced_operation
-        return _match_operation(self.contract, exchange.method, exchange.path)
+        """The contract operation of an exchange (see :meth:`route_of`)."""
+        route = self.route_of(exchange)
+        return route[1] if route is not None else None
+
+    def face_of(self, exchange: Exchange) -> FaceRules | None:
+        """The face an exchange belongs to (see :meth:`route_of`)."""
+        route = self.route_of(exchange)
+        return route[0] if route is not None else None
 
     def task_id_of(self, exchange: Exchange, operation: Operation | None = None) -> str | None:
-        op = operation or self.operation_of(exchange)
-        if op is None:
+        """The task an exchange is about: the id a create answered with, the id a query asked
+        for (or the answer's, when the face looks tasks up by other keys such as an external
+        id), the task of a media file; else what the recording says."""
+        route = self.route_of(exchange)
+        if route is None:
             return exchange.task_id
-        if op.id == "video_generations.create":
-            body = exchange.response_body
-            if isinstance(body, Mapping):
-                found = body.get("task_id", body.get("id"))
-                return found if isinstance(found, str) else None
-            return None
-        params = op.match(exchange.path) or _suffix_params(op, exchange.path) or {}
+        rules, op = route
+        if operation is not None:
+            op = operation
+        body = exchange.response_body
+        if op.verb == CREATE:
+            task = rules.task_object(body)
+            found = rules.read("task_id", body)
+            if found is None and task is not None:
+                found = task.get("id")  # an alias some answers carry (OpenAI style)
+            return found if isinstance(found, str) else None
+        params = _params(op, exchange.path) or {}
         if "task_id" in params:
-            return params["task_id"]
+            asked = params["task_id"]
+            answered = rules.read("task_id", body) if 200 <= exchange.status < 300 else None
+            if isinstance(answered, str) and answered != asked and _names_task(rules, body, asked):
+                return answered  # looked up by an external id: the task is the one answered
+            return asked
         if "file" in params:
             return params["file"].rsplit(".", 1)[0]
         return exchange.task_id
@@ -205,28 +415,51 @@ class CheckContext:
     def observe(self, exchange: Exchange) -> None:
         """Fold an exchange into the state later checks read (the driver calls this)."""
         self.exchanges += 1
-        op = self.operation_of(exchange)
-        if op is None:
+        route = self.route_of(exchange)
+        if route is None:
             self.unmatched += 1
             return
+        rules, op = route
+        key = (rules.face, op.id)
         if exchange.timestamp is not None:
             if exchange.status == 429:
                 wait = retry_after_seconds(exchange.response_header("retry-after"), exchange.timestamp)
                 if wait is not None:
-                    self.rate_limited[op.id] = (exchange.timestamp, wait, exchange.source)
+                    self.rate_limited[key] = (exchange.timestamp, wait, exchange.source)
             else:
-                self.rate_limited.pop(op.id, None)
-        body = exchange.response_body
-        if 200 <= exchange.status < 300 and isinstance(body, Mapping) and isinstance(body.get("status"), str):
-            task_id = self.task_id_of(exchange, op)
-            if task_id is None:
-                return
-            timeline = self.timelines.setdefault(task_id, TaskTimeline())
-            timeline.statuses.append((body["status"], exchange.source))
-            if timeline.created_at is None:
-                timeline.created_at = body.get("created_at")
-            if isinstance(body.get("updated_at"), (int, float)):
-                timeline.updated_at = body["updated_at"]
+                self.rate_limited.pop(key, None)
+        status = _wire_status(self, exchange)
+        if status is None:
+            return
+        task_id = self.task_id_of(exchange)
+        if task_id is None:
+            return
+        timeline = self.timelines.setdefault(task_id, TaskTimeline(face=rules.face))
+        timeline.statuses.append((status, exchange.source))
+        task = rules.task_object(exchange.response_body) or {}
+        if timeline.created_at is None:
+            timeline.created_at = task.get("created_at")
+        if _is_number(task.get("updated_at")):
+            timeline.updated_at = task["updated_at"]
+
+
+def _names_task(rules: FaceRules, body: Any, asked: str) -> bool:
+    """Whether the answered task carries ``asked`` under one of the face's lookup keys."""
+    keys = rules.lookup_keys
+    if not keys:
+        return False
+
+    def walk(value: Any, depth: int) -> bool:
+        if isinstance(value, Mapping) and depth < 4:
+            return any((k in keys and v == asked) or walk(v, depth + 1) for k, v in value.items())
+        return False
+
+    return walk(rules.task_object(body), 0)
+
+
+def _params(op: Operation, path: str) -> dict[str, str] | None:
+    found = op.match(path)
+    return found if found is not None else _suffix_params(op, path)
 
 
 def _suffix_params(op: Operation, path: str) -> dict[str, str] | None:
@@ -237,11 +470,31 @@ def _suffix_params(op: Operation, path: str) -> dict[str, str] | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _match_operation(contract: Contract, method: str, path: str) -> Operation | None:
-    for op in contract.operations.values():
-        methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
-        if method in methods and (op.match(path) is not None or _suffix_params(op, path) is not None):
-            return op
+def _match_operation(
+    contracts: tuple[Contract, ...], method: str, path: str, host: str
+) -> tuple[Contract, Operation] | None:
+    """The operation ``method path`` is: an exact path match first (the face whose base URL has
+    ``host`` first among several), then a match behind the shortest path prefix."""
+    exact: list[tuple[Contract, Operation]] = []
+    behind: list[tuple[int, Contract, Operation]] = []
+    for contract in contracts:
+        for op in contract.operations.values():
+            methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
+            if method not in methods:
+                continue
+            if op.match(path) is not None:
+                exact.append((contract, op))
+                continue
+            for i, ch in enumerate(path):
+                if ch == "/" and i > 0 and op.match(path[i:]) is not None:
+                    behind.append((i, contract, op))
+                    break
+    if exact:
+        own = [(c, op) for c, op in exact if any(urlsplit(u).netloc == host for u in c.base_urls)]
+        return (own or exact)[0]
+    if behind:
+        _, contract, op = min(behind, key=lambda found: found[0])
+        return contract, op
     return None
 
 
@@ -254,6 +507,10 @@ def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
             seen.add(node)
             todo.extend(edges.get(node, ()))
     return seen
+
+
+def _is_number(value: Any) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -287,7 +544,7 @@ def check_exchange(
     >>> [v.rule for v in check_exchange(ctx, ex)]
     ['status.documented', 'body.json']
     """
-    op = ctx.operation_of(exchange)
+    route = ctx.route_of(exchange)
     found: list[ContractViolation] = []
     for registered in checks if checks is not None else list(CHECKS):
         try:
@@ -297,9 +554,12 @@ def check_exchange(
             violation.severity = registered.severity
             if violation.where is None:
                 violation.where = exchange.source
-            if violation.operation is None and op is not None:
-                violation.operation = op.id
-            if violation.status is None and violation.part != "request":
+            if route is not None:
+                if violation.operation is None:
+                    violation.operation = route[1].id
+                if violation.face is None:
+                    violation.face = route[0].face
+            if violation.status is None and not violation.part.startswith("request"):
                 violation.status = exchange.status
             found.append(violation)
     ctx.observe(exchange)
@@ -311,13 +571,16 @@ def check_exchanges(
     *,
     contract: Contract | None = None,
     checks: Iterable[str] | None = None,
+    faces: Iterable[str | Contract] | None = None,
 ) -> list[ContractViolation]:
     """Check a sequence of exchanges (one recording, in order) and return every violation.
+
+    ``contract`` or ``faces`` limit the faces (default: every face, each exchange judged by its own).
 
     >>> check_exchanges([Exchange("GET", "https://api.modelstream.ai/v1/video/generations/task_1", 418)])[0].rule
     'status.documented'
     """
-    ctx = CheckContext(contract)
+    ctx = CheckContext(contract, faces=faces)
     selected = CHECKS.select(checks)
     out: list[ContractViolation] = []
     for exchange in exchanges:
@@ -331,14 +594,16 @@ def assert_conforms(
     *,
     checks: Iterable[str] | None = None,
     context: CheckContext | None = None,
+    face: str | None = None,
 ) -> None:
     """Raise :class:`ContractViolation` if ``response`` breaks the contract of ``operation``.
 
     ``response`` is an ``httpx.Response`` (its request included) or an :class:`Exchange`;
-    ``operation`` (``"video_generations.get"``) is derived from the URL when omitted. The
-    server-side checks run by default; pass ``checks`` names to choose, and a shared
-    ``context`` to check a sequence (status transitions, ids, timestamps across polls). The
-    first violation is raised; its message names how many more there were.
+    ``operation`` (``"video_generations.get"``, ``"text2video.get"``) is derived from the URL
+    when omitted, and ``face`` (``"official"``) limits the faces considered. The server-side
+    checks run by default; pass ``checks`` names to choose, and a shared ``context`` to check a
+    sequence (status transitions, ids, timestamps across polls). The first violation is
+    raised; its message names how many more there were.
 
     >>> import httpx
     >>> request = httpx.Request("GET", "https://api.modelstream.ai/v1/video/generations/task_1")
@@ -350,11 +615,12 @@ def assert_conforms(
     schema:required $.task_id
     """
     exchange = response if isinstance(response, Exchange) else Exchange.from_httpx(response)
-    ctx = context if context is not None else CheckContext(operation=operation)
-    if context is not None and operation is not None and ctx.forced_operation is None:
+    faces = [face] if face is not None else None
+    ctx = context if context is not None else CheckContext(operation=operation, faces=faces)
+    if context is not None and operation is not None and not ctx.forced:
         found_op = ctx.operation_of(exchange)
         if found_op is None or found_op.id != operation:
-            ctx = CheckContext(ctx.contract, operation=operation)
+            ctx = CheckContext(operation=operation, faces=faces or list(context._contracts))
             ctx.timelines, ctx.rate_limited = context.timelines, context.rate_limited
     selected = CHECKS.select(checks, side=None if checks is not None else "server")
     found = check_exchange(ctx, exchange, selected)
@@ -370,9 +636,9 @@ def assert_conforms(
 # -- helpers used by the checks --------------------------------------------------------------
 
 
-def _documented_statuses(ctx: CheckContext, op: Operation) -> set[int]:
+def _documented_statuses(contract: Contract, op: Operation) -> set[int]:
     statuses = {int(s) for s in op.responses}
-    statuses |= {ctx.contract.errors[k].http_status for k in op.errors if ctx.contract.errors[k].http_status}
+    statuses |= {contract.errors[k].http_status for k in op.errors if contract.errors[k].http_status}
     return statuses
 
 
@@ -417,11 +683,9 @@ def _without(value: Any, path: Sequence[str | int]) -> Any:
     return value
 
 
-def _unredacted(ctx: CheckContext, body: Any) -> tuple[Any, set[str]]:
+def _unredacted(contract: Contract, body: Any) -> tuple[Any, set[str]]:
     """The body with redaction markers replaced, and the image fields that were redacted."""
-    image_params = {
-        rule.param for model in ctx.contract.models.values() for rule in model.rules if rule.kind == "image"
-    }
+    image_params = {rule.param for model in contract.models.values() for rule in model.rules if rule.kind == "image"}
     redacted: set[str] = set()
 
     def walk(value: Any, key: str | None, depth: int) -> Any:
@@ -454,9 +718,21 @@ def _explain(errors: Iterable[ValidationError]) -> ValidationError | None:
     return chosen
 
 
-def _is_create_with_json(ctx: CheckContext, exchange: Exchange) -> bool:
-    op = ctx.operation_of(exchange)
-    return op is not None and op.id == "video_generations.create" and exchange.request_body is not None
+def _create_route(ctx: CheckContext, exchange: Exchange) -> tuple[FaceRules, Operation] | None:
+    """The route of a create that sent a body (the request checks' subject), else None."""
+    route = ctx.route_of(exchange)
+    if route is None or route[1].verb != CREATE or exchange.request_body is None:
+        return None
+    return route
+
+
+def _wire_status(ctx: CheckContext, exchange: Exchange) -> str | None:
+    """The task status a successful create or query answered, in the face's spelling."""
+    route = ctx.route_of(exchange)
+    if route is None or route[1].verb not in (CREATE, GET) or not 200 <= exchange.status < 300:
+        return None
+    status = route[0].read("status", exchange.response_body)
+    return status if isinstance(status, str) else None
 
 
 # -- server checks ---------------------------------------------------------------------------
@@ -465,10 +741,11 @@ def _is_create_with_json(ctx: CheckContext, exchange: Exchange) -> bool:
 @check(side="server")
 def status_code_documented(ctx: CheckContext, exchange: Exchange) -> None:
     """The status code is one the operation documents (its responses and catalogued errors)."""
-    op = ctx.operation_of(exchange)
-    if op is None:
+    route = ctx.route_of(exchange)
+    if route is None:
         return
-    documented = _documented_statuses(ctx, op)
+    rules, op = route
+    documented = _documented_statuses(rules.contract, op)
     if exchange.status not in documented:
         raise _violation(
             "status.documented",
@@ -482,10 +759,11 @@ def status_code_documented(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(side="server")
 def response_body_conforms(ctx: CheckContext, exchange: Exchange) -> None:
-    """A success body validates against the operation's response schema."""
-    op = ctx.operation_of(exchange)
-    if op is None or not 200 <= exchange.status < 300:
+    """A success body validates against the operation's response schema (envelope included)."""
+    route = ctx.route_of(exchange)
+    if route is None or not 200 <= exchange.status < 300:
         return
+    rules, op = route
     relpath = op.responses.get(str(exchange.status))
     if relpath is None or relpath == "binary" or exchange.method == "HEAD":
         return
@@ -497,82 +775,96 @@ def response_body_conforms(ctx: CheckContext, exchange: Exchange) -> None:
             expected="a JSON object",
             actual=body,
         )
-    error = _explain(ctx.contract.response_validator(relpath).iter_errors(body))
+    error = _explain(rules.contract.response_validator(relpath).iter_errors(body))
     if error is not None:
         raise ContractViolation.from_schema_error(error, operation=op.id, status=exchange.status)
 
 
 @check(side="server")
 def error_object_well_formed(ctx: CheckContext, exchange: Exchange) -> None:
-    """Error bodies are the catalogued error object; a failed task's error is a catalogued failure.
+    """Error bodies are the face's catalogued error body; a failed task's reason is catalogued.
 
-    The body is ``{"error": {message, type, param, code}}`` with a type and code the catalogue
-    lists for that HTTP status.
+    The body validates against the face's error schema (the gateway's ``{"error": {message,
+    type, param, code}}``, Kling's envelope with an integer ``code`` and ``data`` null), and
+    carries a code (and type, where the catalogue has types) the catalogue lists for that status.
     """
-    op = ctx.operation_of(exchange)
-    if op is None:
+    route = ctx.route_of(exchange)
+    if route is None:
         return
+    rules, op = route
     body = exchange.response_body
-    contract = ctx.contract
+    contract = rules.contract
     if exchange.status >= 400 and exchange.method != "HEAD":
         if not isinstance(body, Mapping):
             raise _violation("body.json", "the error body is not a JSON object", expected="a JSON object", actual=body)
         error = best_match(contract.error_validator().iter_errors(body))
         if error is not None:
             raise ContractViolation.from_schema_error(error, operation=op.id, status=exchange.status)
-        sent = body["error"]
-        known = {(s.type, s.code) for s in contract.errors.values() if s.http_status == exchange.status}
-        if known and (sent["type"], sent["code"]) not in known:
+        code, kind = rules.error_fields(body)
+        same_status = [s for s in contract.errors.values() if s.http_status == exchange.status]
+        typed = kind is not None or any(s.type for s in contract.errors.values())
+        known = {_code_label(s.type if typed else None, s.code) for s in same_status}
+        sent = _code_label(kind if typed else None, code)
+        if known and sent not in known:
             raise _violation(
                 "error.catalogued",
-                f"error code {sent['code']!r} (type {sent['type']!r}) is not catalogued for HTTP {exchange.status}",
-                json_path="$.error.code",
-                expected=sorted(f"{t}/{c}" for t, c in known),
-                actual=f"{sent['type']}/{sent['code']}",
-            )
+                f"error code {code!r}" + (f" (type {kind!r})" if typed else "")
+                + f" is not catalogued for HTTP {exchange.status}",
+                json_path=rules.path_of("error_code"),
+                expected=sorted(known),
+                actual=sent,
+            )  # fmt: skip
         return
-    if 200 <= exchange.status < 300 and isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
-        sent = body["error"]
-        failures = {(f["type"], f["code"]) for f in contract.task_failures.values()}
-        pair = (sent.get("type"), sent.get("code"))
-        if pair not in failures:
-            raise _violation(
-                "error.task_failure_catalogued",
-                f"the failed task's error code {sent.get('code')!r} is not a catalogued task failure",
-                json_path="$.error.code",
-                expected=sorted(f"{t}/{c}" for t, c in failures),
-                actual=f"{pair[0]}/{pair[1]}",
-            )
+    if _wire_status(ctx, exchange) != rules.failed:
+        return
+    # A failed task's reason: where the catalogue's task failures carry fields besides the
+    # message (the gateway's error type and code), the answer's must be a catalogued pair.
+    fields = sorted({k for row in contract.task_failures.values() for k in row} - {"message", "source"})
+    pointer = contract.reader.pointers.get("failure")
+    if not fields or pointer is None:
+        return
+    holder = _resolve(body, pointer.rsplit("/", 1)[0])
+    if not isinstance(holder, Mapping):
+        return  # the response schema reports a missing reason
+    failures = {tuple(str(row.get(f)) for f in fields) for row in contract.task_failures.values()}
+    sent_failure = tuple(str(holder.get(f)) for f in fields)
+    if sent_failure not in failures:
+        where = pointer.rsplit("/", 1)[0] + ("/code" if "code" in fields else "")
+        raise _violation(
+            "error.task_failure_catalogued",
+            f"the failed task's error {'/'.join(sent_failure)} is not a catalogued task failure",
+            json_path=_json_path(where),
+            expected=sorted("/".join(f) for f in failures),
+            actual="/".join(sent_failure),
+        )
 
 
-def _wire_status(exchange: Exchange) -> str | None:
-    body = exchange.response_body
-    if not 200 <= exchange.status < 300 or not isinstance(body, Mapping):
-        return None
-    status = body.get("status")
-    return status if isinstance(status, str) else None
+def _code_label(kind: Any, code: Any) -> str:
+    return f"{kind}/{code}" if kind is not None else str(code)
 
 
 @check(side="server")
 def status_transition_legal(ctx: CheckContext, exchange: Exchange) -> None:
     """A task's status only moves forward along the lifecycle (skipping unseen steps is fine)."""
-    current = _wire_status(exchange)
-    if current is None or current not in ctx.reachable:
+    current = _wire_status(ctx, exchange)
+    rules = ctx.face_of(exchange)
+    if current is None or rules is None or current not in rules.reachable:
         return  # unknown spellings are the schema check's finding
     task_id = ctx.task_id_of(exchange)
     timeline = ctx.timelines.get(task_id) if task_id else None
     previous = timeline.last_status if timeline else None
-    if previous is None or previous == current or previous in ctx.terminal or previous not in ctx.reachable:
+    reachable = rules.reachable
+    if previous is None or previous == current or previous in rules.terminal or previous not in reachable:
         return
-    if current in ctx.reachable[previous]:
+    if current in reachable[previous]:
         return
-    backwards = previous in ctx.reachable[current]
+    backwards = previous in reachable[current]
     raise _violation(
         "lifecycle.monotone" if backwards else "lifecycle.transition",
         f"task {task_id} went from {previous!r} {'back ' if backwards else ''}to {current!r}"
         + (f" (previous answer at {timeline.last_source})" if timeline and timeline.last_source else ""),
-        json_path="$.status",
-        expected=sorted(ctx.reachable[previous] | {previous}),
+        json_path=rules.path_of("status"),
+        expected=sorted(reachable[previous] | {previous}),
         actual=current,
     )
 
@@ -580,17 +872,18 @@ def status_transition_legal(ctx: CheckContext, exchange: Exchange) -> None:
 @check(side="server")
 def terminal_status_final(ctx: CheckContext, exchange: Exchange) -> None:
     """Once a task is completed or failed it stays so."""
-    current = _wire_status(exchange)
-    if current is None:
+    current = _wire_status(ctx, exchange)
+    rules = ctx.face_of(exchange)
+    if current is None or rules is None:
         return
     task_id = ctx.task_id_of(exchange)
     timeline = ctx.timelines.get(task_id) if task_id else None
     previous = timeline.last_status if timeline else None
-    if previous in ctx.terminal and current != previous:
+    if previous in rules.terminal and current != previous:
         raise _violation(
             "lifecycle.terminal_final",
             f"task {task_id} was {previous!r} (terminal) and is now {current!r}",
-            json_path="$.status",
+            json_path=rules.path_of("status"),
             expected=previous,
             actual=current,
         )
@@ -598,27 +891,28 @@ def terminal_status_final(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(side="server")
 def url_exactly_when_completed(ctx: CheckContext, exchange: Exchange) -> None:
-    """A query answer carries a ``url`` exactly when the task is completed."""
-    op = ctx.operation_of(exchange)
-    current = _wire_status(exchange)
-    if op is None or op.id != "video_generations.get" or current is None:
-        return
-    body = exchange.response_body
-    url = body.get("url")
+    """A query answer carries a result URL exactly when the task is completed."""
+    route = ctx.route_of(exchange)
+    current = _wire_status(ctx, exchange)
+    if route is None or route[1].verb != GET or current is None or current not in route[0].reachable:
+        return  # unknown spellings are the schema check's finding
+    rules = route[0]
+    url = rules.read("result_url", exchange.response_body)
     has_url = isinstance(url, str) and bool(url)
-    if current == ctx.completed and not has_url:
+    where = rules.path_of("result_url")
+    if current == rules.completed and not has_url:
         raise _violation(
             "lifecycle.url_when_completed",
             f"the task is {current!r} but has no url",
-            json_path="$.url",
+            json_path=where,
             expected="a URL",
             actual=url,
         )
-    if current != ctx.completed and url is not None:
+    if current != rules.completed and url is not None:
         raise _violation(
             "lifecycle.url_when_completed",
             f"the task is {current!r} but already has a url",
-            json_path="$.url",
+            json_path=where,
             expected="null",
             actual=url,
         )
@@ -626,44 +920,53 @@ def url_exactly_when_completed(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(side="server")
 def ids_stable(ctx: CheckContext, exchange: Exchange) -> None:
-    """``id`` equals ``task_id`` on create, and a query answers for the task it was asked about."""
-    op = ctx.operation_of(exchange)
+    """A create's ``id`` alias equals its task id, and a query answers for the task it was asked
+    about (or for the task carrying that external id, where the face looks tasks up by one)."""
+    route = ctx.route_of(exchange)
     body = exchange.response_body
-    if op is None or not 200 <= exchange.status < 300 or not isinstance(body, Mapping):
+    if route is None or not 200 <= exchange.status < 300 or not isinstance(body, Mapping):
         return
-    if op.id == "video_generations.create":
-        if "id" in body and "task_id" in body and body["id"] != body["task_id"]:
+    rules, op = route
+    answered = rules.read("task_id", body)
+    if answered is None:
+        return
+    if op.verb == CREATE:
+        task = rules.task_object(body) or {}
+        if "id" in task and task["id"] != answered:
             raise _violation(
                 "ids.stable",
                 "id and task_id name different tasks",
-                json_path="$.id",
-                expected=body["task_id"],
-                actual=body["id"],
+                json_path=_json_path(rules.task_pointer + "/id"),
+                expected=answered,
+                actual=task["id"],
             )
-    elif op.id == "video_generations.get" and "task_id" in body:
-        asked = ctx.task_id_of(exchange, op)
-        if asked is not None and body["task_id"] != asked:
+    elif op.verb == GET:
+        asked = (_params(op, exchange.path) or {}).get("task_id")
+        if asked is not None and answered != asked and not _names_task(rules, body, asked):
             raise _violation(
                 "ids.stable",
-                f"asked for task {asked} but the answer is about {body['task_id']!r}",
-                json_path="$.task_id",
+                f"asked for task {asked} but the answer is about {answered!r}",
+                json_path=rules.path_of("task_id"),
                 expected=asked,
-                actual=body["task_id"],
+                actual=answered,
             )
 
 
 @check(side="server")
 def timestamps_non_decreasing(ctx: CheckContext, exchange: Exchange) -> None:
     """A task's ``created_at`` never changes, ``updated_at`` never goes back or before creation."""
-    body = exchange.response_body
-    if _wire_status(exchange) is None:
+    if _wire_status(ctx, exchange) is None:
         return
-    created, updated = body.get("created_at"), body.get("updated_at")
-    if isinstance(created, (int, float)) and isinstance(updated, (int, float)) and updated < created:
+    rules = ctx.face_of(exchange)
+    assert rules is not None  # a wire status comes from a routed exchange
+    task = rules.task_object(exchange.response_body) or {}
+    base = rules.task_pointer
+    created, updated = task.get("created_at"), task.get("updated_at")
+    if _is_number(created) and _is_number(updated) and updated < created:
         raise _violation(
             "timestamps.non_decreasing",
             "updated_at is before created_at",
-            json_path="$.updated_at",
+            json_path=_json_path(base + "/updated_at"),
             expected=f">= {created}",
             actual=updated,
         )
@@ -675,24 +978,58 @@ def timestamps_non_decreasing(ctx: CheckContext, exchange: Exchange) -> None:
         raise _violation(
             "timestamps.created_at_stable",
             f"task {task_id} changed its created_at",
-            json_path="$.created_at",
+            json_path=_json_path(base + "/created_at"),
             expected=timeline.created_at,
             actual=created,
         )
-    if isinstance(updated, (int, float)) and timeline.updated_at is not None and updated < timeline.updated_at:
+    if _is_number(updated) and timeline.updated_at is not None and updated < timeline.updated_at:
         raise _violation(
             "timestamps.non_decreasing",
             f"task {task_id}'s updated_at went back in time",
-            json_path="$.updated_at",
+            json_path=_json_path(base + "/updated_at"),
             expected=f">= {timeline.updated_at}",
             actual=updated,
         )
 
 
+@check(side="server")
+def timestamps_in_face_unit(ctx: CheckContext, exchange: Exchange) -> None:
+    """A task's timestamps are Unix time in the face's unit (seconds or milliseconds).
+
+    Judged against the time the exchange was recorded: a value a thousand times too small or
+    too large is in the wrong unit (clocks may differ, units are three orders of magnitude apart).
+    """
+    if _wire_status(ctx, exchange) is None or not exchange.timestamp or exchange.timestamp <= 0:
+        return
+    rules = ctx.face_of(exchange)
+    assert rules is not None
+    task = rules.task_object(exchange.response_body) or {}
+    scale = rules.contract.timestamp_scale
+    unit = "milliseconds" if scale == 1000 else "seconds"
+    for name in ("created_at", "updated_at"):
+        value = task.get(name)
+        if not _is_number(value) or value <= 0:
+            continue
+        ratio = value / scale / exchange.timestamp
+        if not 0.1 <= ratio <= 10:
+            raise _violation(
+                "timestamps.unit",
+                f"{name} {value} is not Unix {unit} (the exchange was recorded at {exchange.timestamp:.0f} s)",
+                json_path=_json_path(rules.task_pointer + "/" + name),
+                expected=f"Unix {unit}, about {exchange.timestamp * scale:.0f}",
+                actual=value,
+            )
+
+
 @check(side="server", severity=Severity.WARNING)
 def retry_after_sent(ctx: CheckContext, exchange: Exchange) -> None:
-    """A ``429`` says how long to wait in ``Retry-After`` (the gateway brief asks for it)."""
-    if exchange.status != 429 or ctx.operation_of(exchange) is None:
+    """A ``429`` says how long to wait in ``Retry-After`` where the face's catalogue promises it
+    (the gateway does; Kling's own API sends none)."""
+    route = ctx.route_of(exchange)
+    if exchange.status != 429 or route is None:
+        return
+    answered = answered_errors(route[0].contract, 429, exchange.response_body)
+    if not any(spec.retry_after is not None for spec in answered):
         return
     value = exchange.response_header("retry-after")
     if retry_after_seconds(value, exchange.timestamp or 0.0) is None:
@@ -709,17 +1046,19 @@ def retry_after_sent(ctx: CheckContext, exchange: Exchange) -> None:
 # -- client checks ---------------------------------------------------------------------------
 
 
-def _create_verdict(ctx: CheckContext, exchange: Exchange, *, strict: bool) -> tuple[Violation | None, set[str]]:
-    body, redacted = _unredacted(ctx, exchange.request_body)
-    result = validate_create(ctx.contract, body, strict=strict)
+def _create_verdict(contract: Contract, op: Operation, body: Any, *, strict: bool) -> tuple[Violation | None, set[str]]:
+    plain, redacted = _unredacted(contract, body)
+    result = validate_create(contract, plain, strict=strict, mode=op.kind)
     return (result if isinstance(result, Violation) else None), redacted
 
 
 @check(side="client")
 def request_conforms(ctx: CheckContext, exchange: Exchange) -> None:
     """A create request satisfies the request contract: schema and named rules."""
-    if not _is_create_with_json(ctx, exchange):
+    route = _create_route(ctx, exchange)
+    if route is None:
         return
+    rules, op = route
     body = exchange.request_body
     if isinstance(body, str):
         raise _violation(
@@ -729,7 +1068,7 @@ def request_conforms(ctx: CheckContext, exchange: Exchange) -> None:
             expected="a JSON object",
             actual=body,
         )
-    verdict, redacted = _create_verdict(ctx, exchange, strict=False)
+    verdict, redacted = _create_verdict(rules.contract, op, body, strict=False)
     if verdict is None:
         return
     if verdict.param in redacted and verdict.rule.startswith(f"{verdict.param}."):
@@ -752,14 +1091,17 @@ def request_conforms(ctx: CheckContext, exchange: Exchange) -> None:
 
 @check(side="client")
 def no_unknown_request_fields(ctx: CheckContext, exchange: Exchange) -> None:
-    """A create request sends no field the contract does not know (the gateway would drop it)."""
-    if not _is_create_with_json(ctx, exchange) or not isinstance(exchange.request_body, Mapping):
+    """A create request sends no field the contract does not know (the server drops it silently)."""
+    route = _create_route(ctx, exchange)
+    if route is None or not isinstance(exchange.request_body, Mapping):
         return
-    body, _ = _unredacted(ctx, exchange.request_body)
-    unknown_rule = ctx.contract.request_rule("unknown_field")
+    rules, op = route
+    contract = rules.contract
+    body, _ = _unredacted(contract, exchange.request_body)
+    unknown_rule = contract.request_rule("unknown_field")
     unknown: list[str] = []
     for _ in range(50):  # each round names one unknown field; drop it and look again
-        result = validate_create(ctx.contract, body, strict=True)
+        result = validate_create(contract, body, strict=True, mode=op.kind)
         if not isinstance(result, Violation) or result.rule != unknown_rule or result.param is None:
             break
         unknown.append(result.param)
@@ -768,7 +1110,7 @@ def no_unknown_request_fields(ctx: CheckContext, exchange: Exchange) -> None:
         more = f" (and {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
         raise _violation(
             "unknown_field",
-            f"unknown request field {unknown[0]!r}{more}: the real gateway drops it silently",
+            f"unknown request field {unknown[0]!r}{more}: the server drops it silently",
             json_path=format_json_path(_param_path(unknown[0])),
             part="request",
             expected="only fields of the contract",
@@ -779,10 +1121,14 @@ def no_unknown_request_fields(ctx: CheckContext, exchange: Exchange) -> None:
 @check(side="client")
 def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
     """After a ``429`` with ``Retry-After``, the next call of that operation waits at least that long."""
-    op = ctx.operation_of(exchange)
-    if op is None or exchange.timestamp is None or op.id not in ctx.rate_limited:
+    route = ctx.route_of(exchange)
+    if route is None or exchange.timestamp is None:
         return
-    limited_at, wait, source = ctx.rate_limited[op.id]
+    rules, op = route
+    limited = ctx.rate_limited.get((rules.face, op.id))
+    if limited is None:
+        return
+    limited_at, wait, source = limited
     waited = exchange.timestamp - limited_at
     if waited + 1e-6 < wait:
         raise _violation(
@@ -794,6 +1140,110 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
             expected=f">= {_seconds(wait)}",
             actual=_seconds(waited),
         )
+
+
+@check(side="client")
+def token_valid_when_sent(ctx: CheckContext, exchange: Exchange) -> None:
+    """A signed token is valid when sent: the client re-signs before ``exp`` (and never uses one
+    before its ``nbf``), so no request is refused as expired or not yet valid."""
+    rules = ctx.face_of(exchange)
+    if rules is None:
+        return
+    situation = token_refusal(
+        rules.contract, exchange.status, exchange.response_body, rule=exchange.rule, fault=exchange.fault
+    )
+    if situation is None:
+        return
+    message = rules.read("error_message", exchange.response_body)
+    raise _violation(
+        "client.token_" + situation,
+        f"refused: the token was {situation.replace('_', ' ')} when sent"
+        + (f" ({message})" if isinstance(message, str) else "")
+        + ": sign a fresh token before the old one expires",
+        json_path="$.authorization",
+        part="request.headers",
+        expected="a token valid at the server's time (within its clock skew)",
+        actual=f"HTTP {exchange.status} {rules.read('error_code', exchange.response_body)}",
+    )
+
+
+@check(side="client", severity=Severity.WARNING)
+def within_concurrency_slots(ctx: CheckContext, exchange: Exchange) -> None:
+    """A create is not refused for want of a concurrency slot: the client waits for one of its
+    account's tasks to end before starting another when all slots are held."""
+    rules = ctx.face_of(exchange)
+    if rules is None or not slot_refusal(
+        rules.contract, exchange.status, exchange.response_body, rule=exchange.rule, fault=exchange.fault
+    ):
+        return
+    slots = rules.contract.index["concurrency"].get("slots_per_account")
+    raise _violation(
+        "client.concurrency_slots",
+        f"refused: every concurrency slot of the account was held ({slots} by default); "
+        "a task holds one from its creation until it ends",
+        json_path="$",
+        part="timeline",
+        expected="at most as many unfinished tasks as the account has slots",
+        actual=f"HTTP {exchange.status} {rules.read('error_code', exchange.response_body)}",
+    )
+
+
+# -- refusals a client causes (shared with the journal assertions) ------------------------------
+
+#: the journal's rule ids for a token refused on time grounds (the signing faces' auth rules),
+#: by the contract's name for the situation (``auth.errors`` of a face's ``index.json``)
+TOKEN_RULES = {"expired": "auth.exp", "not_yet_valid": "auth.nbf"}
+
+
+def _refused_as(
+    contract: Contract, status: int, body: Any, keys: Iterable[str], rule_ids: Iterable[str], rule: str | None
+) -> bool:
+    if rule is not None and rule in set(rule_ids):
+        return True
+    wanted = set(keys)
+    answered = answered_errors(contract, status, body)
+    return bool(wanted) and bool(answered) and {spec.key for spec in answered} <= wanted
+
+
+def token_refusal(
+    contract: Contract, status: int, body: Any, *, rule: str | None = None, fault: str | None = None
+) -> str | None:
+    """``"expired"`` or ``"not_yet_valid"`` when an answer refused a request because its signed
+    token was expired or not yet valid (by the journal's ``rule`` id, or the face's catalogue
+    entry for that situation); None otherwise, and for injected faults (not the client's doing).
+
+    >>> token_refusal(load_contract("official"), 401, {"code": 1004, "message": "m", "request_id": "r"})
+    'expired'
+    >>> token_refusal(load_contract(), 401, {"error": {"code": "invalid_api_key"}}) is None
+    True
+    """
+    if fault is not None or status < 400:
+        return None
+    situations = contract.index.get("auth", {}).get("errors", {})
+    for situation, rule_id in TOKEN_RULES.items():
+        key = situations.get(situation)
+        if key is not None and _refused_as(contract, status, body, [key], [rule_id], rule):
+            return situation
+    return None
+
+
+def slot_refusal(
+    contract: Contract, status: int, body: Any, *, rule: str | None = None, fault: str | None = None
+) -> bool:
+    """Whether an answer refused a create because every concurrency slot of the account was held
+    (by the journal's ``rule`` id, or the error the face's ``concurrency`` section names);
+    injected faults are not the client's doing.
+
+    >>> slot_refusal(load_contract("official"), 429, {"code": 1303, "message": "m", "request_id": "r"})
+    True
+    """
+    spec = contract.index.get("concurrency")
+    if fault is not None or status < 400 or not spec:
+        return False
+    error = spec["error"]
+    rule_ids = [r["id"] for r in contract.index.get("request_rules", {}).values()
+                if isinstance(r, Mapping) and r.get("error") == error]  # fmt: skip
+    return _refused_as(contract, status, body, [error], rule_ids, rule)
 
 
 def _seconds(value: float) -> str:

@@ -4,10 +4,14 @@ Commands::
 
     kling-testkit serve [options]                         the fake on localhost (see --help)
     kling-testkit check FILE... [--junit-xml P] [--json P] [--strict] [--checks a,b]
-    kling-testkit verify --base-url URL --api-key KEY [--max-requests N] [--poll-interval S]
-                         [--timeout S] [--dry-run] [--record P] [--junit-xml P] [--json P]
-    kling-testkit contract export DIR
+    kling-testkit verify --base-url URL [--face F] [--api-key KEY | --access-key AK --secret-key SK]
+                         [--max-requests N] [--poll-interval S] [--timeout S] [--dry-run]
+                         [--record P] [--junit-xml P] [--json P]
+    kling-testkit contract export DIR [--face F]
     kling-testkit contract diff OLD NEW [--json P]
+
+Every face is covered: ``check`` finds each exchange's face, ``verify --face`` picks the dialect
+to verify (the gateway by default), ``contract`` exports and diffs every face folder.
 
 Exit codes: 0 success (no failing violation, no breaking change), 1 contract violations found
 (or a breaking contract change), 2 usage or input error (unreadable, truncated or empty
@@ -26,6 +30,8 @@ from pathlib import Path
 from typing import TextIO
 
 ENV_API_KEY = "KLING_TESTKIT_API_KEY"
+ENV_ACCESS_KEY = "KLING_TESTKIT_ACCESS_KEY"
+ENV_SECRET_KEY = "KLING_TESTKIT_SECRET_KEY"
 #: ``check`` reports progress every this many exchanges (when progress is on).
 PROGRESS_EVERY = 1000
 
@@ -55,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 contract violations (or breaking changes), 2 usage or input error",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the fake server (gateway face) on localhost")
+    serve = commands.add_parser("serve", help="run the fake server (every face) on localhost")
     from mockserver.serve import add_arguments
 
     add_arguments(serve)
@@ -75,14 +81,30 @@ def build_parser() -> argparse.ArgumentParser:
     _report_flags(check)
     _progress_flags(check)
 
+    from mockserver.faces import face_names
+
     verify = commands.add_parser(
         "verify",
-        help="verify a running server (the gateway, a proxy, or the fake) against the contract",
+        help="verify a running server (the gateway, Kling's API, a proxy, or the fake) against the contract",
         description="Send contract-derived valid and invalid requests within a request budget, follow tasks "
         "to a terminal status, and check every answer and transition.",
     )
     verify.add_argument("--base-url", required=True, help="e.g. https://api.modelstream.ai or http://127.0.0.1:8000")
+    verify.add_argument(
+        "--face",
+        choices=face_names(),
+        default=face_names()[0],
+        help=f"the wire dialect to verify (default {face_names()[0]})",
+    )
     verify.add_argument("--api-key", help=f"API key (default: ${ENV_API_KEY}); sent as Authorization: Bearer KEY")
+    verify.add_argument(
+        "--access-key",
+        help=f"access key of a face that signs tokens (default: ${ENV_ACCESS_KEY}); the JWT's iss",
+    )
+    verify.add_argument(
+        "--secret-key",
+        help=f"secret key that signs the JWTs (default: ${ENV_SECRET_KEY}); never sent or printed",
+    )
     from kling_testkit.verify import DEFAULT_MAX_REQUESTS
 
     verify.add_argument(
@@ -101,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     contract = commands.add_parser("contract", help="export the contract, or diff two versions")
     actions = contract.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = actions.add_parser("export", help="write OpenAPI and the derived JSON Schemas to DIR")
+    export = actions.add_parser("export", help="write OpenAPI and the derived JSON Schemas of every face to DIR")
     export.add_argument("dir", metavar="DIR")
+    export.add_argument("--face", choices=face_names(), help="export this face alone (flat, one manifest)")
     diff = actions.add_parser(
         "diff",
         help="list changes between two contract versions; exit 1 on breaking changes",
@@ -245,16 +268,33 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from kling_testkit.recording import write_exchanges
     from kling_testkit.verify import Verifier
+    from mockserver.contract import load_contract
 
     if not args.base_url.startswith(("http://", "https://")):
         raise _UsageError(f"--base-url must start with http:// or https://, got {args.base_url!r}")
     key = args.api_key or os.environ.get(ENV_API_KEY)
-    if not key and not args.dry_run:
+    access = args.access_key or os.environ.get(ENV_ACCESS_KEY)
+    secret = args.secret_key or os.environ.get(ENV_SECRET_KEY)
+    signs = "jwt" in load_contract(args.face).index.get("auth", {})
+    if signs and bool(access) != bool(secret):
+        raise _UsageError(
+            f"an access key and a secret key go together: --access-key/${ENV_ACCESS_KEY} "
+            f"and --secret-key/${ENV_SECRET_KEY}"
+        )
+    if not args.dry_run and not key and not (signs and access and secret):
+        if signs:
+            raise _UsageError(
+                f"keys are needed: --access-key AK --secret-key SK (or ${ENV_ACCESS_KEY}, ${ENV_SECRET_KEY}), "
+                f"or --api-key KEY (${ENV_API_KEY})"
+            )
         raise _UsageError(f"an API key is needed: --api-key KEY or ${ENV_API_KEY}")
     progress = _progress_on(args.progress, err)
     verifier = Verifier(
         args.base_url,
-        key or "",
+        key or None,
+        face=args.face,
+        access_key=access if signs else None,
+        secret_key=secret if signs else None,
         max_requests=args.max_requests,
         poll_interval=args.poll_interval,
         timeout=args.timeout,
@@ -283,10 +323,11 @@ def _verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _contract(args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
     from kling_testkit.contract_tools import ContractLoadError, diff_contracts, export_contract
+    from mockserver.contract import load_contract
 
     if args.action == "export":
         try:
-            written = export_contract(None, args.dir)
+            written = export_contract(load_contract(args.face) if args.face else None, args.dir)
         except OSError as exc:
             raise _UsageError(f"cannot write to {args.dir}: {exc.strerror or exc}") from None
         out.write(f"wrote {len(written)} files to {args.dir}\n")

@@ -1,30 +1,35 @@
 """Contract export and contract diff: publish the derived schemas, and gate contract changes in CI.
 
-``export_contract(contract, folder)`` writes what a client team or another tool needs: the
-OpenAPI 3.1 document, the derived request JSON Schemas, the response schemas, and a
-``manifest.json`` with the operations, the named rules, the error catalogue and the status
-vocabulary. ``diff_contracts(old, new)`` compares two versions (contract folders or exported
-folders, in any mix) and classifies each change as breaking for clients or not.
+``export_contract(None, folder)`` writes what a client team or another tool needs, for every
+face: the OpenAPI 3.1 document of every face as a server mounts them, and per face (``gateway/``,
+``official/``...) the derived request JSON Schemas, the response schemas and a ``manifest.json``
+with the operations (and their query parameters), the named rules, the error catalogue, the
+status vocabulary, the timestamp unit and the task id format. ``export_contract(contract,
+folder)`` writes one face alone, flat. ``diff_contracts(old, new)`` compares two versions
+(contract folders or exported folders, in any mix) face by face and classifies each change as
+breaking for clients or not; a one-face export is compared with that face only.
 
 Breaking depends on direction. A **request** schema constrains what clients send, so tightening
 it breaks them (removed enum value, lower maximum, new required field, new named rule) and
 loosening does not. A **response** schema describes what clients receive, so the reverse holds:
 an added enum value (a new status a client cannot handle), a loosened limit or a removed
-required field breaks them, while tightening does not. Removing a field, an operation or a
-catalogued error shape, and changing a type, are breaking both ways. Changes the walker cannot
-order (a new ``pattern``, a changed ``$ref``) are reported as breaking, to be judged by a person.
+required field breaks them, while tightening does not. Removing a field, an operation, a face
+or a catalogued error shape, and changing a type, a timestamp unit or an id format, are breaking
+both ways. Changes the walker cannot order (a new ``pattern``, a changed ``$ref``) are reported
+as breaking, to be judged by a person.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mockserver.contract import Contract, ContractError, load_contract
 from mockserver.contract.openapi import build_openapi
+from mockserver.faces import face_names
 
 __all__ = [
     "Change",
@@ -33,6 +38,7 @@ __all__ = [
     "diff_schema",
     "export_contract",
     "load_surface",
+    "load_surfaces",
 ]
 
 EXPORT_FORMAT = "kling-testkit-contract-export"
@@ -49,8 +55,13 @@ class ContractLoadError(Exception):
 class Change:
     """One difference between two contract versions.
 
+    ``face`` is the face whose folder changed; a line names it before the subject unless it is
+    the default face (the first registered, whose contract ``load_contract()`` returns).
+
     >>> Change("request", "kling-v2-6/text2video", "/properties/mode/enum", "removed value 'pro'", True).line()
     "BREAKING  request   kling-v2-6/text2video /properties/mode/enum: removed value 'pro'"
+    >>> Change("response", "lifecycle", "/statuses", "new task status 'x'", True, face="official").line()
+    "BREAKING  response  official:lifecycle /statuses: new task status 'x'"
     """
 
     direction: str
@@ -58,13 +69,16 @@ class Change:
     pointer: str
     detail: str
     breaking: bool
+    face: str | None = None
 
     def line(self) -> str:
         flag = "BREAKING" if self.breaking else "ok      "
-        return f"{flag}  {self.direction:<9} {self.subject} {self.pointer}: {self.detail}".rstrip()
+        subject = self.subject if self.face in (None, face_names()[0]) else f"{self.face}:{self.subject}"
+        return f"{flag}  {self.direction:<9} {subject} {self.pointer}: {self.detail}".rstrip()
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "face": self.face,
             "direction": self.direction,
             "subject": self.subject,
             "pointer": self.pointer,
@@ -77,14 +91,23 @@ class Change:
 
 
 def _manifest(contract: Contract) -> dict[str, Any]:
+    operations: dict[str, Any] = {}
+    for op in contract.operations.values():
+        entry: dict[str, Any] = {
+            "method": op.method,
+            "path": op.path,
+            "responses": dict(op.responses),
+            "errors": list(op.errors),
+        }
+        if op.query:
+            entry["query"] = {name: dict(schema) for name, schema in op.query.items()}
+            entry["required_query"] = list(op.required_query)
+        operations[op.id] = entry
     return {
         "format": EXPORT_FORMAT,
         "version": 1,
         "face": contract.face,
-        "operations": {
-            op.id: {"method": op.method, "path": op.path, "responses": dict(op.responses), "errors": list(op.errors)}
-            for op in contract.operations.values()
-        },
+        "operations": operations,
         "requests": {
             f"{name}/{mode}": f"requests/{name}/{mode}.request.schema.json"
             for name, model in contract.models.items()
@@ -98,9 +121,15 @@ def _manifest(contract: Contract) -> dict[str, Any]:
             key: {"http_status": spec.http_status, "type": spec.type, "code": spec.code}
             for key, spec in contract.errors.items()
         },
-        "task_failures": {key: {"type": f["type"], "code": f["code"]} for key, f in contract.task_failures.items()},
+        # the machine-readable fields of a failed task's reason (the gateway's type and code;
+        # Kling's reason is text only), not the human message
+        "task_failures": {
+            key: {k: v for k, v in row.items() if k in ("type", "code")} for key, row in contract.task_failures.items()
+        },
         "statuses": [contract.status_projection[s] for s in contract.lifecycle["statuses"]],
         "terminal": [contract.status_projection[s] for s in contract.lifecycle["terminal"]],
+        "timestamp_unit": "milliseconds" if contract.timestamp_scale == 1000 else "seconds",
+        "task_id_pattern": contract.id_format.pattern,
     }
 
 
@@ -110,23 +139,57 @@ def _dump(path: Path, value: Any) -> Path:
     return path
 
 
-def export_contract(contract: Contract | None, folder: str | Path) -> list[Path]:
-    """Write the contract's derived artefacts to ``folder``; returns the files written.
+def mounted(contracts: list[Contract]) -> list[tuple[str, Contract]]:
+    """``(prefix, contract)`` for every face as a server mounts them by default: each at the
+    root, plus the path prefixes its contract declares (``mounts.prefixes``)."""
+    out = []
+    for contract in contracts:
+        out.append(("", contract))
+        for entry in contract.index.get("mounts", {}).get("prefixes", []):
+            if entry.get("prefix") and entry.get("default", True):
+                out.append((str(entry["prefix"]), contract))
+    return out
 
-    >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     sorted(p.name for p in export_contract(None, tmp))[:3]
-    ['error.schema.json', 'image2video.request.schema.json', 'manifest.json']
-    """
-    contract = contract or load_contract()
-    out = Path(folder)
-    written = [_dump(out / "openapi.json", build_openapi(contract))]
+
+def _export_face(contract: Contract, out: Path) -> list[Path]:
+    written = []
     for name, model in contract.models.items():
         for mode, schema in model.request_schemas.items():
             written.append(_dump(out / "requests" / name / f"{mode}.request.schema.json", schema))
     for relpath, schema in contract.response_schemas.items():
         written.append(_dump(out / relpath, schema))
     written.append(_dump(out / "manifest.json", _manifest(contract)))
+    return written
+
+
+def export_contract(contract: Contract | None, folder: str | Path) -> list[Path]:
+    """Write the contract's derived artefacts to ``folder``; returns the files written.
+
+    ``contract`` None exports every face: ``openapi.json`` (every face, as a server mounts
+    them), one folder per face and a ``manifest.json`` naming them. A ``Contract`` exports that
+    face alone: its ``openapi.json``, ``requests/``, ``responses/`` and ``manifest.json``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     sorted({p.relative_to(tmp).parts[0] for p in export_contract(None, tmp)})
+    ['gateway', 'manifest.json', 'official', 'openapi.json']
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     sorted(p.name for p in export_contract(load_contract(), tmp))[:3]
+    ['error.schema.json', 'image2video.request.schema.json', 'manifest.json']
+    """
+    out = Path(folder)
+    if contract is not None:
+        return [_dump(out / "openapi.json", build_openapi(contract)), *_export_face(contract, out)]
+    contracts = [load_contract(name) for name in face_names()]
+    written = [_dump(out / "openapi.json", build_openapi(mounted(contracts)))]
+    for face in contracts:
+        written += _export_face(face, out / face.face)
+    index = {
+        "format": EXPORT_FORMAT,
+        "version": 2,
+        "faces": {face.face: f"{face.face}/manifest.json" for face in contracts},
+    }
+    written.append(_dump(out / "manifest.json", index))
     return written
 
 
@@ -142,44 +205,80 @@ def _read(path: Path) -> Any:
         raise ContractLoadError(f"{path}: not valid JSON ({exc})") from None
 
 
-def load_surface(folder: str | Path) -> dict[str, Any]:
-    """What a client sees of a contract version, from a contract folder or an export.
+def _face_export(path: Path, manifest: Any) -> dict[str, Any]:
+    if not isinstance(manifest, Mapping) or manifest.get("format") != EXPORT_FORMAT or "operations" not in manifest:
+        raise ContractLoadError(f"{path / 'manifest.json'}: not a kling-testkit contract export")
+    surface = dict(manifest)
+    surface["requests"] = {key: _read(path / rel) for key, rel in manifest["requests"].items()}
+    responses = {rel for op in manifest["operations"].values() for rel in op["responses"].values() if rel != "binary"}
+    responses |= {f"responses/{p.name}" for p in (path / "responses").glob("*.schema.json")}
+    surface["responses"] = {rel: _read(path / rel) for rel in sorted(responses)}
+    return surface
 
-    >>> surface = load_surface(load_contract().root)
-    >>> sorted(surface["operations"])[:2], "kling-v2-6/text2video" in surface["requests"]
-    (['media.get', 'video_generations.create'], True)
+
+def _folder_faces(path: Path) -> list[str]:
+    """The faces of a contract folder: registered faces first, then any other face folder."""
+    present = {p.name for p in path.iterdir() if (p / "index.json").is_file()}
+    return [f for f in face_names() if f in present] + sorted(present - set(face_names()))
+
+
+def load_surfaces(folder: str | Path) -> tuple[dict[str, dict[str, Any]], bool]:
+    """What a client sees of every face of a contract version (a contract folder or an export),
+    and whether the folder speaks for one face only (a one-face export).
+
+    >>> surfaces, single = load_surfaces(load_contract().root)
+    >>> sorted(surfaces), single
+    (['gateway', 'official'], False)
     """
     path = Path(folder)
     if not path.is_dir():
         raise ContractLoadError(f"{path}: not a folder")
     if (path / "manifest.json").is_file():
         manifest = _read(path / "manifest.json")
-        if not isinstance(manifest, Mapping) or manifest.get("format") != EXPORT_FORMAT:
-            raise ContractLoadError(f"{path / 'manifest.json'}: not a kling-testkit contract export")
-        surface = dict(manifest)
-        surface["requests"] = {key: _read(path / rel) for key, rel in manifest["requests"].items()}
-        responses = {
-            rel for op in manifest["operations"].values() for rel in op["responses"].values() if rel != "binary"
-        }
-        responses |= {f"responses/{p.name}" for p in (path / "responses").glob("*.schema.json")}
-        surface["responses"] = {rel: _read(path / rel) for rel in sorted(responses)}
-        return surface
+        if isinstance(manifest, Mapping) and isinstance(manifest.get("faces"), Mapping):
+            if manifest.get("format") != EXPORT_FORMAT:
+                raise ContractLoadError(f"{path / 'manifest.json'}: not a kling-testkit contract export")
+            out = {}
+            for face, rel in manifest["faces"].items():
+                sub = (path / str(rel)).parent
+                out[str(face)] = _face_export(sub, _read(path / str(rel)))
+            return out, False
+        surface = _face_export(path, manifest)
+        return {str(surface.get("face") or face_names()[0]): surface}, True
     if (path / "lifecycle.json").is_file():
-        try:
-            contract = load_contract(root=path.resolve())
-        except ContractError as exc:
-            raise ContractLoadError(str(exc)) from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ContractLoadError(f"{path}: broken contract data ({type(exc).__name__}: {exc})") from None
-        surface = _manifest(contract)
-        surface["requests"] = {
-            f"{name}/{mode}": schema
-            for name, model in contract.models.items()
-            for mode, schema in model.request_schemas.items()
-        }
-        surface["responses"] = dict(contract.response_schemas)
-        return surface
+        out = {}
+        for face in _folder_faces(path):
+            try:
+                contract = load_contract(face, root=path.resolve())
+            except ContractError as exc:
+                raise ContractLoadError(str(exc)) from None
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ContractLoadError(f"{path / face}: broken contract data ({type(exc).__name__}: {exc})") from None
+            surface = _manifest(contract)
+            surface["requests"] = {
+                f"{name}/{mode}": schema
+                for name, model in contract.models.items()
+                for mode, schema in model.request_schemas.items()
+            }
+            surface["responses"] = dict(contract.response_schemas)
+            out[face] = surface
+        if not out:
+            raise ContractLoadError(f"{path}: a contract folder without any face folder (<face>/index.json)")
+        return out, False
     raise ContractLoadError(f"{path}: neither a contract folder (lifecycle.json) nor an export (manifest.json)")
+
+
+def load_surface(folder: str | Path) -> dict[str, Any]:
+    """What a client sees of the default face of a contract version (or of the one face of a
+    one-face export); :func:`load_surfaces` has every face.
+
+    >>> surface = load_surface(load_contract().root)
+    >>> sorted(surface["operations"])[:2], "kling-v2-6/text2video" in surface["requests"]
+    (['media.get', 'video_generations.create'], True)
+    """
+    surfaces, _ = load_surfaces(folder)
+    default = face_names()[0]
+    return surfaces[default] if default in surfaces else next(iter(surfaces.values()))
 
 
 # -- schema diff -----------------------------------------------------------------------------
@@ -339,13 +438,50 @@ def _diff_table(
 
 
 def diff_contracts(old: str | Path, new: str | Path) -> list[Change]:
-    """Every change from ``old`` to ``new`` (contract folders or exports), breaking first.
+    """Every change from ``old`` to ``new`` (contract folders or exports), face by face,
+    breaking first. A one-face export on either side limits the comparison to that face.
 
     >>> root = load_contract().root
     >>> diff_contracts(root, root)
     []
     """
-    a, b = load_surface(old), load_surface(new)
+    (a, a_single), (b, b_single) = load_surfaces(old), load_surfaces(new)
+    faces = list(dict.fromkeys([*a, *b]))
+    if a_single or b_single:
+        faces = list(a) if a_single else list(b)
+    changes: list[Change] = []
+    for face in faces:
+        if face not in b:
+            changes.append(Change("contract", "faces", f"/{face}", f"face {face!r} removed", True, face))
+        elif face not in a:
+            changes.append(Change("contract", "faces", f"/{face}", f"face {face!r} added", False, face))
+        else:
+            changes += [replace(c, face=face) for c in _diff_face(a[face], b[face])]
+    return sorted(changes, key=lambda c: not c.breaking)
+
+
+def _diff_query(op_id: str, spec: Mapping[str, Any], other: Mapping[str, Any]) -> list[Change]:
+    """Query parameters are part of the request: removing one or requiring one breaks clients."""
+    out: list[Change] = []
+    old_q, new_q = spec.get("query") or {}, other.get("query") or {}
+    old_req, new_req = set(spec.get("required_query") or ()), set(other.get("required_query") or ())
+    for name in old_q:
+        if name not in new_q:
+            out.append(Change("request", op_id, f"/query/{name}", f"query parameter {name!r} removed", True))
+        else:
+            out.extend(diff_schema(old_q[name], new_q[name], direction="request", subject=f"{op_id}?{name}"))
+    for name in new_q:
+        if name not in old_q:
+            required = name in new_req
+            detail = f"query parameter {name!r} added ({'required' if required else 'optional'})"
+            out.append(Change("request", op_id, f"/query/{name}", detail, required))
+    for name in sorted(new_req - old_req):
+        if name in old_q:
+            out.append(Change("request", op_id, f"/query/{name}", f"query parameter {name!r} now required", True))
+    return out
+
+
+def _diff_face(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
     changes: list[Change] = []
     ops_a, ops_b = a["operations"], b["operations"]
     for op_id, spec in ops_a.items():
@@ -378,6 +514,7 @@ def diff_contracts(old: str | Path, new: str | Path) -> list[Change]:
         for key in other["errors"]:
             if key not in spec["errors"]:
                 changes.append(Change("operation", op_id, "/errors", f"may now answer error {key!r}", False))
+        changes += _diff_query(op_id, spec, other)
     for op_id in ops_b:
         if op_id not in ops_a:
             changes.append(Change("operation", op_id, "", "operation added", False))
@@ -430,4 +567,8 @@ def diff_contracts(old: str | Path, new: str | Path) -> list[Change]:
         changes.append(
             Change("response", "lifecycle", "/terminal", f"terminal statuses {a['terminal']} -> {b['terminal']}", True)
         )
-    return sorted(changes, key=lambda c: not c.breaking)
+    for key, what in (("timestamp_unit", "timestamp unit"), ("task_id_pattern", "task id format")):
+        # exports written before these were recorded lack them: compared only when both have them
+        if key in a and key in b and a[key] != b[key]:
+            changes.append(Change("response", "wire", f"/{key}", f"{what} {a[key]} -> {b[key]}", True))
+    return changes

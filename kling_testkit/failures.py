@@ -70,9 +70,10 @@ def _shown(value: Any) -> str:
 class ContractViolation(AssertionError):
     """One way an exchange (or a task's timeline) breaks the contract.
 
-    ``part`` says which body ``json_path`` points into: ``request``, ``response`` or
-    ``timeline`` (ordering and timing rules across exchanges). ``where`` locates the exchange
-    in its source (``recording.jsonl:12``, ``verify case invalid:sound.requires_pro``).
+    ``part`` says which body ``json_path`` points into: ``request``, ``request.headers``,
+    ``response``, ``response.headers`` or ``timeline`` (ordering and timing rules across
+    exchanges); ``face`` names the wire dialect whose contract applies. ``where`` locates the
+    exchange in its source (``recording.jsonl:12``, ``verify case invalid:sound.requires_pro``).
 
     >>> v = ContractViolation("schema:properties/status/enum", "'succeeded' is not one of ['queued', ...]",
     ...     operation="video_generations.get", status=200, json_path="$.status",
@@ -97,9 +98,12 @@ class ContractViolation(AssertionError):
         severity: Severity = Severity.ERROR,
         check: str | None = None,
         where: str | None = None,
+        face: str | None = None,
     ) -> None:
         super().__init__(message)
         self.rule = rule
+        #: the face (wire dialect) whose contract was broken, when known
+        self.face = face
         self.message = message
         self.operation = operation
         self.status = status
@@ -201,6 +205,7 @@ class ContractViolation(AssertionError):
         return {
             "rule": self.rule,
             "check": self.check,
+            "face": self.face,
             "severity": self.severity.value,
             "operation": self.operation,
             "status": self.status,

@@ -3,17 +3,20 @@
 The record format is the fake's journal record (``mockserver.JournalEntry.to_json()``), one
 exchange per line::
 
-    {"seq": 1, "timestamp": 1767225600.0, "operation": "video_generations.create", "task_id": "task_...",
+    {"seq": 1, "timestamp": 1767225600.0, "face": "gateway", "operation": "video_generations.create",
+     "task_id": "task_...",
      "request": {"method": "POST", "url": "https://api.modelstream.ai/v1/video/generations",
                  "headers": [["content-type", "application/json"]], "body": {...}},
      "response": {"status": 200, "headers": [...], "body": {...}},
-     "warnings": [], "fault": null}
+     "warnings": [], "fault": null, "refusal": null}
 
 Only ``request.method``, ``request.url`` and ``response.status`` are required; headers may be a
 list of pairs or an object; a body may be a JSON value or JSON text; ``timestamp`` may be Unix
-seconds or an ISO 8601 string. So a client suite can write its own recordings without the fake,
-and the fake (in-process or live) writes its journal with :func:`write_journal` or serves it at
-``GET /__mock__/journal.jsonl``.
+seconds or an ISO 8601 string. ``face`` (the wire dialect that answered), ``fault`` (an injected
+fault's name) and ``refusal`` (``{"rule", "param"}`` of a refused request) are what the fake
+knew; the checks use them when present and work them out from the URL and the answer otherwise.
+So a client suite can write its own recordings without the fake, and the fake (in-process or
+live) writes its journal with :func:`write_journal` or serves it at ``GET /__mock__/journal.jsonl``.
 
 Bad input raises :class:`RecordingError` naming the file and the line (or HAR entry): a
 truncated last line, a line that is not JSON, an empty file, a HAR body that is binary.
@@ -92,6 +95,13 @@ class Exchange:
     operation: str | None = None
     task_id: str | None = None
     source: str | None = None
+    #: the face that answered (``gateway``, ``official``...), when the recording says so
+    face: str | None = None
+    #: the injected fault behind the answer (the fake's journal records it), if any
+    fault: str | None = None
+    #: the rule a refused request broke and the field it blames (the fake's journal records them)
+    rule: str | None = None
+    param: str | None = None
 
     @property
     def path(self) -> str:
@@ -125,6 +135,9 @@ class Exchange:
         response_headers = _headers(response.get("headers"), "response.headers")
         operation = record.get("operation")
         task_id = record.get("task_id")
+        refusal = record.get("refusal")
+        if refusal is not None and not (isinstance(refusal, Mapping) and isinstance(refusal.get("rule"), str)):
+            raise ValueError("refusal must be null or an object with a string 'rule'")
         return cls(
             method=method.upper(),
             url=url,
@@ -137,6 +150,10 @@ class Exchange:
             operation=operation if isinstance(operation, str) else None,
             task_id=task_id if isinstance(task_id, str) else None,
             source=source,
+            face=_text(record.get("face")),
+            fault=_text(record.get("fault")),
+            rule=refusal["rule"] if refusal is not None else None,
+            param=_text(refusal.get("param")) if refusal is not None else None,
         )
 
     @classmethod
@@ -190,7 +207,15 @@ class Exchange:
             status=self.status,
             response_headers=self.response_headers,
             response_body=self.response_body,
+            fault=self.fault,
+            face=self.face,
+            rule=self.rule,
+            param=self.param,
         )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _header(headers: Headers, name: str) -> str | None:

@@ -1,47 +1,60 @@
 """Provider verification: send contract-derived requests to a running server and check every answer.
 
-``kling-testkit verify --base-url URL --api-key KEY`` works against the real gateway, a staging
-proxy or the fake. The requests come from a small, deterministic case list built from the
-contract (:func:`build_cases`):
+``kling-testkit verify --base-url URL --api-key KEY`` (the gateway face) or ``verify --face
+official --access-key AK --secret-key SK`` (Kling's own API, JWTs signed by the verifier) works
+against the real service, a staging proxy or the fake. The requests come from a small,
+deterministic case list built from the face's contract (:func:`build_cases`):
 
-- valid requests: one text-to-video, one image-to-video with a generated PNG; each task is
-  followed to a terminal status (poll interval and timeout), every answer and transition checked;
-- a request without a key, and a query for a task that does not exist;
+- valid requests: one per create operation and kind (text-to-video, image-to-video with a
+  generated PNG); each task is followed to a terminal status (poll interval and timeout), every
+  answer and transition checked;
+- refused credentials: no key, and for faces that sign tokens each situation of the contract's
+  ``auth.errors`` the verifier can produce (a value that is no token, a wrong signature, an
+  expired token, a token not yet valid), each expecting its catalogued status and code;
+- a query for a task that does not exist;
 - invalid requests: one per named rule of the model (cross-field and image rules), and one per
   schema keyword in use (required, enum, type, maximum, maxLength, minItems, const).
 
 Each invalid request is built from a valid one and confirmed with the fake's own validator
 (``mockserver.validation.validate_create``) to break exactly the intended rule; its expected
-answer (HTTP status, ``error.code``, ``error.param``) comes from the error catalogue. A case the
-builder cannot produce is listed as omitted with its reason, never silently dropped.
+answer (HTTP status, error code, the field it names where the face's errors name one) comes
+from the error catalogue. A case the builder cannot produce is listed as omitted with its
+reason, never silently dropped. Nothing here names a face: bodies come from the model's request
+schemas and rules, answers are read through the face's ``reader``, operations by their verbs.
 
 Safety against a paid API: a hard request budget (``max_requests``, polls and retries included)
-that is never exceeded, only two billable creates, and a dry run that prints the plan without
-sending anything. Time is injected (``sleep``, ``monotonic``) so tests never wait.
+that is never exceeded, one billable create per kind, credential probes sent to a listing (not
+a create) where the face has one, and a dry run that prints the plan without sending anything.
+Time is injected (``sleep``, ``monotonic``, ``wall``) so tests never wait.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import jwt
 from PIL import Image
 
-from kling_testkit.checks import CHECKS, CheckContext, check_exchange, retry_after_seconds
+from kling_testkit.checks import CHECKS, CheckContext, FaceRules, check_exchange, retry_after_seconds
 from kling_testkit.failures import ContractViolation, Report, Severity
 from kling_testkit.recording import Exchange
-from mockserver.contract import Contract, ModelContract, Rule, load_contract
+from mockserver.contract import Contract, ModelContract, Operation, Rule, load_contract
+from mockserver.faces import face_names
 from mockserver.validation import Violation, validate_create
 
 __all__ = [
     "DEFAULT_MAX_REQUESTS",
+    "TOKEN_LIFETIME",
     "Case",
     "Expectation",
     "VerifyResult",
@@ -51,9 +64,21 @@ __all__ = [
 ]
 
 DEFAULT_MAX_REQUESTS = 50
-CREATE = "video_generations.create"
-GET = "video_generations.get"
 MAX_RATE_LIMIT_RETRIES = 3
+#: seconds a token the verifier signs is valid (what public Kling clients use); re-signed per request
+TOKEN_LIFETIME = 1800
+#: how far past (or ahead of) the server's clock the expired (not yet valid) tokens are
+_TOKEN_OFFSET = 3600
+#: ``auth.errors`` situations the verifier knows how to produce, in the order they are sent
+_SITUATIONS = ("missing", "malformed", "bad_signature", "unknown_access_key", "expired", "not_yet_valid")
+#: situations that need a signed token (so an access and a secret key)
+_SIGNED = frozenset({"bad_signature", "unknown_access_key", "expired", "not_yet_valid"})
+_PROMPTS = {
+    "text2video": "a red fox running through fresh snow, cinematic",
+    "image2video": "the subject slowly turns its head",
+}
+_NOTHING: Any = object()  # "no value here" (None is a JSON value)
+_FAIL: Any = object()  # "this schema cannot be broken (or met) by the builder"
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,10 @@ class Expectation:
 class Case:
     """One request verify sends. ``expect`` None means: must be accepted (and is followed).
 
+    ``auth`` False sends no Authorization header; ``credentials`` names any other situation of
+    the contract's ``auth.errors`` to send instead of valid credentials (``expired``...).
+    ``operation`` is the contract operation and ``kind`` the generation mode of the body.
+
     >>> case = build_cases()[0]
     >>> case.name, case.method, case.expect is None
     ('valid:text2video', 'POST', True)
@@ -82,6 +111,9 @@ class Case:
     body: Any = None
     auth: bool = True
     expect: Expectation | None = None
+    credentials: str = "valid"
+    operation: str | None = None
+    kind: str | None = None
 
     @property
     def follow(self) -> bool:
@@ -96,6 +128,8 @@ class Case:
             text += "  expect 200, then poll to a terminal status"
         if not self.auth:
             text += "  (no Authorization header)"
+        elif self.credentials != "valid":
+            text += f"  ({self.credentials.replace('_', ' ')} credentials)"
         if self.body is not None:
             text += "\n    body " + json.dumps(_cut(self.body))
         return text
@@ -111,12 +145,12 @@ def _cut(value: Any) -> Any:
     return value
 
 
-# -- building cases from the contract --------------------------------------------------------
+# -- images ------------------------------------------------------------------------------------
 
 
 @functools.cache
-def _image(kind: str, width: int, height: int) -> str:
-    """A data URI (or deliberately broken value) of a generated image."""
+def _image_bytes(kind: str, width: int, height: int) -> tuple[str, bytes]:
+    """(mime type, bytes) of a generated image (or a deliberately broken one)."""
     buffer = io.BytesIO()
     if kind == "png":
         image = Image.new("RGB", (width, height))
@@ -124,15 +158,22 @@ def _image(kind: str, width: int, height: int) -> str:
         image.save(buffer, format="PNG")
     elif kind == "gif":
         Image.new("P", (width, height)).save(buffer, format="GIF")
+        return "image/gif", buffer.getvalue()
     elif kind == "bilevel":  # many pixels, few bytes: exercises the pixel limit cheaply
         Image.new("1", (width, height)).save(buffer, format="PNG")
     elif kind == "truncated":
         Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, format="PNG")
-        return "data:image/png;base64," + base64.b64encode(buffer.getvalue()[:120]).decode("ascii")
+        return "image/png", buffer.getvalue()[:120]
     else:
         raise ValueError(kind)
-    mime = "image/gif" if kind == "gif" else "image/png"
-    return f"data:{mime};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "image/png", buffer.getvalue()
+
+
+def _image(limits: Mapping[str, Any], kind: str, width: int, height: int) -> str:
+    """An image as the face takes it: a data URI, or raw base64 where ``data_uri`` is false."""
+    mime, data = _image_bytes(kind, width, height)
+    encoded = base64.b64encode(data).decode("ascii")
+    return encoded if limits.get("data_uri", True) is False else f"data:{mime};base64,{encoded}"
 
 
 def _bad_image(check: str, limits: Mapping[str, Any]) -> str | None:
@@ -140,128 +181,337 @@ def _bad_image(check: str, limits: Mapping[str, Any]) -> str | None:
     if check == "encoding":
         return "this is neither a URL nor base64 %%%"
     if check == "format":
-        return _image("gif", side + 100, side)
+        return _image(limits, "gif", side + 100, side)
     if check == "decodable":
-        return _image("truncated", side + 100, side)
+        return _image(limits, "truncated", side + 100, side)
     if check == "min_side":
-        return _image("png", side - 1, side - 1)
+        return _image(limits, "png", side - 1, side - 1)
     if check == "aspect_ratio":
-        return _image("png", side, int(side / float(limits["min_aspect"])) + side)
+        return _image(limits, "png", side, int(side / float(limits["min_aspect"])) + side)
     if check == "max_pixels":
         width = int((float(limits["max_pixels"]) * 4 / 3) ** 0.5) + 100
-        return _image("bilevel", width, width * 3 // 4)
+        return _image(limits, "bilevel", width, width * 3 // 4)
     return None  # max_bytes needs an upload over the limit: too costly for a default run
 
 
 def _valid_image(limits: Mapping[str, Any]) -> str:
     side = int(limits["min_side"])
-    return _image("png", side * 4 // 3, side)
+    return _image(limits, "png", side * 4 // 3, side)
 
 
-def _valid_bodies(model: ModelContract) -> dict[str, dict[str, Any]]:
-    duration = int(model.defaults.get("duration", 5))
-    t2v: dict[str, Any] = {
-        "model": model.name,
-        "multi_prompt": [{"prompt": "a red fox running through fresh snow, cinematic", "duration": duration}],
-    }
-    i2v = {**t2v, "image": _valid_image(model.image_limits)}
-    i2v["multi_prompt"] = [{"prompt": "the subject slowly turns its head", "duration": duration}]
-    return {"text2video": t2v, "image2video": i2v}
+# -- values from the request schemas ------------------------------------------------------------
 
 
-def _field_schema(model: ModelContract, name: str) -> Mapping[str, Any]:
-    props: Mapping[str, Any] = model.request_schemas["image2video"].get("properties", {})
-    return props.get(name) or model.request_schemas["text2video"].get("properties", {}).get(name) or {}
+def _types(schema: Mapping[str, Any]) -> list[str]:
+    value = schema.get("type")
+    return [value] if isinstance(value, str) else list(value or [])
 
 
-_NOTHING = object()
+def _fits_string(schema: Mapping[str, Any], text: str) -> bool:
+    pattern = schema.get("pattern")
+    return (
+        (pattern is None or re.search(pattern, text) is not None)
+        and len(text) >= int(schema.get("minLength", 0))
+        and len(text) <= int(schema.get("maxLength", len(text)))
+    )
 
 
-def _some_value(model: ModelContract, name: str, avoid: Any = _NOTHING) -> Any:
-    schema = _field_schema(model, name)
+def _sample(model: ModelContract, mode: str, schema: Mapping[str, Any]) -> Any:
+    """A small value the field's schema accepts (``_NOTHING`` when none comes to mind)."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
     if schema.get("x-content") == "image":
         return _valid_image(model.image_limits)
-    if "const" in schema and schema["const"] != avoid:
-        return schema["const"]
+    types = _types(schema)
+    if "string" in types:
+        for text in (_PROMPTS[mode] if mode in _PROMPTS else _PROMPTS["text2video"], "1", "https://example.com/x"):
+            if _fits_string(schema, text):
+                return text
+    if "integer" in types or "number" in types:
+        low = schema.get("minimum", 1 if schema.get("maximum", 1) >= 1 else schema.get("maximum"))
+        return int(low) if "integer" in types else low
+    if "boolean" in types:
+        return False
+    if "array" in types:
+        item = _sample(model, mode, schema.get("items", {}))
+        return [] if item is _NOTHING else [item] * max(1, int(schema.get("minItems", 1)))
+    if "object" in types:
+        props: Mapping[str, Any] = schema.get("properties", {})
+        out: dict[str, Any] = {}
+        for name in [*schema.get("required", []), *props]:
+            if name in out or (name not in schema.get("required", []) and len(out) >= schema.get("minProperties", 0)):
+                continue
+            value = _sample(model, mode, props.get(name, {}))
+            if value is not _NOTHING:
+                out[name] = value
+        return out
+    return _NOTHING
+
+
+def _other(schema: Mapping[str, Any], avoid: Sequence[Any]) -> Any:
+    """A value of the field's schema outside ``avoid`` (``_FAIL`` when it has none)."""
     for value in schema.get("enum", []):
-        if value != avoid:
+        if not any(value == a and type(value) is type(a) for a in avoid):
             return value
-    if schema.get("type") == "boolean":
-        return not avoid if isinstance(avoid, bool) else True
-    return None
+    if "boolean" in _types(schema):
+        for value in (True, False):
+            if value not in avoid:
+                return value
+    return _FAIL
 
 
-def _items(body: Mapping[str, Any], count: int) -> list[dict[str, Any]]:
-    total = int(body.get("duration", 5))
-    first = dict(body["multi_prompt"][0])
-    out = []
-    for i in range(count):
-        item = {**first, "prompt": f"shot {i + 1}: {first['prompt']}"}
-        item["duration"] = total - (count - 1) if i == count - 1 else 1
-        out.append(item)
-    return out
+def _number_like(schema: Mapping[str, Any], number: int) -> Any:
+    """``number`` spelt as the field takes it: a string where strings are allowed (Kling's
+    ``"5"``), else an integer."""
+    return str(number) if "string" in _types(schema) else number
 
 
-def _apply(model: ModelContract, schema: Mapping[str, Any], body: dict[str, Any], *, satisfy: bool) -> dict[str, Any]:
-    """``body`` changed to match (or to fail) a rule's ``when``/``then`` schema."""
-    out = dict(body)
-    for name, sub in schema.get("properties", {}).items():
-        if "const" in sub:
-            out[name] = sub["const"] if satisfy else _some_value(model, name, avoid=sub["const"])
-            if not satisfy:
-                return out
-        if "maxItems" in sub:
-            limit = int(sub["maxItems"])
-            if satisfy:
-                out[name] = list(out.get(name, []))[:limit]
-            else:
-                out[name] = _items(out, limit + 1)
-                return out
-    for name in schema.get("required", []):
-        if satisfy and name not in out:
-            out[name] = _some_value(model, name)
-        elif not satisfy:
-            out.pop(name, None)
+def _as_int(value: Any) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+class _Builder:
+    """Bodies for one model and mode, from its request schema and rules (no face named)."""
+
+    def __init__(self, contract: Contract, model: ModelContract) -> None:
+        self.contract = contract
+        self.model = model
+
+    def field(self, mode: str, path: Sequence[str]) -> Mapping[str, Any]:
+        """The request schema of the field at ``path``: the mode's, else another mode's (a
+        field that picks the mode on faces where the body picks it is only in that mode's)."""
+        for schema in (self.model.request_schemas[mode], *self.model.request_schemas.values()):
+            for name in path:
+                schema = schema.get("properties", {}).get(name, {})
+            if schema:
+                return schema
+        return {}
+
+    # -- rules' schemas, met or broken ---------------------------------------------------------
+
+    def satisfy(self, mode: str, schema: Mapping[str, Any], value: Any, path: tuple[str, ...]) -> Any:
+        """``value`` changed to meet ``schema`` (a rule's ``when`` or ``then``)."""
+        if "const" in schema:
+            return schema["const"]
+        if "enum" in schema:
+            return value if value in schema["enum"] and value is not _NOTHING else schema["enum"][0]
+        if "not" in schema:
+            return self.violate(mode, schema["not"], value, path)
+        if "anyOf" in schema or "oneOf" in schema:
+            branches: list[Any] = schema.get("anyOf") or schema.get("oneOf") or [{}]
+            return self.satisfy(mode, branches[0], value, path)
+        out = value
+        if "required" in schema or "properties" in schema:
+            out = dict(value) if isinstance(value, Mapping) else {}
+            for name in schema.get("required", []):
+                if name not in out:
+                    sample = _sample(self.model, mode, self.field(mode, (*path, name)))
+                    if sample is _NOTHING:
+                        return _FAIL
+                    out[name] = sample
+            for name, sub in schema.get("properties", {}).items():
+                if name in out or "const" in sub or "enum" in sub:
+                    met = self.satisfy(mode, sub, out.get(name, _NOTHING), (*path, name))
+                    if met is _FAIL:
+                        return _FAIL
+                    out[name] = met
+        if isinstance(out, list) and "maxItems" in schema:
+            out = out[: int(schema["maxItems"])]
+        if isinstance(out, str) and len(out) < int(schema.get("minLength", 0)):
+            out = out + "x" * (int(schema["minLength"]) - len(out))
+        return out
+
+    def violate(self, mode: str, schema: Mapping[str, Any], value: Any, path: tuple[str, ...]) -> Any:
+        """``value`` changed to fail ``schema`` (``_FAIL`` when the builder cannot)."""
+        here = self.field(mode, path)
+        if "const" in schema:
+            return _other(here, [schema["const"]])
+        if "enum" in schema:
+            return _other(here, schema["enum"])
+        if "not" in schema:
+            return self.satisfy(mode, schema["not"], value, path)
+        if "anyOf" in schema:
+            out = value
+            for branch in schema["anyOf"]:
+                out = self.violate(mode, branch, out, path)
+                if out is _FAIL:
+                    return _FAIL
             return out
-    return out
+        if "required" in schema or "properties" in schema:
+            out = dict(value) if isinstance(value, Mapping) else {}
+            for name, sub in schema.get("properties", {}).items():
+                if "const" in sub or "enum" in sub:
+                    broken = self.violate(mode, sub, out.get(name, _NOTHING), (*path, name))
+                    if broken is not _FAIL:
+                        out[name] = broken
+                        return out
+                elif "maxItems" in sub:
+                    out[name] = self.items(mode, out, name, int(sub["maxItems"]) + 1)
+                    return out
+                elif name in out and isinstance(out[name], Mapping):
+                    broken = self.violate(mode, sub, out[name], (*path, name))
+                    if broken is not _FAIL:
+                        out[name] = broken
+                        return out
+            for name in schema.get("required", []):
+                out.pop(name, None)
+                return out
+            return _FAIL
+        if isinstance(value, str) and int(schema.get("minLength", 0)) > 0:
+            return ""
+        return _FAIL
+
+    # -- lists of items whose fields add up ---------------------------------------------------
+
+    def items(self, mode: str, body: Mapping[str, Any], name: str, count: int) -> list[dict[str, Any]]:
+        """``count`` items for the list field ``name``, copied from its first item (or a sample),
+        free text told apart, and numbers that add up as the model's ``sum_equals`` rules ask."""
+        item_schema = self.field(mode, (name,)).get("items", {})
+        existing = body.get(name)
+        first = (
+            dict(existing[0]) if isinstance(existing, list) and existing and isinstance(existing[0], Mapping) else {}
+        )
+        if not first:
+            sample = _sample(self.model, mode, item_schema)
+            first = dict(sample) if isinstance(sample, Mapping) else {}
+        free = [
+            k
+            for k, s in item_schema.get("properties", {}).items()
+            if k in first and "string" in _types(s) and not {"enum", "const", "pattern"} & set(s)
+        ]
+        out = []
+        for i in range(count):
+            item = dict(first)
+            for key in free:
+                item[key] = f"shot {i + 1}: {first[key]}"
+            out.append(item)
+        return self.fit(mode, {**body, name: out}, name)[name]  # type: ignore[no-any-return]
+
+    def fit(self, mode: str, body: dict[str, Any], name: str) -> dict[str, Any]:
+        """``body`` with the items of ``name`` adding up to their total (``sum_equals`` rules)."""
+        out = dict(body)
+        for rule in self.model.rules:
+            spec = rule.spec
+            if rule.kind != "sum_equals" or spec["items"] != name or not isinstance(out.get(name), list):
+                continue
+            items = [dict(i) for i in out[name]]
+            total = _as_int(out.get(spec["total"], self.model.defaults.get(spec["total"], len(items))))
+            item_field = self.field(mode, (name,)).get("items", {}).get("properties", {}).get(spec["item_field"], {})
+            for i, item in enumerate(items):
+                item[spec["item_field"]] = _number_like(
+                    item_field, total - (len(items) - 1) if i == len(items) - 1 else 1
+                )
+            out[name] = items
+        return out
+
+    def set_total(self, body: dict[str, Any], rule: Rule) -> dict[str, Any]:
+        """``body`` with the rule's total set to what its items add up to."""
+        spec = rule.spec
+        total = sum(
+            _as_int(i.get(spec["item_field"], 0)) for i in body.get(spec["items"], []) if isinstance(i, Mapping)
+        )
+        current = body.get(spec["total"], self.model.defaults.get(spec["total"]))
+        return {**body, spec["total"]: str(total) if isinstance(current, str) else total}
 
 
-def _oracle(contract: Contract, body: Any) -> Violation | None:
-    result = validate_create(contract, body)
+# -- building cases from the contract --------------------------------------------------------
+
+
+def _oracle(contract: Contract, body: Any, mode: str | None) -> Violation | None:
+    result = validate_create(contract, body, mode=mode)
     return result if isinstance(result, Violation) else None
 
 
+@dataclass(frozen=True)
+class _Kinds:
+    """How the face chooses the kind: each create operation serves one (``mode_from``
+    ``operation``), or one operation serves all and the body decides (``body``)."""
+
+    contract: Contract
+
+    def create_for(self, mode: str) -> Operation | None:
+        ops = [op for op in self.contract.operations.values() if op.verb == "task.create"]
+        return next((op for op in ops if op.kind == mode), None) or next((op for op in ops if op.kind is None), None)
+
+    def get_for(self, mode: str | None) -> Operation | None:
+        ops = [op for op in self.contract.operations.values() if op.verb == "task.get"]
+        return next((op for op in ops if op.kind == mode), None) or (ops[0] if ops else None)
+
+    def oracle_mode(self, mode: str) -> str | None:
+        """The mode the validator is told (None where the body chooses it)."""
+        return mode if self.contract.request.mode_from == "operation" else None
+
+
 def _repair(
-    contract: Contract, model: ModelContract, body: dict[str, Any], target: str, depth: int = 5
+    builder: _Builder, kinds: _Kinds, mode: str, body: dict[str, Any], target: str | None, depth: int = 6
 ) -> dict[str, Any] | None:
-    """Adjust ``body`` until the contract refuses it for ``target`` and nothing before it.
+    """Adjust ``body`` until the contract refuses it for ``target`` and nothing before it (or,
+    with ``target`` None, until it accepts it).
 
     A small depth-first search: when another rule fires first, try both ways of getting it out
-    of the way (make its ``when`` false, or its ``then`` true) and look again.
+    of the way (make its ``when`` false, or its ``then`` true; for a sum, change the total or
+    the items) and look again.
     """
-    found = _oracle(contract, body)
+    contract, model = builder.contract, builder.model
+    found = _oracle(contract, body, kinds.oracle_mode(mode))
     if found is None:
-        return None
+        return body if target is None else None
     if found.rule == target:
         return body
     other = next((r for r in model.rules if r.id == found.rule), None)
     if other is None or depth == 0:
         return None
+    candidates: list[Any]
     if other.kind == "sum_equals":
-        spec = other.spec
-        total = sum(i.get(spec["item_field"], 0) for i in body.get(spec["items"], []))
-        candidates = [{**body, spec["total"]: total}]
+        candidates = [builder.set_total(body, other), builder.fit(mode, body, other.spec["items"])]
     elif other.kind == "requires":
         candidates = [
-            _apply(model, other.spec["then"], body, satisfy=True),
-            _apply(model, other.spec["when"], body, satisfy=False),
+            builder.satisfy(mode, other.spec["then"], body, ()),
+            builder.violate(mode, other.spec["when"], body, ()),
         ]
     else:
         return None
     for candidate in candidates:
-        if (repaired := _repair(contract, model, candidate, target, depth - 1)) is not None:
-            return repaired
+        if isinstance(candidate, dict) and candidate != body:
+            repaired = _repair(builder, kinds, mode, candidate, target, depth - 1)
+            if repaired is not None:
+                return repaired
     return None
+
+
+def _valid_bodies(builder: _Builder, kinds: _Kinds) -> dict[str, dict[str, Any]]:
+    """One accepted body per kind the model serves: the model field, the schema's required
+    fields, then whatever the named rules ask for."""
+    contract, model = builder.contract, builder.model
+    spec = contract.request
+    out: dict[str, dict[str, Any]] = {}
+    for mode, schema in model.request_schemas.items():
+        if kinds.create_for(mode) is None:
+            continue
+        body: dict[str, Any] = {spec.model_field: model.name}
+        for name in schema.get("required", []):
+            if name not in body and (value := _sample(model, mode, schema["properties"].get(name, {}))) is not _NOTHING:
+                body[name] = value
+        field_name = spec.mode_field
+        if (
+            spec.mode_from == "body"
+            and model.mode_for({field_name: True}, field_name) == mode
+            and field_name not in body
+        ):
+            body[field_name] = _sample(model, mode, schema["properties"].get(field_name, {}))
+        valid = _repair(builder, kinds, mode, body, None)
+        if valid is None:
+            raise AssertionError(
+                f"verify cannot build a valid {mode} request for {model.name}: "
+                f"{_oracle(contract, body, kinds.oracle_mode(mode))}"
+            )
+        out[mode] = valid
+    return out
 
 
 def _expectation(contract: Contract, found: Violation) -> Expectation:
@@ -269,34 +519,69 @@ def _expectation(contract: Contract, found: Violation) -> Expectation:
     return Expectation(found.error, spec.http_status, spec.code, found.param, found.rule)
 
 
-def _rule_body(model: ModelContract, rule: Rule, valid: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+def _start_mode(builder: _Builder, kinds: _Kinds, rule: Rule, valid: Mapping[str, Any]) -> str | None:
+    """The kind a rule's invalid body starts from: the first kind the rule applies to whose
+    schema has the field the rule blames (an image rule's image), except that cross-field rules
+    start from the first kind on faces where the body picks the kind (the rule's own fields
+    then pick it)."""
+    modes = [m for m in valid if rule.applies_to(m)]
+    if not modes:
+        return None
+    top = rule.param.split(".")[0].split("[")[0]
+    having = [m for m in modes if top in builder.model.request_schemas[m].get("properties", {})]
+    if kinds.contract.request.mode_from == "body" and rule.kind != "image":
+        return next(iter(valid))
+    return (having or modes)[0]
+
+
+def _rule_body(builder: _Builder, rule: Rule, mode: str, valid: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+    model = builder.model
+    body = dict(valid[mode])
     if rule.kind == "requires":
-        body = _apply(model, rule.spec["when"], dict(valid["text2video"]), satisfy=True)
-        return _apply(model, rule.spec["then"], body, satisfy=False)
+        met = builder.satisfy(mode, rule.spec["when"], body, ())
+        if met is _FAIL:
+            return None
+        broken = builder.violate(mode, rule.spec["then"], met, ())
+        return None if broken is _FAIL else broken
     if rule.kind == "sum_equals":
         spec = rule.spec
-        body = dict(valid["text2video"])
-        body[spec["items"]] = _items(body, 2)
-        body[spec["items"]][-1][spec["item_field"]] += 1
+        if "when" in spec:
+            met = builder.satisfy(mode, spec["when"], body, ())
+            if met is _FAIL:
+                return None
+            body = met
+        body[spec["items"]] = builder.items(mode, body, spec["items"], 2)
+        last = body[spec["items"]][-1]
+        item_field = (
+            builder.field(mode, (spec["items"],)).get("items", {}).get("properties", {}).get(spec["item_field"], {})
+        )
+        last[spec["item_field"]] = _number_like(item_field, _as_int(last[spec["item_field"]]) + 1)
         return body
     bad = _bad_image(rule.spec["check"], model.image_limits)
     if bad is None:
         return None
-    return {**valid["image2video"], rule.param: bad}
+    return {**body, rule.param: bad}
 
 
-def _schema_bodies(model: ModelContract, valid: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _schema_bodies(model: ModelContract, mode: str, base: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One body per schema keyword in use, each breaking the first field that has it."""
-    base = valid["text2video"]
-    schema = model.request_schemas["text2video"]
+    schema = model.request_schemas[mode]
     props: Mapping[str, Any] = schema["properties"]
     out: list[dict[str, Any]] = []
     required = [n for n in schema.get("required", []) if "const" not in props[n]]
     if required:
         out.append({k: v for k, v in base.items() if k != required[0]})
+
+    def not_in_enum(s: Mapping[str, Any]) -> Any:
+        words = [v for v in s["enum"] if isinstance(v, str)]
+        if words:
+            return f"not-{words[0]}"
+        numbers = [v for v in s["enum"] if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return max(numbers) + 1 if numbers else None
+
     makers: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = [
-        ("enum", lambda s: f"not-{s['enum'][0]}" if isinstance(s["enum"][0], str) else max(s["enum"]) + 1),
-        ("type", lambda s: "yes" if s.get("type") == "boolean" else None),
+        ("enum", not_in_enum),
+        ("type", lambda s: "yes" if _types(s) == ["boolean"] else None),
         ("maximum", lambda s: s["maximum"] + 1),
         ("maxLength", lambda s: "x" * (int(s["maxLength"]) + 1)),
         ("minItems", lambda s: []),
@@ -318,6 +603,8 @@ def build_cases(contract: Contract | None = None, *, model: str = "kling-v2-6") 
     ['valid:text2video', 'valid:image2video', 'auth:missing_api_key', 'get:task_not_exist']
     >>> "invalid:sound.requires_pro" in names
     True
+    >>> [c.name for c in build_cases(load_contract("official"))][2:6]
+    ['auth:missing_api_key', 'auth:invalid_api_key', 'auth:auth_failed', 'auth:token_expired']
     """
     return _build(contract or load_contract(), model)[0]
 
@@ -331,66 +618,121 @@ def omitted_cases(contract: Contract | None = None, *, model: str = "kling-v2-6"
     return _build(contract or load_contract(), model)[1]
 
 
+def _auth_cases(contract: Contract, valid: Mapping[str, dict[str, Any]], kinds: _Kinds) -> list[Case]:
+    """One case per credentials situation of the contract's ``auth.errors`` the verifier can
+    produce (a face without that section: a missing key only), each sent where nothing is
+    billed even if a server wrongly accepts it: a listing when the face has one."""
+    situations: Mapping[str, str] = contract.index.get("auth", {}).get("errors") or {"missing": "missing_api_key"}
+    listing = next((op for op in contract.operations.values() if op.verb == "task.list" and op.auth), None)
+    first_mode = next(iter(valid))
+    create = kinds.create_for(first_mode)
+    assert create is not None
+    probe, body = (listing, None) if listing is not None else (create, valid[first_mode])
+    out: list[Case] = []
+    seen: set[str] = set()
+    for situation in _SITUATIONS:
+        key = situations.get(situation)
+        if key is None or key in seen or key not in contract.errors:
+            continue
+        seen.add(key)
+        spec = contract.errors[key]
+        out.append(
+            Case(
+                f"auth:{key}",
+                probe.method,
+                probe.path,
+                body,
+                auth=situation != "missing",
+                expect=Expectation(key, spec.http_status, spec.code, None, "auth"),
+                credentials=situation if situation != "missing" else "valid",
+                operation=probe.id,
+                kind=probe.kind,
+            )
+        )
+    return out
+
+
+def _unknown_task_id(contract: Contract) -> str:
+    fmt = contract.id_format
+    first = fmt.first_alphabet or fmt.alphabet
+    head = "0" if "0" in first else first[0]
+    fill = "0" if "0" in fmt.alphabet else fmt.alphabet[0]
+    return fmt.prefix + head + fill * (fmt.length - 1)
+
+
 @functools.cache
 def _build(contract: Contract, model_name: str) -> tuple[list[Case], dict[str, str]]:
     model = contract.models[model_name]
-    create = contract.operations[CREATE]
-    get = contract.operations[GET]
-    valid = _valid_bodies(model)
-    cases = [Case(f"valid:{mode}", create.method, create.path, body) for mode, body in valid.items()]
+    builder = _Builder(contract, model)
+    kinds = _Kinds(contract)
+    valid = _valid_bodies(builder, kinds)
+    cases = []
     for mode, body in valid.items():
-        if _oracle(contract, body) is not None:
-            raise AssertionError(f"verify's valid {mode} request is refused by the contract: {_oracle(contract, body)}")
-    missing_key = contract.errors["missing_api_key"]
-    cases.append(
-        Case(
-            "auth:missing_api_key",
-            create.method,
-            create.path,
-            valid["text2video"],
-            auth=False,
-            expect=Expectation("missing_api_key", missing_key.http_status, missing_key.code, None, "auth"),
+        create = kinds.create_for(mode)
+        assert create is not None
+        cases.append(Case(f"valid:{mode}", create.method, create.path, body, operation=create.id, kind=mode))
+    cases += _auth_cases(contract, valid, kinds)
+    get = kinds.get_for(None)
+    lookup = contract.index["request_rules"]["task_exists"]
+    if get is not None:
+        not_found = contract.errors[lookup["error"]]
+        cases.append(
+            Case(
+                "get:task_not_exist",
+                get.method,
+                get.path.replace("{task_id}", _unknown_task_id(contract)),
+                expect=Expectation(
+                    lookup["error"], not_found.http_status, not_found.code, lookup.get("param"), lookup["id"]
+                ),
+                operation=get.id,
+                kind=get.kind,
+            )
         )
-    )
-    prefix = contract.index["task_id"]["prefix"]
-    unknown = prefix + "0" * int(contract.index["task_id"]["length"])
-    not_found = contract.errors["task_not_exist"]
-    cases.append(
-        Case(
-            "get:task_not_exist",
-            get.method,
-            get.path.replace("{task_id}", unknown),
-            expect=Expectation("task_not_exist", not_found.http_status, not_found.code, "task_id", "task.exists"),
-        )
-    )
     invalid: list[Case] = []
     omitted: dict[str, str] = {}
     seen: set[str] = set()
-    ordered = sorted(model.rules, key=lambda r: (r.kind == "image" and r.param != "image", r.kind == "image"))
+
+    def add(target: list[Case], name: str, mode: str, body: dict[str, Any], found: Violation) -> None:
+        create = kinds.create_for(mode)
+        assert create is not None
+        seen.add(found.rule)
+        target.append(
+            Case(
+                name,
+                create.method,
+                create.path,
+                body,
+                expect=_expectation(contract, found),
+                operation=create.id,
+                kind=mode,
+            )
+        )
+
+    rules = [r for r in model.rules if not r.warning]
+    ordered = sorted(rules, key=lambda r: (r.kind == "image" and r.param != "image", r.kind == "image"))
     for rule in ordered:
         name = f"invalid:{rule.id}"
-        draft = _rule_body(model, rule, valid)
+        start = _start_mode(builder, kinds, rule, valid)
+        draft = _rule_body(builder, rule, start, valid) if start is not None else None
         if draft is None:
-            omitted[name] = "needs an upload over the size limit"
+            reason = "needs an upload over the size limit" if rule.spec.get("check") == "max_bytes" else None
+            omitted[name] = reason or f"no request breaking {rule.id} could be built from the contract"
             continue
-        repaired = _repair(contract, model, draft, rule.id)
+        assert start is not None
+        repaired = _repair(builder, kinds, start, draft, rule.id)
         if repaired is None:
             omitted[name] = f"no request breaking {rule.id} alone could be built from the contract"
             continue
-        body = repaired
-        found = _oracle(contract, body)
+        found = _oracle(contract, repaired, kinds.oracle_mode(start))
         assert found is not None
-        seen.add(found.rule)
-        invalid.append(Case(name, create.method, create.path, body, expect=_expectation(contract, found)))
-    schema_cases = []
-    for body in _schema_bodies(model, valid):
-        found = _oracle(contract, body)
+        add(invalid, name, start, repaired, found)
+    schema_cases: list[Case] = []
+    first_mode = next(iter(valid))
+    for body in _schema_bodies(model, first_mode, valid[first_mode]):
+        found = _oracle(contract, body, kinds.oracle_mode(first_mode))
         if found is None or found.rule in seen:
             continue
-        seen.add(found.rule)
-        schema_cases.append(
-            Case(f"invalid:{found.rule}", create.method, create.path, body, expect=_expectation(contract, found))
-        )
+        add(schema_cases, f"invalid:{found.rule}", first_mode, body, found)
     # Named rules on the main image first, then schema keywords, then the image_tail variants.
     head = [c for c in invalid if not c.name.startswith("invalid:image_tail.")]
     tail = [c for c in invalid if c.name.startswith("invalid:image_tail.")]
@@ -416,9 +758,14 @@ class BudgetExhausted(Exception):
 class Verifier:
     """Runs the case list against ``base_url`` within ``max_requests`` requests.
 
+    ``face`` (or ``contract``) chooses the wire dialect (default: the first registered face, the gateway). Credentials:
+    ``api_key`` is sent as ``Authorization: Bearer KEY``; on a face that signs tokens (its
+    contract's ``auth.jwt``), ``access_key`` and ``secret_key`` sign a fresh JWT per request on
+    the ``wall`` clock (the server checks ``exp``/``nbf`` on its clock, so a fake must run on the
+    system clock), and the cases with deliberately bad tokens are signed the same way.
     ``client`` (an ``httpx.Client``) may be injected, e.g. one bound to a test server;
-    ``sleep`` and ``monotonic`` are injected so tests never wait; ``progress`` receives one
-    line per step (the CLI prints them to stderr on a terminal).
+    ``sleep``, ``monotonic`` and ``wall`` are injected so tests never wait; ``progress``
+    receives one line per step (the CLI prints them to stderr on a terminal).
 
     >>> verifier = Verifier("http://127.0.0.1:9", "sk-test", max_requests=3)
     >>> [case.name for case in verifier.plan()][:2]
@@ -428,8 +775,11 @@ class Verifier:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | None = None,
         *,
+        face: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
         max_requests: int = DEFAULT_MAX_REQUESTS,
         poll_interval: float = 5.0,
         timeout: float = 600.0,
@@ -447,15 +797,26 @@ class Verifier:
             raise ValueError("poll_interval must be >= 0 and timeout > 0")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.access_key = access_key
+        self.secret_key = secret_key
         self.max_requests = max_requests
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.contract = contract or load_contract()
+        self.contract = contract or load_contract(face or face_names()[0])
+        if face is not None and self.contract.face != face:
+            raise ValueError(f"contract is the {self.contract.face!r} face's, not {face!r}")
+        self.rules = FaceRules.of(self.contract)
+        self._jwt: Mapping[str, Any] | None = self.contract.index.get("auth", {}).get("jwt")
         self._cases = list(cases) if cases is not None else build_cases(self.contract)
         self._client = client
         self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
         self.progress = progress or (lambda line: None)
         self.sent = 0
+
+    @property
+    def signs(self) -> bool:
+        """Whether requests carry JWTs signed here (the face signs tokens and both keys are set)."""
+        return self._jwt is not None and bool(self.access_key) and bool(self.secret_key)
 
     def plan(self) -> list[Case]:
         """The cases in the order they are sent (a dry run prints these)."""
@@ -464,14 +825,18 @@ class Verifier:
     def dry_run(self) -> str:
         """What a run would send, without sending anything."""
         lines = [
-            f"verify (dry run) against {self.base_url}: {len(self._cases)} cases, budget {self.max_requests} "
-            f"requests (polls every {self.poll_interval:g} s, timeout {self.timeout:g} s); nothing is sent"
+            f"verify (dry run) against {self.base_url}: {len(self._cases)} cases{self._face_note()}, "
+            f"budget {self.max_requests} requests (polls every {self.poll_interval:g} s, timeout {self.timeout:g} s); "
+            "nothing is sent"
         ]
         lines += [f"{i:3}. {case.describe()}" for i, case in enumerate(self._cases, start=1)]
         lines += [f"     omitted {name}: {why}" for name, why in omitted_cases(self.contract).items()]
         creates = sum(1 for c in self._cases if c.follow)
         lines.append(f"billable creates: {creates}; the rest are refused by contract or cost nothing")
         return "\n".join(lines)
+
+    def _face_note(self) -> str:
+        return f" ({self.contract.face} face)" if self.contract.face != face_names()[0] else ""
 
     def run(self) -> VerifyResult:
         """Send the cases, follow accepted tasks, check everything; never exceed the budget."""
@@ -481,12 +846,16 @@ class Verifier:
         result = VerifyResult(report)
         ctx = CheckContext(self.contract)
         server_checks = CHECKS.select(side="server")
-        pending: dict[str, str] = {}  # task id -> case name
+        pending: dict[str, tuple[str, Operation]] = {}  # task id -> (case name, the query to poll with)
         try:
             for case in self._cases:
                 name = case.name
+                unsendable = self._unsendable(case)
+                if unsendable is not None:
+                    report.skipped[name] = unsendable
+                    continue
                 try:
-                    exchange = self._send(client, case.method, case.path, case.body, auth=case.auth, result=result)
+                    exchange = self._send(client, case, result=result)
                 except BudgetExhausted:
                     report.skipped[name] = f"budget of {self.max_requests} requests exhausted"
                     continue
@@ -499,8 +868,9 @@ class Verifier:
                 self.progress(f"[{self.sent}/{self.max_requests}] {name}: {_verdict(found)}")
                 if case.follow and exchange.status == 200:
                     task_id = ctx.task_id_of(exchange)
-                    if task_id:
-                        pending[task_id] = name
+                    get = _Kinds(self.contract).get_for(case.kind)
+                    if task_id and get is not None:
+                        pending[task_id] = (name, get)
                     else:
                         report.skipped[f"{name}::follow"] = "the create answer names no task id to poll"
             self._follow(client, ctx, pending, result)
@@ -508,41 +878,54 @@ class Verifier:
             if own:
                 client.close()
         report.stats = {
+            # the default face's summary reads as it always has; another face is named
+            **({"face": self.contract.face} if self.contract.face != face_names()[0] else {}),
             "requests": f"{self.sent}/{self.max_requests}",
             "tasks followed": len(pending),
         }
         result.requests_sent = self.sent
         return result
 
-    def _follow(self, client: httpx.Client, ctx: CheckContext, pending: dict[str, str], result: VerifyResult) -> None:
+    def _unsendable(self, case: Case) -> str | None:
+        if case.credentials in _SIGNED and not self.signs:
+            return "needs --access-key and --secret-key: the verifier signs this token itself"
+        if case.auth and case.credentials == "valid" and not self.signs and not self.api_key:
+            return "no credentials: give an API key, or an access and a secret key"
+        return None
+
+    def _follow(
+        self, client: httpx.Client, ctx: CheckContext, pending: dict[str, tuple[str, Operation]], result: VerifyResult
+    ) -> None:
         report = result.report
+        rules = self.rules
         server_checks = CHECKS.select(side="server")
-        get = self.contract.operations[GET]
         deadline = self.monotonic() + self.timeout
         open_tasks = dict(pending)
         while open_tasks:
             if self.monotonic() >= deadline:
-                for task_id, name in open_tasks.items():
+                for task_id, (name, get) in open_tasks.items():
                     report.cases.setdefault(f"{name}::follow", []).append(
                         ContractViolation(
                             "verify.terminal_within_timeout",
                             f"task {task_id} did not reach a terminal status within {self.timeout:g} s",
-                            operation=GET,
-                            json_path="$.status",
-                            expected=sorted(ctx.terminal),
+                            operation=get.id,
+                            json_path=rules.path_of("status"),
+                            expected=sorted(rules.terminal),
                             actual=ctx.timelines[task_id].last_status if task_id in ctx.timelines else None,
                             check="verify",
+                            face=rules.face,
                         )
                     )
                 return
             self.sleep(self.poll_interval)
             for task_id in list(open_tasks):
-                name = open_tasks[task_id]
+                name, get = open_tasks[task_id]
                 key = f"{name}::follow"
+                poll = Case(key, get.method, get.path.replace("{task_id}", task_id), operation=get.id, kind=get.kind)
                 try:
-                    exchange = self._send(client, "GET", get.path.replace("{task_id}", task_id), None, result=result)
+                    exchange = self._send(client, poll, result=result)
                 except BudgetExhausted:
-                    for left in open_tasks.values():
+                    for left, _ in open_tasks.values():
                         report.skipped[f"{left}::follow"] = (
                             f"budget of {self.max_requests} requests exhausted before a terminal status"
                         )
@@ -553,46 +936,81 @@ class Verifier:
                     continue
                 found = check_exchange(ctx, exchange, server_checks)
                 report.cases.setdefault(key, []).extend(found)
-                body = exchange.response_body
-                status = body.get("status") if isinstance(body, Mapping) else None
+                status = rules.read("status", exchange.response_body)
                 self.progress(f"[{self.sent}/{self.max_requests}] {key}: {status} {_verdict(found)}")
-                if status in ctx.terminal or status not in ctx.reachable or exchange.status >= 400:
+                if status in rules.terminal or status not in rules.reachable or exchange.status >= 400:
                     # terminal, or an answer the contract cannot follow (already reported)
                     del open_tasks[task_id]
 
-    def _send(
-        self, client: httpx.Client, method: str, path: str, body: Any, *, result: VerifyResult, auth: bool = True
-    ) -> Exchange:
+    # -- credentials -------------------------------------------------------------------------
+
+    def _token(self, situation: str) -> str:
+        """A JWT for ``situation`` (``valid``, ``expired``...), signed on the wall clock."""
+        spec = self._jwt or {}
+        assert self.access_key is not None
+        assert self.secret_key is not None
+        now = int(self.wall())
+        exp, nbf = now + TOKEN_LIFETIME, now - 5
+        if situation == "expired":
+            exp, nbf = now - _TOKEN_OFFSET, now - _TOKEN_OFFSET - TOKEN_LIFETIME
+        elif situation == "not_yet_valid":
+            exp, nbf = now + _TOKEN_OFFSET + TOKEN_LIFETIME, now + _TOKEN_OFFSET
+        issuer = self.access_key + ("-unknown" if situation == "unknown_access_key" else "")
+        secret = self.secret_key + ("-not-the-secret" if situation == "bad_signature" else "")
+        claims = {str(spec.get("issuer_claim", "iss")): issuer, "exp": exp, "nbf": nbf}
+        header = {k: v for k, v in dict(spec.get("header", {})).items() if k != "alg"}
+        return jwt.encode(claims, secret, algorithm=str(spec.get("alg", "HS256")), headers=header)
+
+    def _headers(self, case: Case) -> dict[str, str]:
+        if not case.auth:
+            return {}
+        if case.credentials == "malformed":
+            return {"Authorization": "Bearer not-a-token"}
+        if self.signs:
+            return {"Authorization": f"Bearer {self._token(case.credentials)}"}
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def _send(self, client: httpx.Client, case: Case, *, result: VerifyResult) -> Exchange:
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
             if self.sent >= self.max_requests:
                 raise BudgetExhausted
-            headers = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
             self.sent += 1
-            response = client.request(method, self.base_url + path, json=body, headers=headers)
+            response = client.request(
+                case.method, self.base_url + case.path, json=case.body, headers=self._headers(case)
+            )
             exchange = Exchange.from_httpx(response, timestamp=self.wall(), source=f"request {self.sent}")
+            exchange = dataclasses.replace(exchange, face=self.contract.face)  # --record says which face
             result.exchanges.append(exchange)
             wait = retry_after_seconds(response.headers.get("retry-after"), self.wall())
-            if response.status_code != 429 or attempt == MAX_RATE_LIMIT_RETRIES:
+            expected_429 = case.expect is not None and case.expect.status == 429
+            if response.status_code != 429 or attempt == MAX_RATE_LIMIT_RETRIES or expected_429:
                 return exchange
             self.progress(f"429: waiting {wait if wait is not None else self.poll_interval:g} s as asked")
             self.sleep(wait if wait is not None else max(self.poll_interval, 1.0))
         raise AssertionError("unreachable")  # the loop returns on its last attempt
 
+    # -- expectations ------------------------------------------------------------------------
+
     def _expectations(self, case: Case, exchange: Exchange) -> list[ContractViolation]:
+        rules = self.rules
         out: list[ContractViolation] = []
         body = exchange.response_body
-        error = body.get("error") if isinstance(body, Mapping) else None
-        common: dict[str, Any] = {"operation": CREATE if case.method == "POST" else GET, "status": exchange.status}
+        common: dict[str, Any] = {
+            "operation": case.operation or self._operation_of(case),
+            "status": exchange.status,
+            "check": "verify",
+            "face": rules.face,
+        }
         if case.expect is None:
             if exchange.status != 200:
+                message = rules.read("error_message", body) if exchange.status >= 400 else None
                 out.append(
                     ContractViolation(
                         "verify.valid_accepted",
                         f"a valid request was refused with {exchange.status}",
                         json_path="$",
                         expected=200,
-                        actual=error if error is not None else exchange.status,
-                        check="verify",
+                        actual=_error_of(rules, body) or message or exchange.status,
                         **common,
                     )
                 )
@@ -606,38 +1024,53 @@ class Verifier:
                     json_path="$",
                     expected=f"{expect.status} {expect.code} (param {expect.param})",
                     actual=exchange.status,
-                    check="verify",
                     **common,
                 )
             )
             return out
-        if not isinstance(error, Mapping):
+        if not isinstance(body, Mapping):
             return out  # error_object_well_formed reports the shape
-        if error.get("code") != expect.code:
+        code = rules.read("error_code", body)
+        if code != expect.code:
             out.append(
                 ContractViolation(
                     "verify.error_code",
-                    f"{case.name}: error.code should be {expect.code!r}",
-                    json_path="$.error.code",
+                    f"{case.name}: the error code should be {expect.code!r}",
+                    json_path=rules.path_of("error_code"),
                     expected=expect.code,
-                    actual=error.get("code"),
-                    check="verify",
+                    actual=code,
                     **common,
                 )
             )
-        if error.get("param") != expect.param:
-            out.append(
-                ContractViolation(
-                    "verify.error_param",
-                    f"{case.name}: error.param should name {expect.param!r}",
-                    json_path="$.error.param",
-                    expected=expect.param,
-                    actual=error.get("param"),
-                    check="verify",
-                    **common,
+        if "error_param" in rules.contract.reader.pointers:
+            param = rules.read("error_param", body)
+            if param != expect.param:
+                out.append(
+                    ContractViolation(
+                        "verify.error_param",
+                        f"{case.name}: the error should name {expect.param!r}",
+                        json_path=rules.path_of("error_param"),
+                        expected=expect.param,
+                        actual=param,
+                        **common,
+                    )
                 )
-            )
         return out
+
+    def _operation_of(self, case: Case) -> str | None:
+        for op in self.contract.operations.values():
+            if op.method == case.method and op.match(case.path.split("?", 1)[0]) is not None:
+                return op.id
+        return None
+
+
+def _error_of(rules: FaceRules, body: Any) -> Any:
+    """The error an answer carries: the object holding its code (the gateway's ``error``), or
+    the code itself where it sits at the top of the body (Kling's envelope)."""
+    holder: Any = body
+    for part in rules.contract.reader.pointers.get("error_code", "").split("/")[1:-1]:
+        holder = holder.get(part) if isinstance(holder, Mapping) else None
+    return holder if holder is not body and isinstance(holder, Mapping) else rules.read("error_code", body)
 
 
 def _transport_violation(name: str, exc: Exception) -> ContractViolation:

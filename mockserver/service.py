@@ -355,8 +355,15 @@ class Service:
             if isinstance(found, Refused):
                 if route.guard is not face:  # refused in the guard's words, answered in this face's
                     status = found.response.status
-                    key = next(
-                        (k for k, e in face.contract.errors.items() if e.http_status == status), "invalid_api_key"
+                    # The catalogues share these keys: a missing header is answered as missing
+                    # (Kling's 1001), any other refused key as invalid (1002), not as the first
+                    # 401 of the face's catalogue.
+                    wanted = "missing_api_key" if not request.header_values("authorization") else "invalid_api_key"
+                    errors = face.contract.errors
+                    key = (
+                        wanted
+                        if wanted in errors and errors[wanted].http_status == status
+                        else next((k for k, e in errors.items() if e.http_status == status), "invalid_api_key")
                     )
                     return Handled(face.error(key, detail="the key is not accepted"), op.id, rule=found.rule)
                 return Handled(found.response, op.id, rule=found.rule, param=found.param)

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from kling_testkit import (
@@ -21,7 +22,13 @@ from kling_testkit import (
     polls_before_end,
     retry_after_waits,
 )
-from kling_testkit.assertions import journal_entries
+from kling_testkit.assertions import (
+    assert_tokens_renewed,
+    assert_within_concurrency_slots,
+    journal_entries,
+    slot_refusals,
+    token_refusals,
+)
 from kling_testkit.failures import Severity
 
 AUTH = {"Authorization": "Bearer sk-test"}
@@ -236,3 +243,115 @@ def test_every_kind_of_source_gives_the_same_entries(kling_server: LiveServer) -
     assert len(entries) == 1
     for source in (kling_server, kling_server.engine, kling_server.engine.journal, entries, iter(entries)):
         assert journal_entries(source) == entries  # type: ignore[arg-type]
+
+
+# -- Kling's own API: signed tokens, concurrency slots, polls ------------------------------------
+
+OFFICIAL = "https://api-singapore.klingai.com"
+T2V = "/v1/videos/text2video"
+OFFICIAL_BODY = {"model_name": "kling-v2-6", "prompt": "a red fox in snow"}
+
+
+def _token(api: KlingMock, *, lifetime: float = 1800, not_before: float = -5) -> str:
+    """A JWT signed the way Kling's clients sign it, on the fake's clock."""
+    now = api.clock.now()
+    claims = {"iss": "ak-test", "exp": int(now + lifetime), "nbf": int(now + not_before)}
+    return jwt.encode(claims, "sk-test-secret-key-for-kling-testkit", algorithm="HS256")
+
+
+def _official(api: KlingMock) -> httpx.Client:
+    return api.client(base_url=OFFICIAL)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("re_sign", "refused"),
+    [pytest.param(True, 0, id="re-signs-before-every-call"), pytest.param(False, 1, id="keeps-its-first-token")],
+)
+def test_a_client_that_lets_its_token_expire_is_named(re_sign: bool, refused: int) -> None:
+    api = KlingMock(progression="manual")
+    with _official(api) as client:
+        first = _token(api)
+        task_id = client.post(T2V, json=OFFICIAL_BODY, headers=_bearer(first)).json()["data"]["task_id"]
+        api.advance_clock(1800 + 60)  # past exp and the fake's clock skew
+        answer = client.get(f"{T2V}/{task_id}", headers=_bearer(_token(api) if re_sign else first))
+    assert answer.status_code == (401 if refused else 200)
+    assert [(e.status, e.rule) for e in token_refusals(api)] == [(401, "auth.exp")] * refused
+    if refused:
+        with pytest.raises(
+            AssertionError, match=r"#2 text2video.get -> 401 1004 \(rule auth.exp\): Authorization has expired"
+        ):
+            assert_tokens_renewed(api)
+    else:
+        assert_tokens_renewed(api)
+
+
+def test_a_token_used_before_its_nbf_is_named_too() -> None:
+    api = KlingMock()
+    with _official(api) as client:
+        client.get(f"{T2V}/1", headers=_bearer(_token(api, not_before=600)))
+    [refused] = token_refusals(api)
+    assert (refused.status, refused.rule) == (401, "auth.nbf")
+
+
+def test_other_auth_refusals_and_gateway_keys_are_not_token_expiry() -> None:
+    api = KlingMock()
+    with _official(api) as client:
+        client.get(f"{T2V}/1", headers=_bearer("not-a-token"))  # 401/1002: a wrong token, not an old one
+    with _client(api) as client:
+        client.post(CREATE, json=BODY, headers={"Authorization": "Bearer sk-wrong"})
+    assert [e.status for e in journal_entries(api)] == [401, 401]
+    assert token_refusals(api) == []
+    assert_tokens_renewed(api)
+
+
+@pytest.mark.parametrize(
+    ("waits_for_a_slot", "refused"),
+    [pytest.param(True, 0, id="waits-for-its-task-to-end"), pytest.param(False, 1, id="creates-past-its-slots")],
+)
+def test_a_client_that_creates_past_its_concurrency_slots_is_named(waits_for_a_slot: bool, refused: int) -> None:
+    api = KlingMock(progression="manual", slots=1)
+    with _official(api) as client:
+        task_id = client.post(T2V, json=OFFICIAL_BODY, headers=_bearer(_token(api))).json()["data"]["task_id"]
+        if waits_for_a_slot:
+            api.advance(task_id)
+            api.advance(task_id)  # succeeded: the slot is free again
+        second = client.post(T2V, json=OFFICIAL_BODY, headers=_bearer(_token(api)))
+    assert second.status_code == (429 if refused else 200)
+    assert len(slot_refusals(api)) == refused
+    if refused:
+        with pytest.raises(
+            AssertionError, match=r"(?s)1 create\(s\) .* #2 text2video.create -> 429 1303 \(rule concurrency.slots\)"
+        ):
+            assert_within_concurrency_slots(api)
+    else:
+        assert_within_concurrency_slots(api)
+
+
+def test_an_injected_concurrency_fault_is_not_the_clients_doing() -> None:
+    api = KlingMock()
+    api.arm_fault(operation="task.create", error="concurrency_exceeded")
+    with _official(api) as client:
+        assert client.post(T2V, json=OFFICIAL_BODY, headers=_bearer(_token(api))).json()["code"] == 1303
+    assert slot_refusals(api) == []
+    assert_within_concurrency_slots(api)
+
+
+def test_polls_and_refusals_read_the_official_envelope() -> None:
+    api = KlingMock()
+    with _official(api) as client:
+        created = client.post(T2V, json={**OFFICIAL_BODY, "external_task_id": "mine"}, headers=_bearer(_token(api)))
+        task_id = created.json()["data"]["task_id"]
+        for path in (f"{T2V}/{task_id}", "/v1/videos/image2video/mine", f"{T2V}/{task_id}"):
+            api.advance_clock(4)
+            client.get(path, headers=_bearer(_token(api)))  # by id, or by external id on the other kind's path
+        client.post(T2V, json={**OFFICIAL_BODY, "sound": "on"}, headers=_bearer(_token(api)))
+    assert polls(api, task_id) == 3
+    assert polls_before_end(api, task_id) == 1  # processing; then succeed, then a redundant poll
+    assert min_poll_interval(api, task_id) == 4
+    [violation] = contract_violations(api)
+    assert (violation.rule, violation.json_path, violation.status) == ("sound.requires_pro", "$.sound", 400)
+    assert "Invalid parameter 'sound'" in violation.message

@@ -10,6 +10,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import httpx
+import jwt
 import pytest
 
 from kling_testkit.checks import (
@@ -329,7 +330,13 @@ def test_assert_conforms_mentions_further_violations() -> None:
 
 def test_registry_names_are_unique_and_selectable_by_side() -> None:
     assert len(set(CHECKS.names())) == len(CHECKS) >= 12
-    assert set(CHECKS.names(side="client")) == {"request_conforms", "no_unknown_request_fields", "retry_after_honoured"}
+    assert set(CHECKS.names(side="client")) == {
+        "request_conforms",
+        "no_unknown_request_fields",
+        "retry_after_honoured",
+        "token_valid_when_sent",
+        "within_concurrency_slots",
+    }
     with pytest.raises(KeyError, match="no check named 'nope'"):
         CHECKS.select(["nope"])
     registry = CheckRegistry()
@@ -371,3 +378,237 @@ def test_contract_is_the_source_of_the_lifecycle_vocabulary() -> None:
     projection = load_contract().status_projection
     assert ctx.completed == projection["succeeded"]
     assert ctx.terminal == {projection["succeeded"], projection["failed"]}
+
+
+# -- Kling's own API (the official face) -----------------------------------------------------------
+
+OFFICIAL_RECORDINGS = RECORDINGS / "official"
+OFFICIAL = "https://api-singapore.klingai.com"
+
+
+@pytest.mark.parametrize("name", ["clean.jsonl", "clean.har"])
+def test_official_clean_recordings_pass_every_check(name: str) -> None:
+    exchanges = read_recording(OFFICIAL_RECORDINGS / name)
+    ctx = CheckContext()
+    found = [v for exchange in exchanges for v in check_exchange(ctx, exchange)]
+    assert found == [], [str(v) for v in found]
+    assert ctx.unmatched == 0  # every exchange found its face and operation, mounts included
+    assert {ctx.route_of(e)[0].face for e in exchanges} == {"official"}  # type: ignore[index]
+
+
+OFFICIAL_DEFECTS = [
+    pytest.param(
+        "defect_wrong_status",
+        "schema:properties/data/properties/task_status/enum",
+        "$.data.task_status",
+        3,
+        id="succeeded-not-succeed",
+    ),
+    pytest.param(
+        "defect_task_id_number",
+        "schema:properties/data/properties/task_id/type",
+        "$.data.task_id",
+        1,
+        id="task-id-as-number",
+    ),
+    pytest.param("defect_error_without_code", "schema:required", "$.code", 10, id="error-without-code"),
+    pytest.param("defect_error_with_data", "schema:properties/data/type", "$.data", 10, id="error-with-data"),
+    pytest.param(
+        "defect_url_before_completion",
+        "lifecycle.url_when_completed",
+        "$.data.task_result.videos[0].url",
+        2,
+        id="url-before-completion",
+    ),
+    pytest.param("defect_status_backwards", "lifecycle.monotone", "$.data.task_status", 7, id="status-backwards"),
+    pytest.param("defect_timestamp_seconds", "timestamps.unit", "$.data.updated_at", 3, id="seconds-not-milliseconds"),
+    pytest.param("defect_unknown_field", "unknown_field", "$.negative_promt", 1, id="unknown-field"),
+    pytest.param("defect_expired_token", "client.token_expired", "$.authorization", 6, id="token-not-renewed"),
+    pytest.param("defect_over_slots", "client.concurrency_slots", "$", 11, id="over-concurrency-slots"),
+    pytest.param("defect_other_task", "ids.stable", "$.data.task_id", 2, id="answer-about-another-task"),
+]
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "har"])
+@pytest.mark.parametrize(("stem", "rule", "path", "line"), OFFICIAL_DEFECTS)
+def test_each_seeded_official_defect_is_reported_with_its_rule_and_path(
+    stem: str, rule: str, path: str, line: int, ext: str
+) -> None:
+    found = check_exchanges(read_recording(OFFICIAL_RECORDINGS / f"{stem}.{ext}"))
+    assert (rule, path) in {(v.rule, v.json_path) for v in found}, [str(v) for v in found]
+    where = f"{stem}.jsonl:{line}" if ext == "jsonl" else f"{stem}.har#entry{line}"
+    assert {v.where for v in found} == {where}, "only the seeded exchange is blamed"
+    assert {v.face for v in found} == {"official"}
+
+
+def _official_timeline() -> list[Exchange]:
+    """An official create -> processing -> succeed, polled by external id, from the fake's journal."""
+    service = Service(Engine(clock=VirtualClock(), seed=3))
+    now = int(service.engine.clock.now())
+    token = jwt.encode({"iss": "ak-test", "exp": now + 1800, "nbf": now - 5}, "sk-test-secret-key-for-kling-testkit")
+    auth = (("authorization", f"Bearer {token}"),)
+    body = {"model_name": "kling-v2-6", "prompt": "a fox", "external_task_id": "mine"}
+    service.handle_simple("POST", "/v1/videos/text2video", json=body, headers=auth, base_url=OFFICIAL)
+    for _ in range(2):
+        service.engine.advance_clock(2)
+        service.handle_simple("GET", "/v1/videos/text2video/mine", headers=auth, base_url=OFFICIAL)
+    return [Exchange.from_journal_entry(e) for e in service.engine.journal.entries()]
+
+
+def _edit_official(index: int, change: Callable[[dict[str, Any]], None]) -> list[Exchange]:
+    records = [e.to_record() for e in _official_timeline()]
+    change(records[index])
+    return [Exchange.from_record(r, source=f"line {i + 1}") for i, r in enumerate(records)]
+
+
+OFFICIAL_TABLE = [
+    pytest.param(1, _set("response.status", 418), "status.documented", "$", id="undocumented-status"),
+    pytest.param(
+        2, _set("response.body.data.created_at", 1), "timestamps.created_at_stable", "$.data.created_at", id="created"
+    ),
+    pytest.param(
+        2,
+        _set("response.body.data.task_result", {"videos": []}),
+        "lifecycle.url_when_completed",
+        "$.data.task_result.videos[0].url",
+        id="succeed-no-url",
+    ),
+    pytest.param(
+        2, _set("response.body.code", 1), "schema:properties/code/const", "$.code", id="success-with-error-code"
+    ),
+    pytest.param(
+        2,
+        _set("response.body.request_id", None),
+        "schema:properties/request_id/type",
+        "$.request_id",
+        id="request-id-null",
+    ),
+    pytest.param(0, _set("request.body.sound", "on"), "sound.requires_pro", "$.sound", id="request-breaks-named-rule"),
+    pytest.param(
+        0, _set("request.body.duration", "7"), "schema:properties/duration/enum", "$.duration", id="request-enum"
+    ),
+    pytest.param(
+        1,
+        _error_answer(404, {"code": 1201, "message": "m", "request_id": "r", "data": None}),
+        "error.catalogued",
+        "$.code",
+        id="code-not-catalogued-for-the-status",
+    ),
+    pytest.param(
+        1,
+        _error_answer(404, {"error": {"message": "m", "type": "t", "param": None, "code": "task_not_exist"}}),
+        "schema:required",
+        "$.code",
+        id="gateway-error-on-the-official-face",
+    ),
+]
+
+
+@pytest.mark.parametrize(("index", "change", "rule", "path"), OFFICIAL_TABLE)
+def test_a_single_official_defect_is_named_by_rule_and_path(
+    index: int, change: Callable[[dict[str, Any]], None], rule: str, path: str
+) -> None:
+    assert check_exchanges(_official_timeline()) == []
+    found = check_exchanges(_edit_official(index, change))
+    assert (rule, path) in {(v.rule, v.json_path) for v in found}, [str(v) for v in found]
+    assert {v.where for v in found} == {f"line {index + 1}"}
+
+
+def test_a_query_by_external_id_follows_the_task_it_names() -> None:
+    exchanges = _official_timeline()
+    ctx = CheckContext()
+    for exchange in exchanges:
+        check_exchange(ctx, exchange)
+    task_id = exchanges[0].response_body["data"]["task_id"]
+    assert ctx.task_id_of(exchanges[1]) == task_id  # asked for "mine", the answer names the task
+    assert [s for s, _ in ctx.timelines[task_id].statuses] == ["submitted", "processing", "succeed"]
+
+
+@pytest.mark.parametrize(
+    ("url", "face", "operation"),
+    [
+        pytest.param(f"{OFFICIAL}/v1/videos/image2video/123", "official", "image2video.get", id="official-root"),
+        pytest.param(
+            "http://127.0.0.1:8000/kling/v1/videos/text2video/123", "official", "text2video.get", id="gateway-mount"
+        ),
+        pytest.param(
+            "http://127.0.0.1:8000/proxy/kling/v1/videos/text2video", "official", "text2video.list", id="proxy-mount"
+        ),
+        pytest.param(f"{OFFICIAL}/__media__/official/123.mp4", "official", "media.get", id="official-media"),
+        pytest.param(f"{BASE}/__media__/task_1.mp4", "gateway", "media.get", id="gateway-media"),
+        pytest.param(f"{BASE}/v1/video/generations/task_1", "gateway", "video_generations.get", id="gateway"),
+    ],
+)
+def test_each_exchange_finds_its_face_and_operation_by_url(url: str, face: str, operation: str) -> None:
+    route = CheckContext().route_of(Exchange("GET", url, 200))
+    assert route is not None
+    assert (route[0].face, route[1].id) == (face, operation)
+
+
+def test_a_recorded_face_is_trusted_over_the_url() -> None:
+    ctx = CheckContext()
+    assert ctx.route_of(Exchange("GET", f"{BASE}/v1/video/generations/task_1", 200, face="official")) is None
+    assert ctx.route_of(Exchange("GET", f"{BASE}/v1/video/generations/task_1", 200, face="gateway")) is not None
+    only_gateway = CheckContext(load_contract())
+    assert only_gateway.route_of(Exchange("GET", f"{OFFICIAL}/v1/videos/text2video/1", 200)) is None
+
+
+def test_retry_after_is_expected_only_where_the_catalogue_promises_one() -> None:
+    official_429 = Exchange(
+        "POST",
+        f"{OFFICIAL}/v1/videos/text2video",
+        429,
+        response_body={"code": 1302, "message": "m", "request_id": "r", "data": None},
+    )
+    assert check_exchanges([official_429]) == []  # Kling sends no Retry-After
+    gateway_429 = Exchange(
+        "POST",
+        f"{BASE}/v1/video/generations",
+        429,
+        response_body={
+            "error": {"message": "m", "type": "new_api_error", "param": None, "code": "rate_limit_exceeded"}
+        },
+    )
+    assert [v.rule for v in check_exchanges([gateway_429])] == ["rate_limit.retry_after_header"]
+
+
+def test_timestamps_in_the_wrong_unit_are_named_on_every_face() -> None:
+    records = [e.to_record() for e in _fake_timeline()]
+    records[1]["response"]["body"]["updated_at"] *= 1000  # milliseconds where the gateway answers seconds
+    found = check_exchanges([Exchange.from_record(r, source=f"line {i + 1}") for i, r in enumerate(records)])
+    assert ("timestamps.unit", "$.updated_at", "line 2") in {(v.rule, v.json_path, v.where) for v in found}
+
+
+def test_injected_faults_and_other_refusals_are_not_the_clients_token_or_slot_problem() -> None:
+    expired = {"code": 1004, "message": "Authorization has expired", "request_id": "r", "data": None}
+    url = f"{OFFICIAL}/v1/videos/text2video/1"
+    checks = ["token_valid_when_sent", "within_concurrency_slots"]
+    assert [v.rule for v in check_exchanges([Exchange("GET", url, 401, response_body=expired)], checks=checks)] == [
+        "client.token_expired"
+    ]
+    assert check_exchanges([Exchange("GET", url, 401, response_body=expired, fault="x")], checks=checks) == []
+    bad_signature = {**expired, "code": 1000}
+    assert check_exchanges([Exchange("GET", url, 401, response_body=bad_signature)], checks=checks) == []
+    not_yet = {**expired, "code": 1003}
+    assert [v.rule for v in check_exchanges([Exchange("GET", url, 401, response_body=not_yet)], checks=checks)] == [
+        "client.token_not_yet_valid"
+    ]
+
+
+def test_assert_conforms_takes_an_official_operation_and_face() -> None:
+    exchanges = _official_timeline()
+    ctx = CheckContext(faces=["official"])
+    for exchange in exchanges:
+        assert_conforms(exchange, context=ctx)
+    body = copy.deepcopy(exchanges[2].response_body)
+    body["data"]["task_status"] = "completed"  # the gateway's word on Kling's wire
+    wrong = Exchange("GET", f"{OFFICIAL}/v1/videos/text2video/1", 200, response_body=body)
+    with pytest.raises(ContractViolation) as caught:
+        assert_conforms(wrong, "text2video.get", face="official")
+    assert (caught.value.rule, caught.value.json_path, caught.value.face) == (
+        "schema:properties/data/properties/task_status/enum",
+        "$.data.task_status",
+        "official",
+    )
+    with pytest.raises(KeyError, match="no operation 'nope'"):
+        assert_conforms(wrong, "nope")

@@ -66,7 +66,7 @@ def test_check_a_defect_exits_1_and_writes_junit_and_json(tmp_path: Path) -> Non
     )
     assert code == 1
     assert out.splitlines()[:6] == [
-        "FAIL video_generations.create: unknown request field 'negative_promt': the real gateway drops it silently",
+        "FAIL video_generations.create: unknown request field 'negative_promt': the server drops it silently",
         "  at   request $.negative_promt",
         "  rule unknown_field (check no_unknown_request_fields)",
         "  expected only fields of the contract",
@@ -158,6 +158,7 @@ def test_verify_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
         "verify", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0", "--record", str(record)
     )
     assert code == 0, out
+    assert out.splitlines()[-2].startswith("requests ")
     assert out.splitlines()[-1].endswith("0 violations — ok")
     # Re-checking what verify saw: the server side passes; the client side names verify's own
     # deliberately invalid requests, and nothing else.
@@ -279,3 +280,117 @@ def test_contract_diff_of_a_non_contract_folder_exits_2(tmp_path: Path) -> None:
     code, _, err = run("contract", "diff", str(tmp_path), str(tmp_path))
     assert code == 2
     assert "neither a contract folder" in err
+
+
+# -- Kling's own API (the official face) -------------------------------------------------------------
+
+OFFICIAL_RECORDINGS = RECORDINGS / "official"
+KEYS = ["--access-key", "ak-test", "--secret-key", "sk-test-secret-key-for-kling-testkit"]
+
+
+def test_check_official_recordings_finds_the_face_of_every_exchange() -> None:
+    code, out, _ = run("check", str(OFFICIAL_RECORDINGS / "clean.jsonl"), str(OFFICIAL_RECORDINGS / "clean.har"))
+    assert code == 0, out
+    assert out.splitlines() == [
+        "files 2, exchanges 24, tasks 6",
+        f"check: {2 * len(CHECKS)} cases, 0 violations — ok",
+    ]  # no "not in the contract (skipped)": the mounts under /kling and /proxy/kling are found too
+
+
+def test_check_an_official_defect_names_rule_path_and_face(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    code, out, _ = run("check", str(OFFICIAL_RECORDINGS / "defect_error_without_code.har"), "--json", str(report))
+    assert code == 1
+    assert out.splitlines()[:3] == [
+        "FAIL text2video.create → 503: 'code' is a required property",
+        "  at   response $.code",
+        "  rule schema:required (check error_object_well_formed)",
+    ]
+    [violation] = json.loads(report.read_text())["violations"]
+    assert (violation["face"], violation["where"]) == ("official", "defect_error_without_code.har#entry10")
+
+
+def test_a_concurrency_warning_fails_only_when_strict() -> None:
+    path = str(OFFICIAL_RECORDINGS / "defect_over_slots.jsonl")
+    assert run("check", path)[0] == 0
+    code, out, _ = run("check", "--strict", path)
+    assert code == 1
+    assert "client.concurrency_slots" in out
+
+
+def test_verify_official_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
+    record = tmp_path / "verify.jsonl"
+    code, out, _ = run(
+        "verify", "--face", "official", "--base-url", fake_url, *KEYS, "--poll-interval", "0", "--record", str(record)
+    )
+    assert code == 0, out
+    assert out.splitlines()[-2].startswith("face official, requests ")
+    assert out.splitlines()[-1].endswith("0 violations — ok")
+    assert "sk-test-secret-key-for-kling-testkit" not in out + record.read_text()
+    assert {json.loads(line)["face"] for line in record.read_text().splitlines()} == {"official"}
+    # Re-checking what verify saw: the server side passes; the client side names verify's own
+    # deliberately invalid requests and tokens, and nothing else.
+    assert run("check", str(record), "--checks", ",".join(CHECKS.names(side="server")))[0] == 0
+    code, _, _ = run("check", str(record), "--json", str(tmp_path / "all.json"))
+    assert code == 1
+    found = json.loads((tmp_path / "all.json").read_text())["violations"]
+    assert {v["check"] for v in found} == {"request_conforms", "token_valid_when_sent"}
+    assert {v["rule"] for v in found if v["check"] == "token_valid_when_sent"} == {
+        "client.token_expired",
+        "client.token_not_yet_valid",
+    }
+
+
+def test_verify_official_keys_may_come_from_the_environment(fake_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLING_TESTKIT_ACCESS_KEY", "ak-test")
+    monkeypatch.setenv("KLING_TESTKIT_SECRET_KEY", "sk-test-secret-key-for-kling-testkit")
+    code, out, _ = run(
+        "verify", "--face", "official", "--base-url", fake_url, "--poll-interval", "0", "--max-requests", "3"
+    )
+    assert code == 0, out
+    assert "requests 3/3" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param([], "keys are needed: --access-key AK --secret-key SK", id="no-keys"),
+        pytest.param(["--access-key", "ak"], "an access key and a secret key go together", id="half-a-pair"),
+    ],
+)
+def test_verify_official_usage_errors_exit_2(argv: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KLING_TESTKIT_API_KEY", "KLING_TESTKIT_ACCESS_KEY", "KLING_TESTKIT_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = run("verify", "--face", "official", "--base-url", "http://127.0.0.1:9", *argv)
+    assert code == 2
+    assert message in err
+    with pytest.raises(SystemExit):
+        run("verify", "--face", "nope", "--base-url", "http://127.0.0.1:9", "--dry-run")
+
+
+def test_verify_official_dry_run_lists_the_token_cases() -> None:
+    code, out, _ = run("verify", "--face", "official", "--base-url", "https://api-singapore.klingai.com", "--dry-run")
+    assert code == 0
+    assert "cases (official face)" in out.splitlines()[0]
+    assert "[auth:token_expired]  expect 401 1004" in out
+
+
+def test_contract_export_of_every_face_or_one(tmp_path: Path) -> None:
+    code, out, _ = run("contract", "export", str(tmp_path / "all"))
+    assert code == 0
+    assert (tmp_path / "all" / "official" / "manifest.json").is_file()
+    assert run("contract", "export", str(tmp_path / "one"), "--face", "official")[0] == 0
+    assert not (tmp_path / "one" / "gateway").exists()
+    assert json.loads((tmp_path / "one" / "manifest.json").read_text())["face"] == "official"
+    new = tmp_path / "v2"
+    shutil.copytree(load_contract().root, new)
+    schema = new / "official/models/kling-v2-6/image2video.request.schema.json"
+    data = json.loads(schema.read_text())
+    data["properties"]["mode"]["enum"] = ["pro"]
+    schema.write_text(json.dumps(data))
+    code, out, _ = run("contract", "diff", str(tmp_path / "all"), str(new))
+    assert code == 1
+    assert out.splitlines() == [
+        'BREAKING  request   official:kling-v2-6/image2video /properties/mode/enum: removed value "std"',
+        "contract diff: 1 change, 1 breaking — FAILED",
+    ]

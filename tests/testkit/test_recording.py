@@ -147,3 +147,30 @@ def test_write_to_text_and_binary_streams() -> None:
     write_exchanges([exchange], binary)
     assert text.getvalue().encode() == binary.getvalue()
     assert json.loads(text.getvalue())["response"]["status"] == 404
+
+
+def test_the_journals_face_fault_and_refusal_survive_reading_and_writing(tmp_path: Path) -> None:
+    exchanges = read_recording(RECORDINGS / "official" / "clean.jsonl")
+    assert {e.face for e in exchanges} == {"official"}
+    assert [(e.status, e.fault) for e in exchanges if e.fault] == [(503, "unavailable")]
+    (refused,) = [e for e in read_recording(RECORDINGS / "official" / "defect_expired_token.jsonl") if e.rule]
+    assert (refused.status, refused.rule, refused.param) == (401, "auth.exp", None)
+    target = tmp_path / "again.jsonl"
+    write_exchanges([*exchanges, refused], target)
+    again = read_recording(target)
+    assert [(e.face, e.fault, e.rule, e.param) for e in again] == [
+        (e.face, e.fault, e.rule, e.param) for e in [*exchanges, refused]
+    ]
+    assert {e.face for e in read_recording(RECORDINGS / "official" / "clean.har")} == {None}  # HAR: found by URL
+
+
+@pytest.mark.parametrize(
+    "refusal", [pytest.param('"auth.exp"', id="not-an-object"), pytest.param('{"param": "x"}', id="no-rule")]
+)
+def test_a_malformed_refusal_is_named(tmp_path: Path, refusal: str) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text(
+        '{"request": {"method": "GET", "url": "http://h/x"}, "response": {"status": 401}, "refusal": ' + refusal + "}\n"
+    )
+    with pytest.raises(RecordingError, match="refusal must be null or an object"):
+        read_recording(path)

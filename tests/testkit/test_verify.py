@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from time import time as now_seconds
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -16,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from kling_testkit import LiveServer
 from kling_testkit.verify import Case, Verifier, build_cases, omitted_cases
 from mockserver import Engine, Progression, Service, SystemClock, create_app, load_contract
 from mockserver.serve import bind
@@ -220,3 +224,176 @@ def test_verify_fails_against_a_broken_server_and_names_each_defect() -> None:
     text = report.render_text()
     for rule in ("verify.invalid_rejected", "schema:required", "schema:properties/status/enum"):
         assert rule in text
+
+
+# -- Kling's own API (the official face) -------------------------------------------------------------
+
+ACCESS, SECRET = "ak-test", "sk-test-secret-key-for-kling-testkit"
+
+
+@pytest.fixture(scope="module")
+def live_server() -> Iterator[LiveServer]:
+    # The fake checks exp/nbf on its clock and the verifier signs on the wall clock: system clock.
+    with LiveServer(clock=SystemClock(), seed=12) as server:
+        yield server
+
+
+def _official(url: str, time: FakeTime, **options: Any) -> Verifier:
+    return Verifier(
+        url,
+        face="official",
+        access_key=ACCESS,
+        secret_key=SECRET,
+        sleep=time.sleep,
+        monotonic=time.monotonic,
+        **options,
+    )
+
+
+def test_verify_official_passes_against_the_fake_as_a_live_server(live_server: LiveServer) -> None:
+    live_server.reset()
+    result = _official(live_server.base_url, FakeTime(), poll_interval=5).run()
+    report = result.report
+    assert report.violations == [], report.render_text()
+    assert report.skipped == {}
+    assert report.exit_code() == 0
+    assert result.requests_sent == len(result.exchanges) <= 50
+    assert {t.status.value for t in live_server.engine.tasks()} == {"succeeded"}
+    assert {"auth:missing_api_key", "auth:invalid_api_key", "auth:auth_failed", "auth:token_expired"} <= set(
+        report.cases
+    )
+    codes = {e.source: (e.status, e.response_body["code"]) for e in result.exchanges}
+    assert sorted(set(codes.values()) - {(200, 0)}) == [
+        (400, 1201),
+        (401, 1000),
+        (401, 1001),
+        (401, 1002),
+        (401, 1003),
+        (401, 1004),
+        (404, 1203),
+    ]
+    # each task is followed on its own kind's query path, with a freshly signed token each time
+    query = re.compile(r"(/v1/videos/\w+)/\d+")
+    polled = {m.group(1) for e in result.exchanges if e.status == 200 and (m := query.fullmatch(e.path))}
+    assert polled == {"/v1/videos/text2video", "/v1/videos/image2video"}
+    assert len({e.request_header("authorization") for e in result.exchanges}) > 2
+
+
+def test_verify_official_through_a_gateways_mount_with_an_sk_key(live_server: LiveServer) -> None:
+    live_server.reset()
+    result = Verifier(
+        live_server.base_url + "/kling", "sk-test", face="official", poll_interval=0, sleep=FakeTime().sleep
+    ).run()
+    assert result.report.violations == [], result.report.render_text()
+    assert set(result.report.skipped) == {"auth:auth_failed", "auth:token_expired", "auth:token_not_yet_valid"}
+    assert all("--access-key" in reason for reason in result.report.skipped.values())
+
+
+def test_every_official_named_rule_has_a_case_that_breaks_it_alone() -> None:
+    contract = load_contract("official")
+    model = contract.models["kling-v2-6"]
+    cases = {c.name: c for c in build_cases(contract)}
+    omitted = omitted_cases(contract)
+    assert {f"invalid:{r.id}" for r in model.rules if not r.warning} <= set(cases) | set(omitted)
+    assert {"invalid:image.max_bytes", "invalid:image_tail.max_bytes"} <= set(omitted)
+    assert len(omitted) <= 4, omitted
+    for name, case in cases.items():
+        if case.method != "POST":
+            continue
+        verdict = validate_create(contract, case.body, mode=case.kind)
+        if case.expect is None:
+            assert not isinstance(verdict, Violation), name
+        else:
+            assert isinstance(verdict, Violation), name
+            assert f"invalid:{verdict.rule}" == name
+            assert (contract.errors[verdict.error].http_status, contract.errors[verdict.error].code) == (
+                case.expect.status,
+                case.expect.code,
+            )
+            assert case.path == next(op.path for op in contract.operations.values() if op.id == case.operation)
+    images = [c.body["image"] for c in cases.values() if isinstance(c.body, dict) and "image" in c.body]
+    assert images
+    assert not any(i.startswith("data:") for i in images)  # Kling takes raw base64
+
+
+def test_official_dry_run_needs_no_key_and_prints_no_secret() -> None:
+    text = Verifier(
+        "https://api-singapore.klingai.com", face="official", access_key="ak-live", secret_key="sk-live"
+    ).dry_run()
+    assert "cases (official face)" in text
+    assert "auth:token_expired" in text
+    assert "(expired credentials)" in text
+    assert "omitted invalid:image.max_bytes" in text
+    assert "sk-live" not in text
+
+
+def _broken_official_app() -> Starlette:
+    """Kling's API gone wrong: a numeric task id, 'succeeded', seconds, an expired token
+    accepted, an error without code, an error with data."""
+    task = "123456789012345678"
+    ok = {"code": 0, "message": "SUCCEED", "request_id": "r"}
+
+    def claims(request: Request) -> dict[str, Any] | None:
+        value = request.headers.get("authorization", "")
+        if not value.startswith("Bearer "):
+            return None
+        return dict(jwt.decode(value[7:], options={"verify_signature": False}))
+
+    async def create(request: Request) -> JSONResponse:
+        if claims(request) is None:
+            return JSONResponse({**ok, "code": 1001, "message": "empty", "data": None}, 401)
+        body = await request.json()
+        if body.get("sound") == "on":
+            return JSONResponse({"message": "bad request", "request_id": "r"}, 400)  # no code
+        kind = request.path_params["kind"]
+        task_id: Any = int(task) if kind == "text2video" else task  # a JSON number loses precision
+        data = {"task_id": task_id, "task_info": {}, "task_status": "submitted", "created_at": 1, "updated_at": 1}
+        return JSONResponse({**ok, "data": data})
+
+    async def get(request: Request) -> JSONResponse:
+        if request.path_params["task_id"] != task:
+            return JSONResponse({**ok, "code": 1203, "message": "gone", "data": {}}, 404)
+        now = int(now_seconds())  # seconds where Kling answers milliseconds
+        data = {"task_id": task, "task_status": "succeeded", "task_info": {}, "created_at": now, "updated_at": now}
+        return JSONResponse({**ok, "data": data})
+
+    async def listing(request: Request) -> JSONResponse:
+        if claims(request) is None:
+            return JSONResponse({**ok, "code": 1001, "message": "empty", "data": None}, 401)
+        return JSONResponse({**ok, "data": []})  # never looks at exp
+
+    return Starlette(
+        routes=[
+            Route("/v1/videos/{kind}", create, methods=["POST"]),
+            Route("/v1/videos/{kind}", listing, methods=["GET"]),
+            Route("/v1/videos/{kind}/{task_id}", get, methods=["GET"]),
+        ]
+    )
+
+
+def test_verify_official_names_each_defect_of_a_broken_server() -> None:
+    wanted = {
+        "valid:text2video",
+        "valid:image2video",
+        "auth:token_expired",
+        "get:task_not_exist",
+        "invalid:sound.requires_pro",
+    }
+    cases = [c for c in build_cases(load_contract("official")) if c.name in wanted]
+    with serving(_broken_official_app()) as url:
+        result = _official(url, FakeTime(), cases=cases, poll_interval=1).run()
+    report = result.report
+    assert report.exit_code() == 1
+    named = {(name, v.rule, v.json_path) for name, found in report.cases.items() for v in found}
+    for expected in [
+        ("valid:text2video", "schema:properties/data/properties/task_id/type", "$.data.task_id"),
+        ("valid:image2video::follow", "schema:properties/data/properties/task_status/enum", "$.data.task_status"),
+        ("auth:token_expired", "verify.invalid_rejected", "$"),
+        ("get:task_not_exist", "schema:properties/data/type", "$.data"),
+        ("invalid:sound.requires_pro", "schema:required", "$.code"),
+    ]:
+        assert expected in named, sorted(named)
+    assert "valid:text2video::follow" in report.skipped  # a numeric id cannot be polled
+    created = {(name, v.rule) for name, found in report.cases.items() for v in found if v.rule == "timestamps.unit"}
+    assert ("valid:image2video", "timestamps.unit") in created  # 1 ms after 1970 is no Kling time
+    assert {v.face for v in report.violations} == {"official"}
