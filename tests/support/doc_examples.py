@@ -15,7 +15,7 @@ Either kind may use the declared placeholders of ``doc_placeholders.PLACEHOLDERS
 ``my_app``, ``MyClient``... : "your code") without defining them; nothing else is stubbed, so a
 missing import or an undefined name fails the block.
 
-``json`` blocks must parse. ``sh`` blocks: each ``kling-testkit ...`` command must be accepted
+``json`` blocks must parse, and every line of a ``jsonl`` block. ``sh`` blocks: each ``kling-testkit ...`` command must be accepted
 by the real command line parser, and each ``python3 dev.py ...`` must name a dev.py command.
 """
 
@@ -117,6 +117,12 @@ def run_json(example: Example) -> None:
     json.loads(str(example.parsed))
 
 
+def run_jsonl(example: Example) -> None:
+    for line in str(example.parsed).splitlines():
+        if line.strip():
+            json.loads(line)
+
+
 def run_sh(example: Example) -> None:
     from kling_testkit.cli import build_parser
 
@@ -138,6 +144,7 @@ SYBIL = Sybil(
     parsers=[
         CodeBlockParser("python", run_python),
         CodeBlockParser("json", run_json),
+        CodeBlockParser("jsonl", run_jsonl),
         CodeBlockParser("sh", run_sh),
         SkipParser(),
     ],
