@@ -67,6 +67,10 @@ __all__ = [
     "polls",
     "polls_before_end",
     "retry_after_waits",
+    "assert_tokens_renewed",
+    "assert_within_concurrency_slots",
+    "slot_refusals",
+    "token_refusals",
     # contract checks, failures and recordings
     "CHECKS",
     "ContractViolation",
@@ -109,6 +113,10 @@ _LOCATIONS = {
     "polls": "kling_testkit.assertions",
     "polls_before_end": "kling_testkit.assertions",
     "retry_after_waits": "kling_testkit.assertions",
+    "assert_tokens_renewed": "kling_testkit.assertions",
+    "assert_within_concurrency_slots": "kling_testkit.assertions",
+    "slot_refusals": "kling_testkit.assertions",
+    "token_refusals": "kling_testkit.assertions",
     "CHECKS": "kling_testkit.checks",
     "assert_conforms": "kling_testkit.checks",
     "check_exchanges": "kling_testkit.checks",
@@ -128,11 +136,15 @@ if TYPE_CHECKING:
         ContractNotClean,
         assert_contract_clean,
         assert_retry_after_honoured,
+        assert_tokens_renewed,
+        assert_within_concurrency_slots,
         contract_violations,
         min_poll_interval,
         polls,
         polls_before_end,
         retry_after_waits,
+        slot_refusals,
+        token_refusals,
     )
     from kling_testkit.checks import CHECKS, assert_conforms, check_exchanges
     from kling_testkit.failures import ContractViolation, Report, Severity

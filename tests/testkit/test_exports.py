@@ -41,6 +41,10 @@ PUBLIC = {
     "polls",
     "polls_before_end",
     "retry_after_waits",
+    "assert_tokens_renewed",
+    "assert_within_concurrency_slots",
+    "slot_refusals",
+    "token_refusals",
     # contract checks, failures and recordings
     "CHECKS",
     "ContractViolation",
