@@ -298,3 +298,24 @@ def test_the_served_video_is_what_the_task_object_says(service: Service, body: A
         assert stream.duration is not None
         assert stream.time_base is not None
         assert round(float(stream.duration * stream.time_base)) == round(float(duration))
+
+
+@pytest.mark.parametrize(
+    ("prefix", "authorization"),
+    [
+        pytest.param("", "jwt", id="root-jwt"),
+        pytest.param("/kling", "Bearer sk-test", id="gateway-mount-sk-key"),
+        pytest.param("/proxy/kling", "jwt", id="proxy-mount-jwt"),
+    ],
+)
+def test_kling_routes_are_served_at_the_root_and_under_the_contracts_prefixes(
+    service: Service, prefix: str, authorization: str
+) -> None:
+    headers = _auth(service) if authorization == "jwt" else [("authorization", authorization)]
+    created = service.handle_simple("POST", prefix + T2V, json=BODY, headers=headers)
+    assert (created.status, _json(created)["code"]) == (200, 0)
+    task_id = _json(created)["data"]["task_id"]
+    polled = service.handle_simple("GET", f"{prefix}{I2V}/{task_id}", headers=headers)
+    assert _json(polled)["data"]["task_status"] == "processing"
+    [_, entry] = service.engine.journal.entries()
+    assert (entry.face, entry.operation) == ("official", "image2video.get")
