@@ -434,16 +434,18 @@ class Engine:
             if external_id is not None and (account, external_id) in self._external:
                 raise ExternalIdTaken(external_id)
             if slots is not None:
-                active = self._active.get(account, [])
-                still = []
-                for held in active:
-                    other = self._tasks[held]
-                    self._refresh(other, poll=False)
-                    if not other.status.terminal:
-                        still.append(held)
-                self._active[account] = still
-                if len(still) >= slots:
-                    raise SlotsExhausted(account, slots)
+                active = self._active.setdefault(account, [])
+                if len(active) >= slots:
+                    # Only an account at its limit pays for finding which of its tasks ended.
+                    still = []
+                    for held in active:
+                        other = self._tasks[held]
+                        self._refresh(other, poll=False)
+                        if not other.status.terminal:
+                            still.append(held)
+                    active[:] = still
+                    if len(still) >= slots:
+                        raise SlotsExhausted(account, slots)
             now = self.clock.now()
             outcome = self._outcome
             for rule in self._outcome_rules:
