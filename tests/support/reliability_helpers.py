@@ -1,6 +1,6 @@
 """Doors, a raw HTTP/1.1 client and hostile payloads for the reliability suite.
 
-Imported as ``reliability_helpers`` (pytest puts this folder on ``sys.path``). The raw socket
+Imported as ``reliability_helpers`` (``tests/support`` is on pytest's ``pythonpath``). The raw socket
 client exists because httpx normalises what the battery must send verbatim: ``..`` segments,
 duplicated headers, undecodable bytes, bodies that announce more than they carry.
 """
