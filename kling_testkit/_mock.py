@@ -23,7 +23,6 @@ other hosts pass through untouched unless ``assert_all_mocked=True``)::
 
 from __future__ import annotations
 
-import contextvars
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -33,6 +32,9 @@ import httpx
 import respx
 from respx.models import Call, CallList
 
+from kling_testkit._respx import IN_ASYNC as _IN_ASYNC
+from kling_testkit._respx import FakeRoute as _FakeRoute
+from kling_testkit._respx import Router as _Router
 from mockserver import (
     ApiRequest,
     ApiResponse,
@@ -90,44 +92,6 @@ DEFAULT: Final = _Default()
 #: callable ``(request, **path_params) -> response | DEFAULT`` (async callables too, for async
 #: clients), :data:`DEFAULT`, or a sequence of those consumed one per call.
 SideEffect = httpx.Response | BaseException | type[BaseException] | Callable[..., Any] | _Default | Iterable[Any]
-
-# Set while respx resolves a request for an async client: the one place that tells the side
-# effect whether it may return an awaitable (to spend latency with ``await clock.asleep``).
-_IN_ASYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("kling_in_async", default=False)
-
-
-class _FakeRoute(respx.Route):
-    """A respx route whose side effect is the fake, called without respx's per-call
-    ``inspect.getfullargspec`` of the side effect (a third of the fake's own cost per request).
-    Everything else (matching, pass-through, async resolution, error wrapping) is respx's."""
-
-    def __init__(self, handler: Callable[[httpx.Request], Any], **lookups: Any) -> None:
-        super().__init__(**lookups)
-        self._handler = handler
-
-    def resolve(self, request: httpx.Request, **_context: Any) -> Any:
-        return self._handler(request)
-
-
-class _Router(respx.MockRouter):
-    """A respx router that marks async resolution (see ``_IN_ASYNC``) and records in
-    ``router.calls`` only the requests it passes through: the fake's own answers are recorded
-    once, on their :class:`KlingRoute`."""
-
-    def record(
-        self, request: httpx.Request, *, response: httpx.Response | None = None, route: respx.Route | None = None
-    ) -> None:
-        # A second respx Call per answered request kept every request and response alive
-        # twice; with thousands of them each GC pass, and so each request, got slower.
-        if not isinstance(route, _FakeRoute):
-            super().record(request, response=response, route=route)
-
-    async def aresolve(self, request: httpx.Request) -> Any:
-        token = _IN_ASYNC.set(True)
-        try:
-            return await super().aresolve(request)
-        finally:
-            _IN_ASYNC.reset(token)
 
 
 def as_progression(value: Progression | str) -> Progression:
@@ -635,7 +599,9 @@ def _checked(route: KlingRoute, request: httpx.Request, result: Any, *, allow_aw
 
 
 def _bind(response: httpx.Response, request: httpx.Request) -> httpx.Response:
-    if response._request is None:  # httpx has no public "has a request" check
+    try:
+        response.request  # noqa: B018 - httpx's public way to ask: RuntimeError when unbound
+    except RuntimeError:
         response.request = request
         return response
     # A response reused across calls: answer with a copy bound to this request.

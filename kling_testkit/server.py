@@ -18,7 +18,6 @@ kept and raised in the test thread at the next control call or at :meth:`LiveSer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -30,6 +29,7 @@ import uvicorn
 
 from kling_testkit._mock import EngineControls, as_outcome, as_progression, build_service
 from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
+from mockserver._uvicorn import ThreadServer
 from mockserver.app import create_app
 from mockserver.engine import Journal, JournalEntry, TaskView
 from mockserver.engine.journal import ContractWarning
@@ -58,54 +58,6 @@ class _CapturingApp:
         except BaseException as exc:
             self.errors.append(exc)
             raise
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its polling loop and its graceful-shutdown pause.
-
-    ``main_loop`` waits on an event instead of waking every 0.1 s, and ``shutdown`` closes
-    connections at once: the server stops only after the tests that used it finished, so the
-    0.1 s grace (plus up to 0.1 s of tick) would be paid for nothing.
-    """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._exit: asyncio.Event | None = None
-
-    async def startup(self, sockets: list[Any] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._exit = asyncio.Event()
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)  # sets the default headers once (no Date header: see LiveServer)
-        assert self._exit is not None
-        if not self.should_exit:
-            await self._exit.wait()
-
-    async def shutdown(self, sockets: list[Any] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        for task in list(self.server_state.tasks):
-            task.cancel()
-        for server in self.servers:
-            # A client holding a connection open must not hang the run.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        if self._loop is not None and self._exit is not None:
-            self._loop.call_soon_threadsafe(self._exit.set)
 
 
 class LiveServer(EngineControls):
@@ -153,7 +105,7 @@ class LiveServer(EngineControls):
         self.admin_token = admin_token
         self._default_keys = tuple(self.engine.contract.index["auth"]["default_keys"])
         self._errors: list[BaseException] = []
-        self._server: _Server | None = None
+        self._server: ThreadServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
@@ -179,7 +131,7 @@ class LiveServer(EngineControls):
             server_header=False,
             date_header=False,
         )
-        server = _Server(config)
+        server = ThreadServer(config)
         self._server = server
 
         def run() -> None:
