@@ -41,6 +41,7 @@ def _run(threads: list[threading.Thread], order: LockOrder) -> None:
         thread.join()
     assert not order.violations, order.violations
 
+
 THREADS = 6
 PER_THREAD = 300
 
