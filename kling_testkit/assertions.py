@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol, Union
 
 from kling_testkit.checks import retry_after_seconds
+from kling_testkit.errors import KlingTestkitError
 from kling_testkit.failures import ContractViolation, Severity
 from mockserver import Contract, Engine, Journal, JournalEntry, load_contract
 
@@ -279,7 +280,7 @@ def contract_violations(source: Source) -> list[ContractViolation]:
     return out
 
 
-class ContractNotClean(AssertionError):
+class ContractNotClean(KlingTestkitError, AssertionError):
     """Raised by :func:`assert_contract_clean`; ``violations`` holds each finding."""
 
     def __init__(self, violations: list[ContractViolation]) -> None:

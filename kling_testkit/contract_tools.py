@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kling_testkit.errors import KlingTestkitError
 from mockserver.contract import Contract, ContractError, load_contract
 from mockserver.contract.openapi import build_openapi
 
@@ -41,7 +42,7 @@ _LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties
 _UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 
 
-class ContractLoadError(Exception):
+class ContractLoadError(KlingTestkitError):
     """A folder is neither a contract folder nor an export, or its files are broken."""
 
 

@@ -24,6 +24,8 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 
+from kling_testkit.errors import KlingTestkitError
+
 __all__ = [
     "ContractViolation",
     "Report",
@@ -67,7 +69,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"... ({len(text)} chars)"
 
 
-class ContractViolation(AssertionError):
+class ContractViolation(KlingTestkitError, AssertionError):
     """One way an exchange (or a task's timeline) breaks the contract.
 
     ``part`` says which body ``json_path`` points into: ``request``, ``response`` or

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from kling_testkit.errors import KlingTestkitError
 from mockserver import JournalEntry
 from mockserver.engine.journal import exchange_record, redact_headers, shorten
 from mockserver.http import dump_json
@@ -48,7 +49,7 @@ __all__ = [
 Headers = tuple[tuple[str, str], ...]
 
 
-class RecordingError(Exception):
+class RecordingError(KlingTestkitError):
     """A recording cannot be read; ``str()`` names the file and the line or HAR entry.
 
     >>> str(RecordingError("run.jsonl", "truncated JSON record", line=3))

@@ -28,6 +28,7 @@ import httpx
 import uvicorn
 
 from kling_testkit._mock import EngineControls, as_outcome, as_progression, build_service
+from kling_testkit.errors import KlingTestkitError
 from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
 from mockserver._uvicorn import ThreadServer
 from mockserver.app import create_app
@@ -38,7 +39,7 @@ from mockserver.serve import bind
 __all__ = ["AdminClient", "LiveServer", "ServerError"]
 
 
-class ServerError(RuntimeError):
+class ServerError(KlingTestkitError, RuntimeError):
     """An exception raised in the server thread, re-raised in the test (its cause is the original)."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import subprocess
 import sys
 
@@ -43,6 +45,8 @@ PUBLIC = {
     "write_journal",
     # stateful testing
     "TaskLifecycleMachine",
+    # the error family
+    "KlingTestkitError",
 }
 
 
@@ -66,3 +70,38 @@ def test_the_package_imports_names_on_first_use() -> None:
     code = "import sys, kling_testkit; print('mockserver' in sys.modules, kling_testkit.mock().base_url)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "https://api.modelstream.ai"]
+
+
+def _public_modules() -> list[str]:
+    return sorted(
+        f"kling_testkit.{m.name}" for m in pkgutil.iter_modules(kling_testkit.__path__) if not m.name.startswith("_")
+    )
+
+
+@pytest.mark.parametrize("module", _public_modules())
+def test_every_public_exception_of_the_kit_is_a_kling_testkit_error(module: str) -> None:
+    namespace = importlib.import_module(module)
+    errors = [
+        name
+        for name in getattr(namespace, "__all__", ())
+        if isinstance(getattr(namespace, name), type) and issubclass(getattr(namespace, name), BaseException)
+    ]
+    assert [n for n in errors if not issubclass(getattr(namespace, n), kling_testkit.KlingTestkitError)] == []
+
+
+def test_the_error_family_is_the_documented_tree() -> None:
+    import kling_testkit.errors as errors_module
+    from kling_testkit.contract_tools import ContractLoadError
+    from kling_testkit.recording import RecordingError
+
+    family = {
+        kling_testkit.ContractViolation: AssertionError,
+        kling_testkit.ContractNotClean: AssertionError,
+        kling_testkit.ServerError: RuntimeError,
+        RecordingError: Exception,
+        ContractLoadError: Exception,
+    }
+    for error, kind in family.items():
+        assert issubclass(error, kling_testkit.KlingTestkitError), error
+        assert issubclass(error, kind), error
+        assert error.__name__ in (errors_module.__doc__ or ""), f"{error.__name__} is missing from the drawn tree"
