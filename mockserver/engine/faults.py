@@ -70,6 +70,8 @@ class FaultPlan:
             or self.retry_after < 0
         ):
             raise ValueError(f"fault retry_after must be a number >= 0, got {self.retry_after!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"fault seed must be an integer or null, got {self.seed!r}")
         if self.error is None and self.latency == 0:
             raise ValueError("a fault plan needs an error, a latency, or both")
 
@@ -87,7 +89,7 @@ class FaultPlan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FaultPlan:
-        _require_keys(data, set(cls.__dataclass_fields__), "fault plan")
+        _require_keys(data, set(cls.__dataclass_fields__), "fault plan", required=["operation"])
         return cls(**data)
 
 
