@@ -23,17 +23,18 @@ the engine clock's, so with a virtual clock they say what the client *would* hav
 from __future__ import annotations
 
 import functools
-import math
 import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
+from kling_testkit._lifecycle import format_seconds, terminal_statuses
 from kling_testkit.checks import retry_after_seconds
 from kling_testkit.errors import KlingTestkitError
 from kling_testkit.failures import ContractViolation, Severity
 from mockserver import Contract, Engine, Journal, JournalEntry, load_contract
+from mockserver.http import find_header
 
 __all__ = [
     "ContractNotClean",
@@ -81,12 +82,6 @@ def _contract(source: Source) -> Contract:
     return engine.contract if isinstance(engine, Engine) else load_contract()
 
 
-@functools.cache
-def _terminal_wire_statuses(contract: Contract) -> frozenset[str]:
-    projection = contract.status_projection
-    return frozenset(projection[s] for s in contract.lifecycle["terminal"])
-
-
 def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[JournalEntry]:
     return [e for e in entries if e.operation == GET and e.task_id is not None and task_id in (None, e.task_id)]
 
@@ -109,7 +104,7 @@ def polls_before_end(source: Source, task_id: str) -> int:
     >>> polls_before_end([], "task_x")
     0
     """
-    terminal = _terminal_wire_statuses(_contract(source))
+    terminal = terminal_statuses(_contract(source), wire=True)
     count = 0
     for entry in _poll_entries(journal_entries(source), task_id):
         body = entry.response_body
@@ -153,8 +148,8 @@ class RetryAfterWait:
         return self.waited is None or self.waited + 1e-9 >= self.asked
 
     def __str__(self) -> str:
-        waited = "never called again" if self.waited is None else f"called again after {_seconds(self.waited)}"
-        return f"#{self.entry.seq} {self.operation} -> 429 Retry-After {_seconds(self.asked)}: {waited}"
+        waited = "never called again" if self.waited is None else f"called again after {format_seconds(self.waited)}"
+        return f"#{self.entry.seq} {self.operation} -> 429 Retry-After {format_seconds(self.asked)}: {waited}"
 
 
 def retry_after_waits(source: Source, operation: str | None = None) -> list[RetryAfterWait]:
@@ -168,7 +163,7 @@ def retry_after_waits(source: Source, operation: str | None = None) -> list[Retr
     for index, entry in enumerate(entries):
         if entry.status != 429 or entry.operation is None or operation not in (None, entry.operation):
             continue
-        header = next((v for k, v in entry.response_headers if k.lower() == "retry-after"), None)
+        header = find_header(entry.response_headers, "retry-after")
         asked = retry_after_seconds(header, entry.time)
         if asked is None:
             continue
@@ -306,7 +301,3 @@ def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings
     ]
     if found:
         raise ContractNotClean(found)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") + " s" if math.isfinite(value) else str(value)

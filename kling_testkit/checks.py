@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
+from kling_testkit._lifecycle import format_seconds, successors, terminal_statuses
 from kling_testkit.failures import ContractViolation, Severity, format_json_path
 from kling_testkit.recording import Exchange
 from mockserver.contract import Contract, Operation, load_contract
@@ -163,16 +163,9 @@ class CheckContext:
     def __init__(self, contract: Contract | None = None, *, operation: str | None = None) -> None:
         self.contract = contract if contract is not None else load_contract()
         self.forced_operation = self.contract.operations[operation] if operation is not None else None
-        projection = self.contract.status_projection
-        self.internal_status = {wire: internal for internal, wire in projection.items()}
-        self.wire_status = dict(projection)
-        lifecycle = self.contract.lifecycle
-        self.terminal = {projection[s] for s in lifecycle["terminal"]}
-        self.completed = projection["succeeded"]
-        edges: dict[str, set[str]] = {}
-        for t in lifecycle["transitions"]:
-            edges.setdefault(projection[t["from"]], set()).add(projection[t["to"]])
-        self.reachable = {s: _closure(s, edges) for s in projection.values()}
+        self.terminal = set(terminal_statuses(self.contract, wire=True))
+        self.completed = self.contract.status_projection["succeeded"]
+        self.reachable = {s: set(after) for s, after in successors(self.contract, wire=True).items()}
         self.timelines: dict[str, TaskTimeline] = {}
         self.rate_limited: dict[str, tuple[float, float, str | None]] = {}
         self.exchanges = 0
@@ -243,17 +236,6 @@ def _match_operation(contract: Contract, method: str, path: str) -> Operation | 
         if method in methods and (op.match(path) is not None or _suffix_params(op, path) is not None):
             return op
     return None
-
-
-def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(edges.get(start, ()))
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(edges.get(node, ()))
-    return seen
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -782,14 +764,10 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
     if waited + 1e-6 < wait:
         raise _violation(
             "client.retry_after",
-            f"called {op.id} {_seconds(waited)} after a 429 that asked to wait {_seconds(wait)}"
+            f"called {op.id} {format_seconds(waited)} after a 429 that asked to wait {format_seconds(wait)}"
             + (f" ({source})" if source else ""),
             json_path="$",
             part="timeline",
-            expected=f">= {_seconds(wait)}",
-            actual=_seconds(waited),
+            expected=f">= {format_seconds(wait)}",
+            actual=format_seconds(waited),
         )
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") + " s" if math.isfinite(value) else str(value)

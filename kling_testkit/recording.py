@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from kling_testkit.errors import KlingTestkitError
 from mockserver import JournalEntry
 from mockserver.engine.journal import exchange_record, redact_headers, shorten
-from mockserver.http import dump_json
+from mockserver.http import dump_json, find_header
 
 __all__ = [
     "Exchange",
@@ -100,11 +100,11 @@ class Exchange:
 
     def request_header(self, name: str) -> str | None:
         """First value of a request header (case-insensitive)."""
-        return _header(self.request_headers, name)
+        return find_header(self.request_headers, name)
 
     def response_header(self, name: str) -> str | None:
         """First value of a response header (case-insensitive)."""
-        return _header(self.response_headers, name)
+        return find_header(self.response_headers, name)
 
     @classmethod
     def from_record(cls, record: Any, *, source: str | None = None) -> Exchange:
@@ -194,11 +194,6 @@ class Exchange:
         )
 
 
-def _header(headers: Headers, name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
-
-
 def _headers(raw: Any, what: str) -> Headers:
     if raw is None:
         return ()
@@ -218,7 +213,7 @@ def _headers(raw: Any, what: str) -> Headers:
 
 
 def _is_json_type(headers: Headers) -> bool:
-    content_type = (_header(headers, "content-type") or "").split(";")[0].strip().lower()
+    content_type = (find_header(headers, "content-type") or "").split(";")[0].strip().lower()
     return not content_type or content_type == "application/json" or content_type.endswith("+json")
 
 
@@ -243,7 +238,7 @@ def _raw_body(content: bytes, headers: Headers) -> Any:
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        kind = (_header(headers, "content-type") or "").split(";")[0].strip()
+        kind = (find_header(headers, "content-type") or "").split(";")[0].strip()
         return f"<{len(content)} bytes {kind}>".replace(" >", ">")
 
 

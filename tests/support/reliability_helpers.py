@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sample_payloads import t2v
 
 from mockserver import ApiRequest, Service, load_contract
+from mockserver.http import find_header
 
 CREATE = load_contract().operations["video_generations.create"].path
 AUTH = ("authorization", "Bearer sk-test")
@@ -32,7 +33,7 @@ class Reply:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
+        return find_header(self.headers, name)
 
     def json(self) -> Any:
         return json.loads(self.body)
