@@ -162,14 +162,6 @@ class ContractViolation(KlingTestkitError, AssertionError):
             severity=severity,
         )
 
-    def located(self, *, check: str | None = None, where: str | None = None) -> ContractViolation:
-        """The same violation with the check name and source location filled in (the driver's job)."""
-        if check is not None and self.check is None:
-            self.check = check
-        if where is not None and self.where is None:
-            self.where = where
-        return self
-
     @property
     def headline(self) -> str:
         head = self.operation or "(unknown operation)"

@@ -24,8 +24,6 @@ from mockserver.engine.faults import ArmedFault, FaultPlan
 from mockserver.engine.journal import Journal
 from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
 
-_PATH = (Status.SUBMITTED, Status.PROCESSING)
-
 
 class TaskNotFound(KeyError):
     """No task with this id (faces render it as their catalogued error)."""
@@ -256,10 +254,6 @@ class Engine:
         """Tasks created later whose request matches ``rule.when`` end with ``rule.outcome``."""
         with self._lock:
             self._outcome_rules.append(rule)
-
-    def outcome_rules(self) -> list[OutcomeRule]:
-        with self._lock:
-            return list(self._outcome_rules)
 
     def policies(self) -> dict[str, Any]:
         """The defaults in force (admin ``GET /__mock__/policies``)."""
