@@ -144,10 +144,19 @@ class EngineControls:
     :class:`FaultPlan` or its fields.
 
     >>> api = KlingMock()
+    >>> api.set_progression("manual")
     >>> api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
     1
-    >>> api.clock.advance(30) - api.clock.now()
-    0.0
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> refused = client.post("/v1/video/generations", json=body)
+    >>> refused.status_code, refused.headers["retry-after"], api.faults()[0]["exhausted"]
+    (429, '5', True)
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> client.get(f"/v1/video/generations/{task_id}").json()["status"]  # manual: polls do not move it
+    'queued'
+    >>> api.advance(task_id).status.value, api.task(task_id).polls
+    ('processing', 1)
     """
 
     engine: Engine
@@ -238,9 +247,13 @@ class KlingRoute:
 
     >>> api = KlingMock()
     >>> route = api.routes["video_generations.create"]
-    >>> route.side_effect = [httpx.Response(503), DEFAULT]
-    >>> route.call_count
-    0
+    >>> route.side_effect = [httpx.Response(503), DEFAULT]  # an outage, then the fake answers
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> [client.post("/v1/video/generations", json=body).status_code for _ in range(2)]
+    [503, 200]
+    >>> route.call_count, route.calls.last.response.json()["status"], len(api.entries())
+    (2, 'queued', 1)
     """
 
     def __init__(self, operation: str) -> None:

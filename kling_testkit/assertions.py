@@ -15,9 +15,15 @@ the engine clock's, so with a virtual clock they say what the client *would* hav
   (such as an unknown field the real gateway drops silently).
 
 >>> from kling_testkit import KlingMock
->>> api = KlingMock()
->>> polls(api, "task_unknown"), min_poll_interval(api)
-(0, None)
+>>> api = KlingMock()  # each step of a task takes one poll (the default progression)
+>>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+>>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+>>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+>>> for wait in (10, 4, 0):  # a client that polls, waits 10 s, polls, waits 4 s, polls
+...     status = client.get(f"/v1/video/generations/{task_id}").json()["status"]
+...     _ = api.advance_clock(wait)
+>>> status, polls(api, task_id), polls_before_end(api, task_id), min_poll_interval(api)
+('completed', 3, 1, 4.0)
 """
 
 from __future__ import annotations
@@ -64,8 +70,13 @@ Source = Union[_HasEngine, Engine, Journal, Iterable[JournalEntry]]  # noqa: UP0
 def journal_entries(source: Source) -> list[JournalEntry]:
     """The journal entries of ``source``, oldest first.
 
-    >>> journal_entries([])
-    []
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> _ = api.client().get("/v1/video/generations/task_x")  # no key: refused, and journaled
+    >>> [(entry.seq, entry.method, entry.status) for entry in journal_entries(api)]
+    [(1, 'GET', 401)]
+    >>> journal_entries(api.engine) == journal_entries(api.journal) == journal_entries(api.entries())
+    True
     """
     if isinstance(source, Journal):
         return source.entries()
@@ -89,8 +100,15 @@ def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[
 def polls(source: Source, task_id: str) -> int:
     """How many times the client polled ``task_id`` (every answered poll, errors included).
 
-    >>> polls([], "task_x")
-    0
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> [client.get(f"/v1/video/generations/{task_id}").json()["status"] for _ in range(3)]
+    ['in_progress', 'completed', 'completed']
+    >>> polls(api, task_id), polls(api, "task_other")
+    (3, 0)
     """
     return len(_poll_entries(journal_entries(source), task_id))
 
@@ -101,8 +119,15 @@ def polls_before_end(source: Source, task_id: str) -> int:
     the second poll got 1 poll before its end; the poll that saw it end is not counted, and
     neither are the redundant polls after it.
 
-    >>> polls_before_end([], "task_x")
-    0
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock(progression="polls:2")
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> [client.get(f"/v1/video/generations/{task_id}").json()["status"] for _ in range(6)]
+    ['queued', 'in_progress', 'in_progress', 'completed', 'completed', 'completed']
+    >>> polls_before_end(api, task_id)
+    3
     """
     terminal = terminal_statuses(_contract(source), wire=True)
     count = 0
@@ -117,8 +142,18 @@ def min_poll_interval(source: Source, task_id: str | None = None) -> float | Non
     """The smallest time between two consecutive polls of the same task (of ``task_id``, or of
     any task), in seconds of the engine clock; None when no task was polled twice.
 
-    >>> min_poll_interval([]) is None
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> min_poll_interval(api) is None  # not polled twice yet
     True
+    >>> for wait in (30, 2, 15):
+    ...     _ = client.get(f"/v1/video/generations/{task_id}")
+    ...     _ = api.advance_clock(wait)
+    >>> min_poll_interval(api), min_poll_interval(api, "task_other")
+    (2.0, None)
     """
     last: dict[str, float] = {}
     smallest: float | None = None
@@ -155,8 +190,18 @@ class RetryAfterWait:
 def retry_after_waits(source: Source, operation: str | None = None) -> list[RetryAfterWait]:
     """Every ``429`` that carried ``Retry-After`` (for ``operation``, or any), with the wait.
 
-    >>> retry_after_waits([])
-    []
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
+    >>> client.post("/v1/video/generations", json=body).status_code
+    429
+    >>> _ = api.advance_clock(2)  # the client retries after 2 s, not 5
+    >>> client.post("/v1/video/generations", json=body).status_code
+    200
+    >>> [(wait.asked, wait.waited, wait.honoured) for wait in retry_after_waits(api)]
+    [(5.0, 2.0, False)]
     """
     entries = journal_entries(source)
     out: list[RetryAfterWait] = []
@@ -176,7 +221,21 @@ def assert_retry_after_honoured(source: Source, operation: str | None = None) ->
     """Fail unless, after every ``429`` with ``Retry-After``, the client waited at least that
     long before calling the same operation again; the message lists each early retry.
 
-    >>> assert_retry_after_honoured([])
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
+    >>> client.post("/v1/video/generations", json=body).status_code
+    429
+    >>> _ = api.advance_clock(2)  # the client retries after 2 s, not 5
+    >>> client.post("/v1/video/generations", json=body).status_code
+    200
+    >>> assert_retry_after_honoured(api)
+    Traceback (most recent call last):
+    ...
+    AssertionError: 1 retry(ies) came before Retry-After had passed:
+      #1 video_generations.create -> 429 Retry-After 5 s: called again after 2 s
     """
     early = [wait for wait in retry_after_waits(source, operation) if not wait.honoured]
     if early:
@@ -249,8 +308,14 @@ def contract_violations(source: Source) -> list[ContractViolation]:
     fake refused for their content (severity error; rule id and field path from the answer) and
     contract warnings on accepted requests (severity warning; e.g. an unknown field).
 
-    >>> contract_violations([])
-    []
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = client.post("/v1/video/generations", json={**body, "colour": "red"})  # dropped by the gateway
+    >>> _ = client.post("/v1/video/generations", json={**body, "sound": "on", "mode": "std"})  # refused
+    >>> [(v.severity.value, v.rule, v.json_path) for v in contract_violations(api)]
+    [('warning', 'unknown_field', '$.colour'), ('error', 'sound.requires_pro', '$.sound')]
     """
     contract = _contract(source)
     out: list[ContractViolation] = []
@@ -291,7 +356,18 @@ def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings
     """Fail when any request broke the contract, listing each finding with its field path and
     rule id. ``allow``: rule ids to ignore; ``warnings=False`` ignores contract warnings.
 
-    >>> assert_contract_clean([])
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = client.post("/v1/video/generations", json={**body, "colour": "red"})  # dropped by the gateway
+    >>> _ = client.post("/v1/video/generations", json={**body, "sound": "on", "mode": "std"})  # refused
+    >>> assert_contract_clean(api, allow=["sound.requires_pro"], warnings=False)
+    >>> assert_contract_clean(api, allow=["unknown_field"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kling_testkit.assertions.ContractNotClean: 1 request(s) broke the Kling contract:
+      journal#2 video_generations.create -> 400: error at $.sound (rule sound.requires_pro): ...
     """
     allowed = set(allow)
     found = [

@@ -342,9 +342,14 @@ def _diff_table(
 def diff_contracts(old: str | Path, new: str | Path) -> list[Change]:
     """Every change from ``old`` to ``new`` (contract folders or exports), breaking first.
 
-    >>> root = load_contract().root
-    >>> diff_contracts(root, root)
-    []
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # an export whose lifecycle gained a status
+    ...     manifest = [p for p in export_contract(None, tmp) if p.name == "manifest.json"][0]
+    ...     data = json.loads(manifest.read_text())
+    ...     data["statuses"].append("cancelled")
+    ...     _ = manifest.write_text(json.dumps(data))
+    ...     [change.line() for change in diff_contracts(load_contract().root, tmp)]
+    ["BREAKING  response  lifecycle /statuses: new task status 'cancelled'"]
     """
     a, b = load_surface(old), load_surface(new)
     changes: list[Change] = []

@@ -223,9 +223,12 @@ class Report:
     and check; for ``verify``, one per sent case. Each case name maps to its violations (an
     empty list is a pass); ``skipped`` maps case names to a reason.
 
-    >>> report = Report("check", cases={"a.jsonl::ids_stable": []})
+    >>> broken = ContractViolation("ids.stable", "task_id changed", json_path="$.task_id")
+    >>> report = Report("check", cases={"a.jsonl::ids_stable": [broken], "a.jsonl::body": []})
     >>> report.exit_code(), report.summary_line()
-    (0, 'check: 1 case, 0 violations')
+    (1, 'check: 2 cases, 1 violation (1 error)')
+    >>> Report("check", cases={"a.jsonl::body": []}).exit_code()
+    0
     """
 
     command: str

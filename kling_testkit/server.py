@@ -284,9 +284,13 @@ class AdminClient:
     process (``kling-testkit serve``) or to exercise the admin API itself. Answers are the admin
     API's JSON; errors raise ``httpx.HTTPStatusError``.
 
-    >>> with LiveServer() as server, AdminClient(server.base_url) as admin:
-    ...     admin.advance_clock(30) - server.clock.now()
-    0.0
+    >>> with LiveServer(progression="manual") as server, AdminClient(server.base_url) as admin:
+    ...     start = server.clock.now()
+    ...     moved = admin.advance_clock(30)
+    ...     fault_id = admin.arm_fault(operation="video_generations.get", error="upstream_error", times=2)
+    ...     faults = server.faults()  # the same engine, read in-process
+    >>> moved - start, [(f["id"] == fault_id, f["operation"], f["times"]) for f in faults]
+    (30.0, [(True, 'video_generations.get', 2)])
     """
 
     def __init__(self, base_url: str, *, admin_token: str | None = None, timeout: float = 10.0) -> None:

@@ -113,9 +113,12 @@ class ServiceAdapter:
 def create_app(service: Service | None = None) -> Starlette:
     """The fake as a Starlette application (pass a :class:`Service` to share an engine).
 
-    >>> app = create_app()
-    >>> type(app).__name__
-    'Starlette'
+    >>> import asyncio, httpx
+    >>> async def status(path: str) -> int:
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app()), base_url="http://t") as c:
+    ...         return (await c.get(path)).status_code
+    >>> asyncio.run(status("/openapi.json")), asyncio.run(status("/v1/video/generations/task_x"))  # no key
+    (200, 401)
     """
     service = service if service is not None else Service()
     # One route for every method and path: an ASGI app as endpoint (not a function) gets the raw

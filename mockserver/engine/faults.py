@@ -29,8 +29,13 @@ class FaultPlan:
     ``upstream_unavailable``, ``insufficient_user_quota``...), or None for latency only.
     ``times`` calls are hit after ``skip`` calls pass (``times=None``: every call).
 
-    >>> FaultPlan(operation="video_generations.create", error="rate_limited", times=2).times
-    2
+    >>> plan = FaultPlan(operation="video_generations.create", error="rate_limited", times=2, retry_after=5)
+    >>> FaultPlan.from_json(plan.to_json()) == plan  # the admin API's JSON form
+    True
+    >>> FaultPlan(operation="video_generations.create")
+    Traceback (most recent call last):
+    ...
+    ValueError: a fault plan needs an error, a latency, or both
     """
 
     operation: str

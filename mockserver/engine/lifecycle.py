@@ -140,8 +140,12 @@ class Outcome:
     ``task_failures`` (``content_policy``, ``generation_failed``, ``timeout``) and an optional
     message that replaces the catalogued one.
 
-    >>> Outcome.fail("content_policy").status
-    'failed'
+    >>> Outcome.fail().reason, Outcome.fail("content_policy", "blocked by review").message
+    ('generation_failed', 'blocked by review')
+    >>> Outcome(status="succeeded", reason="timeout")
+    Traceback (most recent call last):
+    ...
+    ValueError: a succeeded outcome takes no reason or message
     """
 
     status: Literal["succeeded", "failed"] = "succeeded"
