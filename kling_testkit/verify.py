@@ -613,30 +613,19 @@ class Verifier:
             return out
         if not isinstance(error, Mapping):
             return out  # error_object_well_formed reports the shape
-        if error.get("code") != expect.code:
-            out.append(
-                ContractViolation(
-                    "verify.error_code",
-                    f"{case.name}: error.code should be {expect.code!r}",
-                    json_path="$.error.code",
-                    expected=expect.code,
-                    actual=error.get("code"),
-                    check="verify",
-                    **common,
+        for name, wanted, says in (("code", expect.code, "should be"), ("param", expect.param, "should name")):
+            if error.get(name) != wanted:
+                out.append(
+                    ContractViolation(
+                        f"verify.error_{name}",
+                        f"{case.name}: error.{name} {says} {wanted!r}",
+                        json_path=f"$.error.{name}",
+                        expected=wanted,
+                        actual=error.get(name),
+                        check="verify",
+                        **common,
+                    )
                 )
-            )
-        if error.get("param") != expect.param:
-            out.append(
-                ContractViolation(
-                    "verify.error_param",
-                    f"{case.name}: error.param should name {expect.param!r}",
-                    json_path="$.error.param",
-                    expected=expect.param,
-                    actual=error.get("param"),
-                    check="verify",
-                    **common,
-                )
-            )
         return out
 
 

@@ -220,3 +220,17 @@ def test_verify_fails_against_a_broken_server_and_names_each_defect() -> None:
     text = report.render_text()
     for rule in ("verify.invalid_rejected", "schema:required", "schema:properties/status/enum"):
         assert rule in text
+
+
+def test_a_refusal_with_the_wrong_code_or_param_is_named_field_by_field() -> None:
+    async def create(request: Request) -> JSONResponse:
+        error = {"message": "no", "type": "invalid_request_error", "param": "mode", "code": "bad_request"}
+        return JSONResponse({"error": error}, 400)
+
+    app = Starlette(routes=[Route("/v1/video/generations", create, methods=["POST"])])
+    cases = [c for c in build_cases(load_contract()) if c.name == "invalid:sound.requires_pro"]
+    with serving(app) as url:
+        report = _verifier(url, FakeTime(), cases=cases, poll_interval=1).run().report
+    found = {v.rule: (v.json_path, v.expected, v.actual) for v in report.cases["invalid:sound.requires_pro"]}
+    assert found["verify.error_code"] == ("$.error.code", "invalid_request", "bad_request")
+    assert found["verify.error_param"] == ("$.error.param", "sound", "mode")
