@@ -25,18 +25,9 @@ import time
 from pathlib import Path
 
 import httpx
+from payloads import FULL_CREATE
 
-CREATE_BODY = {
-    "model": "kling-v2-6",
-    "multi_prompt": [{"prompt": "a red fox running through fresh snow at dawn", "duration": 5}],
-    "mode": "pro",
-    "size": "1080P",
-    "duration": 5,
-    "sound": "on",
-    "cfg_scale": 0.5,
-    "negative_prompt": "blur, low quality",
-    "watermark_enabled": False,
-}
+CREATE_BODY = {**FULL_CREATE, "watermark_enabled": False}
 AUTH = "Bearer sk-test"
 
 BARE_APP = """
