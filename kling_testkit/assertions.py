@@ -190,18 +190,16 @@ class RetryAfterWait:
 def retry_after_waits(source: Source, operation: str | None = None) -> list[RetryAfterWait]:
     """Every ``429`` that carried ``Retry-After`` (for ``operation``, or any), with the wait.
 
-    >>> from kling_testkit import KlingMock
-    >>> api = KlingMock()
-    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
-    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
-    >>> _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
-    >>> client.post("/v1/video/generations", json=body).status_code
-    429
-    >>> _ = api.advance_clock(2)  # the client retries after 2 s, not 5
-    >>> client.post("/v1/video/generations", json=body).status_code
-    200
-    >>> [(wait.asked, wait.waited, wait.honoured) for wait in retry_after_waits(api)]
-    [(5.0, 2.0, False)]
+    >>> import httpx, kling_testkit
+    >>> with kling_testkit.mock() as api:  # patched: any httpx call to the base URL reaches the fake
+    ...     url, key = api.base_url + "/v1/video/generations", {"Authorization": "Bearer sk-test"}
+    ...     shot = {"prompt": "a fox", "duration": 5}
+    ...     _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=3)
+    ...     answers = [httpx.post(url, headers=key, json={"model": "kling-v2-6", "multi_prompt": [shot]})]
+    ...     _ = api.advance_clock(4)  # this client waits 4 s before it tries again
+    ...     answers.append(httpx.post(url, headers=key, json={"model": "kling-v2-6", "multi_prompt": [shot]}))
+    >>> [a.status_code for a in answers], [(w.asked, w.waited, w.honoured) for w in retry_after_waits(api)]
+    ([429, 200], [(3.0, 4.0, True)])
     """
     entries = journal_entries(source)
     out: list[RetryAfterWait] = []
