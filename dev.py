@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Bootstrap for the two README commands; needs only python3.
+"""Bootstrap for the README's commands; needs only python3.
 
     python3 dev.py serve [kling-testkit serve options]   # the fake on http://127.0.0.1:8000
     python3 dev.py test  [pytest options]                # ruff, mypy --strict, the suite, coverage floor
@@ -54,12 +54,12 @@ def _lowest_python() -> Path:
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
         return python
-    if not python.exists():
-        print(f"dev.py: creating {LOWEST}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(LOWEST)
+    # Built afresh: installing over newer versions would keep what a raised bound no longer picks.
+    print(f"dev.py: creating {LOWEST}", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(LOWEST)
     _run(python, "-m", "pip", "install", "--quiet", "uv")
     print("dev.py: installing kling-testkit[dev] at its lowest direct versions (uv)", flush=True)
-    uv_install = [python, "-m", "uv", "pip", "install", "--quiet", "--python", python]
+    uv_install: list[str | Path] = [python, "-m", "uv", "pip", "install", "--quiet", "--python", python]
     _run(*uv_install, "--resolution", "lowest-direct", "-e", ".[dev]")
     stamp.write_text(wanted)
     return python
