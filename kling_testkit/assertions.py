@@ -354,18 +354,18 @@ def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings
     """Fail when any request broke the contract, listing each finding with its field path and
     rule id. ``allow``: rule ids to ignore; ``warnings=False`` ignores contract warnings.
 
-    >>> from kling_testkit import KlingMock
-    >>> api = KlingMock()
+    >>> import kling_testkit
+    >>> api = kling_testkit.KlingMock(strict=True)  # strict: an unknown field is refused, not dropped
     >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
-    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
-    >>> _ = client.post("/v1/video/generations", json={**body, "colour": "red"})  # dropped by the gateway
-    >>> _ = client.post("/v1/video/generations", json={**body, "sound": "on", "mode": "std"})  # refused
-    >>> assert_contract_clean(api, allow=["sound.requires_pro"], warnings=False)
-    >>> assert_contract_clean(api, allow=["unknown_field"])  # doctest: +ELLIPSIS
+    >>> shot = {"prompt": "a fox", "duration": 5}
+    >>> client.post("/v1/video/generations", json={"model": "kling-v2-6", "multi_prompt": [shot], "fps": 60})
+    <Response [400 Bad Request]>
+    >>> assert_contract_clean(api, allow=["unknown_field"])
+    >>> assert_contract_clean(api)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     kling_testkit.assertions.ContractNotClean: 1 request(s) broke the Kling contract:
-      journal#2 video_generations.create -> 400: error at $.sound (rule sound.requires_pro): ...
+      journal#1 video_generations.create -> 400: error at $.fps (rule unknown_field): Unknown field 'fps' ...
     """
     allowed = set(allow)
     found = [
