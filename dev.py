@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Bootstrap for the two README commands; needs only python3.
+"""Bootstrap for the README's commands; needs only python3.
 
     python3 dev.py serve [kling-testkit serve options]   # the fake on http://127.0.0.1:8000
-    python3 dev.py test  [pytest options]                # ruff, mypy --strict, the test suite
+    python3 dev.py test  [pytest options]                # ruff, mypy --strict, the suite, coverage floor
+    python3 dev.py slow  [pytest options]                # the tests marked slow (CI runs them too)
+    python3 dev.py lowest [pytest options]               # the suite on the lowest versions pyproject allows
     python3 dev.py bench [names] [--quick]               # benchmarks/, ratios against same-run baselines
 
 Each creates or refreshes ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
 fresh clone and a stale checkout behave the same. ``serve`` installs only what the server needs
 (the package without its test-kit dependencies, then the server's own: see SERVER_PACKAGES) and
-runs ``python -m mockserver``; ``test`` and ``bench`` install everything (``.[dev]``).
+runs ``python -m mockserver``; ``test`` and ``bench`` install everything (``.[dev]``). ``test``
+runs in random order (pytest-randomly prints the seed; ``-p randomly --randomly-seed=N`` repeats
+an order) and enforces the coverage floor of ``[tool.coverage.report]`` when run without options.
+``lowest`` builds ``.venv-lowest`` with uv (installed there from PyPI) and ``--resolution
+lowest-direct``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".kling-testkit-stamp"
+LOWEST = ROOT / ".venv-lowest"
 
 #: The distributions ``python -m mockserver`` imports (tests/test_dev_script.py keeps this in step
 #: with the package's imports); their versions come from pyproject.toml's dependencies.
@@ -46,7 +53,7 @@ def project_dependencies() -> list[str]:
     """``[project] dependencies`` of pyproject.toml (tomllib where it exists; 3.10 has none)."""
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     try:
-        import tomllib
+        import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+; mypy targets 3.10
     except ImportError:
         block = re.search(r"^dependencies = \[(.*?)^\]", text, re.M | re.S)
         assert block is not None, "pyproject.toml has no [project] dependencies list"
@@ -77,7 +84,7 @@ def ensure_venv(*, full: bool = True) -> None:
     if not (BIN / "python").exists():
         print(f"dev.py: creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = [BIN / "python", "-m", "pip", "install", "--quiet"]
+    pip: list[str | Path] = [BIN / "python", "-m", "pip", "install", "--quiet"]
     _run(*pip, "--upgrade", "pip")
     if full:
         print("dev.py: installing kling-testkit[dev] (editable)", flush=True)
@@ -89,8 +96,31 @@ def ensure_venv(*, full: bool = True) -> None:
     STAMP.write_text(f"{'full' if full else 'serve'}:{digest}")
 
 
+def _lowest_python() -> Path:
+    """``.venv-lowest``: the lowest direct dependency versions ``pyproject.toml`` allows."""
+    python = LOWEST / BIN.name / "python"
+    stamp = LOWEST / ".kling-testkit-stamp"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return python
+    # Built afresh: installing over newer versions would keep what a raised bound no longer picks.
+    print(f"dev.py: creating {LOWEST}", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(LOWEST)
+    _run(python, "-m", "pip", "install", "--quiet", "uv")
+    print("dev.py: installing kling-testkit[dev] at its lowest direct versions (uv)", flush=True)
+    uv_install: list[str | Path] = [python, "-m", "uv", "pip", "install", "--quiet", "--python", python]
+    _run(*uv_install, "--resolution", "lowest-direct", "-e", ".[dev]")
+    stamp.write_text(wanted)
+    return python
+
+
+def _step(*step: str | Path) -> int:
+    print("dev.py: $", " ".join(Path(str(step[0])).name if i == 0 else str(a) for i, a in enumerate(step)), flush=True)
+    return subprocess.run([str(a) for a in step], cwd=ROOT).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"serve", "test", "bench"}:
+    if not argv or argv[0] not in {"serve", "test", "slow", "lowest", "bench"}:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
@@ -100,21 +130,19 @@ def main(argv: list[str]) -> int:
         os.execv(BIN / "python", [str(BIN / "python"), "-m", "mockserver", *rest])
     if command == "bench":
         return subprocess.run([str(BIN / "python"), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT).returncode
+    if command == "slow":
+        return _step(BIN / "python", "-m", "pytest", "-m", "slow", *rest)
+    if command == "lowest":
+        return _step(_lowest_python(), "-m", "pytest", *rest)
     steps: list[list[str | Path]] = [
         [BIN / "ruff", "check", "."],
         [BIN / "ruff", "format", "--check", "."],
         [BIN / "mypy"],
-        [BIN / "python", "-m", "pytest", *rest],
+        [BIN / "python", "-m", "coverage", "run", "-m", "pytest", *rest],
+        # The floor holds for the whole default run; options may select a part of it.
+        [BIN / "python", "-m", "coverage", "report", *([] if not rest else ["--fail-under=0"])],
     ]
-    for step in steps:
-        print(
-            "dev.py: $",
-            " ".join(Path(str(step[0])).name if i == 0 else str(a) for i, a in enumerate(step)),
-            flush=True,
-        )
-        if subprocess.run([str(a) for a in step], cwd=ROOT).returncode != 0:
-            return 1
-    return 0
+    return 1 if any(_step(*step) != 0 for step in steps) else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import tracemalloc
 from collections.abc import Callable
 
 import orjson
+from payloads import FULL_CREATE
 from PIL import Image
 
 from mockserver import ApiRequest, Engine, Progression, Service, VirtualClock
@@ -37,16 +38,7 @@ from mockserver.serve import tune_gc_for_server
 AUTH = ("authorization", "Bearer sk-test")
 JSON = ("content-type", "application/json")
 CREATE = "http://127.0.0.1/v1/video/generations"
-BODY = {
-    "model": "kling-v2-6",
-    "multi_prompt": [{"prompt": "a red fox running through fresh snow at dawn", "duration": 5}],
-    "mode": "pro",
-    "size": "1080P",
-    "duration": 5,
-    "sound": "on",
-    "cfg_scale": 0.5,
-    "negative_prompt": "blur, low quality",
-}
+BODY = FULL_CREATE
 RAW_BODY = orjson.dumps(BODY)
 CREATE_REQUEST = ApiRequest.build("POST", CREATE, [AUTH, JSON], RAW_BODY)
 

@@ -84,6 +84,8 @@ __all__ = [
     # a state machine users subclass to drive their own client (strategies live in
     # kling_testkit.strategies, as Hypothesis keeps its own in hypothesis.strategies)
     "TaskLifecycleMachine",
+    # the base of every error above (and of RecordingError, ContractLoadError)
+    "KlingTestkitError",
 ]
 
 _LOCATIONS = {
@@ -127,6 +129,7 @@ _LOCATIONS = {
     "read_recording": "kling_testkit.recording",
     "write_journal": "kling_testkit.recording",
     "TaskLifecycleMachine": "kling_testkit.stateful",
+    "KlingTestkitError": "kling_testkit.errors",
 }
 
 if TYPE_CHECKING:
@@ -147,6 +150,7 @@ if TYPE_CHECKING:
         token_refusals,
     )
     from kling_testkit.checks import CHECKS, assert_conforms, check_exchanges
+    from kling_testkit.errors import KlingTestkitError
     from kling_testkit.failures import ContractViolation, Report, Severity
     from kling_testkit.recording import Exchange, read_recording, write_journal
     from kling_testkit.server import AdminClient, LiveServer, ServerError

@@ -27,7 +27,6 @@ clock while it patches (see :mod:`kling_testkit._virtual_time`).
 
 from __future__ import annotations
 
-import contextvars
 import re
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +37,9 @@ import httpx
 import respx
 from respx.models import AllMockedAssertionError, Call, CallList
 
+from kling_testkit._respx import IN_ASYNC as _IN_ASYNC
+from kling_testkit._respx import FakeRoute as _FakeRoute
+from kling_testkit._respx import Router as _Router
 from mockserver import (
     ApiRequest,
     ApiResponse,
@@ -101,23 +103,6 @@ DEFAULT: Final = _Default()
 #: clients), :data:`DEFAULT`, or a sequence of those consumed one per call.
 SideEffect = httpx.Response | BaseException | type[BaseException] | Callable[..., Any] | _Default | Iterable[Any]
 
-# Set while respx resolves a request for an async client: the one place that tells the side
-# effect whether it may return an awaitable (to spend latency with ``await clock.asleep``).
-_IN_ASYNC: contextvars.ContextVar[bool] = contextvars.ContextVar("kling_in_async", default=False)
-
-
-class _FakeRoute(respx.Route):
-    """A respx route whose side effect is the fake, called without respx's per-call
-    ``inspect.getfullargspec`` of the side effect (a third of the fake's own cost per request).
-    Everything else (matching, pass-through, async resolution, error wrapping) is respx's."""
-
-    def __init__(self, handler: Callable[[httpx.Request], Any], **lookups: Any) -> None:
-        super().__init__(**lookups)
-        self._handler = handler
-
-    def resolve(self, request: httpx.Request, **_context: Any) -> Any:
-        return self._handler(request)
-
 
 class UnmatchedRequest(AllMockedAssertionError):
     """A request that the patching fake neither serves nor passes through (it never left the machine).
@@ -145,27 +130,6 @@ class _Refuse(respx.Route):
 
     def resolve(self, request: httpx.Request, **_context: Any) -> Any:
         self._refuse(request)
-
-
-class _Router(respx.MockRouter):
-    """A respx router that marks async resolution (see ``_IN_ASYNC``) and records in
-    ``router.calls`` only the requests it passes through: the fake's own answers are recorded
-    once, on their :class:`KlingRoute`."""
-
-    def record(
-        self, request: httpx.Request, *, response: httpx.Response | None = None, route: respx.Route | None = None
-    ) -> None:
-        # A second respx Call per answered request kept every request and response alive
-        # twice; with thousands of them each GC pass, and so each request, got slower.
-        if not isinstance(route, _FakeRoute):
-            super().record(request, response=response, route=route)
-
-    async def aresolve(self, request: httpx.Request) -> Any:
-        token = _IN_ASYNC.set(True)
-        try:
-            return await super().aresolve(request)
-        finally:
-            _IN_ASYNC.reset(token)
 
 
 def as_progression(value: Progression | str) -> Progression:
@@ -288,10 +252,19 @@ class EngineControls:
     :class:`FaultPlan` or its fields.
 
     >>> api = KlingMock()
+    >>> api.set_progression("manual")
     >>> api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
     1
-    >>> api.clock.advance(30) - api.clock.now()
-    0.0
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> refused = client.post("/v1/video/generations", json=body)
+    >>> refused.status_code, refused.headers["retry-after"], api.faults()[0]["exhausted"]
+    (429, '5', True)
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> client.get(f"/v1/video/generations/{task_id}").json()["status"]  # manual: polls do not move it
+    'queued'
+    >>> api.advance(task_id).status.value, api.task(task_id).polls
+    ('processing', 1)
     """
 
     engine: Engine
@@ -397,9 +370,13 @@ class KlingRoute:
 
     >>> api = KlingMock()
     >>> route = api.routes["video_generations.create"]
-    >>> route.side_effect = [httpx.Response(503), DEFAULT]
-    >>> route.call_count
-    0
+    >>> route.side_effect = [httpx.Response(503), DEFAULT]  # an outage, then the fake answers
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> [client.post("/v1/video/generations", json=body).status_code for _ in range(2)]
+    [503, 200]
+    >>> route.call_count, route.calls.last.response.json()["status"], len(api.entries())
+    (2, 'queued', 1)
     """
 
     def __init__(self, operation: str) -> None:
@@ -867,7 +844,9 @@ def _checked(route: KlingRoute, request: httpx.Request, result: Any, *, allow_aw
 
 
 def _bind(response: httpx.Response, request: httpx.Request) -> httpx.Response:
-    if response._request is None:  # httpx has no public "has a request" check
+    try:
+        response.request  # noqa: B018 - httpx's public way to ask: RuntimeError when unbound
+    except RuntimeError:
         response.request = request
         return response
     # A response reused across calls: answer with a copy bound to this request.

@@ -23,22 +23,29 @@ Every helper works on every face's entries: it reads answers through the face's 
 (operation verbs, the ``reader``, the error catalogue), never by a face's field names.
 
 >>> from kling_testkit import KlingMock
->>> api = KlingMock()
->>> polls(api, "task_unknown"), min_poll_interval(api)
-(0, None)
+>>> api = KlingMock()  # each step of a task takes one poll (the default progression)
+>>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+>>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+>>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+>>> for wait in (10, 4, 0):  # a client that polls, waits 10 s, polls, waits 4 s, polls
+...     status = client.get(f"/v1/video/generations/{task_id}").json()["status"]
+...     _ = api.advance_clock(wait)
+>>> status, polls(api, task_id), polls_before_end(api, task_id), min_poll_interval(api)
+('completed', 3, 1, 4.0)
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
+from kling_testkit._lifecycle import format_seconds, terminal_statuses
 from kling_testkit.checks import retry_after_seconds, slot_refusal, token_refusal
+from kling_testkit.errors import KlingTestkitError
 from kling_testkit.failures import ContractViolation, Severity
 from mockserver import Contract, Engine, Journal, JournalEntry, load_contract
+from mockserver.http import find_header
 
 __all__ = [
     "ContractNotClean",
@@ -73,8 +80,13 @@ Source = Union[_HasEngine, Engine, Journal, Iterable[JournalEntry]]  # noqa: UP0
 def journal_entries(source: Source) -> list[JournalEntry]:
     """The journal entries of ``source``, oldest first.
 
-    >>> journal_entries([])
-    []
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> _ = api.client().get("/v1/video/generations/task_x")  # no key: refused, and journaled
+    >>> [(entry.seq, entry.method, entry.status) for entry in journal_entries(api)]
+    [(1, 'GET', 401)]
+    >>> journal_entries(api.engine) == journal_entries(api.journal) == journal_entries(api.entries())
+    True
     """
     if isinstance(source, Journal):
         return source.entries()
@@ -98,12 +110,6 @@ def _verb(entry: JournalEntry) -> str | None:
     return op.verb if op is not None else None
 
 
-@functools.cache
-def _terminal_wire_statuses(contract: Contract) -> frozenset[str]:
-    projection = contract.status_projection
-    return frozenset(projection[s] for s in contract.lifecycle["terminal"])
-
-
 def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[JournalEntry]:
     return [e for e in entries if e.task_id is not None and task_id in (None, e.task_id) and _verb(e) == POLL_VERB]
 
@@ -111,8 +117,15 @@ def _poll_entries(entries: Iterable[JournalEntry], task_id: str | None) -> list[
 def polls(source: Source, task_id: str) -> int:
     """How many times the client polled ``task_id`` (every answered poll, errors included).
 
-    >>> polls([], "task_x")
-    0
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> [client.get(f"/v1/video/generations/{task_id}").json()["status"] for _ in range(3)]
+    ['in_progress', 'completed', 'completed']
+    >>> polls(api, task_id), polls(api, "task_other")
+    (3, 0)
     """
     return len(_poll_entries(journal_entries(source), task_id))
 
@@ -123,8 +136,15 @@ def polls_before_end(source: Source, task_id: str) -> int:
     the second poll got 1 poll before its end; the poll that saw it end is not counted, and
     neither are the redundant polls after it.
 
-    >>> polls_before_end([], "task_x")
-    0
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock(progression="polls:2")
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> [client.get(f"/v1/video/generations/{task_id}").json()["status"] for _ in range(6)]
+    ['queued', 'in_progress', 'in_progress', 'completed', 'completed', 'completed']
+    >>> polls_before_end(api, task_id)
+    3
     """
     count = 0
     for entry in _poll_entries(journal_entries(source), task_id):
@@ -132,7 +152,7 @@ def polls_before_end(source: Source, task_id: str) -> int:
         assert contract is not None  # a poll entry has a face
         body = entry.response_body
         status = contract.reader.get("status", body) if isinstance(body, Mapping) else None
-        if entry.status == 200 and status is not None and status not in _terminal_wire_statuses(contract):
+        if entry.status == 200 and status is not None and status not in terminal_statuses(contract, wire=True):
             count += 1
     return count
 
@@ -141,8 +161,18 @@ def min_poll_interval(source: Source, task_id: str | None = None) -> float | Non
     """The smallest time between two consecutive polls of the same task (of ``task_id``, or of
     any task), in seconds of the engine clock; None when no task was polled twice.
 
-    >>> min_poll_interval([]) is None
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> task_id = client.post("/v1/video/generations", json=body).json()["task_id"]
+    >>> min_poll_interval(api) is None  # not polled twice yet
     True
+    >>> for wait in (30, 2, 15):
+    ...     _ = client.get(f"/v1/video/generations/{task_id}")
+    ...     _ = api.advance_clock(wait)
+    >>> min_poll_interval(api), min_poll_interval(api, "task_other")
+    (2.0, None)
     """
     last: dict[str, float] = {}
     smallest: float | None = None
@@ -172,22 +202,30 @@ class RetryAfterWait:
         return self.waited is None or self.waited + 1e-9 >= self.asked
 
     def __str__(self) -> str:
-        waited = "never called again" if self.waited is None else f"called again after {_seconds(self.waited)}"
-        return f"#{self.entry.seq} {self.operation} -> 429 Retry-After {_seconds(self.asked)}: {waited}"
+        waited = "never called again" if self.waited is None else f"called again after {format_seconds(self.waited)}"
+        return f"#{self.entry.seq} {self.operation} -> 429 Retry-After {format_seconds(self.asked)}: {waited}"
 
 
 def retry_after_waits(source: Source, operation: str | None = None) -> list[RetryAfterWait]:
     """Every ``429`` that carried ``Retry-After`` (for ``operation``, or any), with the wait.
 
-    >>> retry_after_waits([])
-    []
+    >>> import httpx, kling_testkit
+    >>> with kling_testkit.mock() as api:  # patched: any httpx call to the base URL reaches the fake
+    ...     url, key = api.base_url + "/v1/video/generations", {"Authorization": "Bearer sk-test"}
+    ...     shot = {"prompt": "a fox", "duration": 5}
+    ...     _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=3)
+    ...     answers = [httpx.post(url, headers=key, json={"model": "kling-v2-6", "multi_prompt": [shot]})]
+    ...     _ = api.advance_clock(4)  # this client waits 4 s before it tries again
+    ...     answers.append(httpx.post(url, headers=key, json={"model": "kling-v2-6", "multi_prompt": [shot]}))
+    >>> [a.status_code for a in answers], [(w.asked, w.waited, w.honoured) for w in retry_after_waits(api)]
+    ([429, 200], [(3.0, 4.0, True)])
     """
     entries = journal_entries(source)
     out: list[RetryAfterWait] = []
     for index, entry in enumerate(entries):
         if entry.status != 429 or entry.operation is None or operation not in (None, entry.operation):
             continue
-        header = next((v for k, v in entry.response_headers if k.lower() == "retry-after"), None)
+        header = find_header(entry.response_headers, "retry-after")
         asked = retry_after_seconds(header, entry.time)
         if asked is None:
             continue
@@ -200,7 +238,21 @@ def assert_retry_after_honoured(source: Source, operation: str | None = None) ->
     """Fail unless, after every ``429`` with ``Retry-After``, the client waited at least that
     long before calling the same operation again; the message lists each early retry.
 
-    >>> assert_retry_after_honoured([])
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = api.arm_fault(operation="video_generations.create", error="rate_limited", retry_after=5)
+    >>> client.post("/v1/video/generations", json=body).status_code
+    429
+    >>> _ = api.advance_clock(2)  # the client retries after 2 s, not 5
+    >>> client.post("/v1/video/generations", json=body).status_code
+    200
+    >>> assert_retry_after_honoured(api)
+    Traceback (most recent call last):
+    ...
+    AssertionError: 1 retry(ies) came before Retry-After had passed:
+      #1 video_generations.create -> 429 Retry-After 5 s: called again after 2 s
     """
     early = [wait for wait in retry_after_waits(source, operation) if not wait.honoured]
     if early:
@@ -240,8 +292,14 @@ def contract_violations(source: Source) -> list[ContractViolation]:
     fake refused for their content (severity error; rule id and field path from the answer) and
     contract warnings on accepted requests (severity warning; e.g. an unknown field).
 
-    >>> contract_violations([])
-    []
+    >>> from kling_testkit import KlingMock
+    >>> api = KlingMock()
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> body = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a fox", "duration": 5}]}
+    >>> _ = client.post("/v1/video/generations", json={**body, "colour": "red"})  # dropped by the gateway
+    >>> _ = client.post("/v1/video/generations", json={**body, "sound": "on", "mode": "std"})  # refused
+    >>> [(v.severity.value, v.rule, v.json_path) for v in contract_violations(api)]
+    [('warning', 'unknown_field', '$.colour'), ('error', 'sound.requires_pro', '$.sound')]
     """
     out: list[ContractViolation] = []
     for entry in journal_entries(source):
@@ -339,7 +397,7 @@ def _refusal_line(entry: JournalEntry) -> str:
     return f"#{entry.seq} {entry.operation} -> {entry.status} {code}{rule}: {message}"
 
 
-class ContractNotClean(AssertionError):
+class ContractNotClean(KlingTestkitError, AssertionError):
     """Raised by :func:`assert_contract_clean`; ``violations`` holds each finding."""
 
     def __init__(self, violations: list[ContractViolation]) -> None:
@@ -355,7 +413,18 @@ def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings
     """Fail when any request broke the contract, listing each finding with its field path and
     rule id. ``allow``: rule ids to ignore; ``warnings=False`` ignores contract warnings.
 
-    >>> assert_contract_clean([])
+    >>> import kling_testkit
+    >>> api = kling_testkit.KlingMock(strict=True)  # strict: an unknown field is refused, not dropped
+    >>> client = api.client(headers={"Authorization": "Bearer sk-test"})
+    >>> shot = {"prompt": "a fox", "duration": 5}
+    >>> client.post("/v1/video/generations", json={"model": "kling-v2-6", "multi_prompt": [shot], "fps": 60})
+    <Response [400 Bad Request]>
+    >>> assert_contract_clean(api, allow=["unknown_field"])
+    >>> assert_contract_clean(api)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kling_testkit.assertions.ContractNotClean: 1 request(s) broke the Kling contract:
+      journal#1 video_generations.create -> 400: error at $.fps (rule unknown_field): Unknown field 'fps' ...
     """
     allowed = set(allow)
     found = [
@@ -365,7 +434,3 @@ def assert_contract_clean(source: Source, *, allow: Iterable[str] = (), warnings
     ]
     if found:
         raise ContractNotClean(found)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") + " s" if math.isfinite(value) else str(value)

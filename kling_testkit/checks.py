@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import email.utils
 import functools
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from urllib.parse import urlsplit
 
 from jsonschema.exceptions import ValidationError, best_match
 
+from kling_testkit._lifecycle import format_seconds, successors, terminal_statuses
 from kling_testkit.failures import ContractViolation, Severity, format_json_path
 from kling_testkit.recording import Exchange
 from mockserver.contract import Contract, ErrorSpec, Operation, load_contract
@@ -181,18 +181,14 @@ class FaceRules:
     def of(contract: Contract) -> FaceRules:
         """The rules of ``contract`` (built once per contract)."""
         projection = dict(contract.status_projection)
-        lifecycle = contract.lifecycle
-        edges: dict[str, set[str]] = {}
-        for t in lifecycle["transitions"]:
-            edges.setdefault(projection[t["from"]], set()).add(projection[t["to"]])
         return FaceRules(
             contract=contract,
             wire_status=projection,
             internal_status={wire: internal for internal, wire in projection.items()},
-            terminal=frozenset(projection[s] for s in lifecycle["terminal"]),
+            terminal=terminal_statuses(contract, wire=True),
             completed=projection["succeeded"],
             failed=projection["failed"],
-            reachable={s: frozenset(_closure(s, edges)) for s in projection.values()},
+            reachable=dict(successors(contract, wire=True)),
         )
 
     def read(self, what: str, body: Any) -> Any:
@@ -496,17 +492,6 @@ def _match_operation(
         _, contract, op = min(behind, key=lambda found: found[0])
         return contract, op
     return None
-
-
-def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(edges.get(start, ()))
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(edges.get(node, ()))
-    return seen
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
@@ -1133,12 +1118,12 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
     if waited + 1e-6 < wait:
         raise _violation(
             "client.retry_after",
-            f"called {op.id} {_seconds(waited)} after a 429 that asked to wait {_seconds(wait)}"
+            f"called {op.id} {format_seconds(waited)} after a 429 that asked to wait {format_seconds(wait)}"
             + (f" ({source})" if source else ""),
             json_path="$",
             part="timeline",
-            expected=f">= {_seconds(wait)}",
-            actual=_seconds(waited),
+            expected=f">= {format_seconds(wait)}",
+            actual=format_seconds(waited),
         )
 
 
@@ -1244,7 +1229,3 @@ def slot_refusal(
     rule_ids = [r["id"] for r in contract.index.get("request_rules", {}).values()
                 if isinstance(r, Mapping) and r.get("error") == error]  # fmt: skip
     return _refused_as(contract, status, body, [error], rule_ids, rule)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") + " s" if math.isfinite(value) else str(value)

@@ -22,11 +22,12 @@ as breaking, to be judged by a person.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kling_testkit.errors import KlingTestkitError
 from mockserver.contract import Contract, ContractError, load_contract
 from mockserver.contract.openapi import build_openapi
 from mockserver.faces import face_names
@@ -47,7 +48,7 @@ _LOWER = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties
 _UPPER = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 
 
-class ContractLoadError(Exception):
+class ContractLoadError(KlingTestkitError):
     """A folder is neither a contract folder nor an export, or its files are broken."""
 
 
@@ -437,13 +438,24 @@ def _diff_table(
     return out
 
 
+def _only_in(old: Iterable[str], new: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the keys only ``old`` has, the keys only ``new`` has), each in its own order."""
+    olds, news = list(old), list(new)
+    return [k for k in olds if k not in news], [k for k in news if k not in olds]
+
+
 def diff_contracts(old: str | Path, new: str | Path) -> list[Change]:
     """Every change from ``old`` to ``new`` (contract folders or exports), face by face,
     breaking first. A one-face export on either side limits the comparison to that face.
 
-    >>> root = load_contract().root
-    >>> diff_contracts(root, root)
-    []
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:  # an export whose lifecycle gained a status
+    ...     manifest = [p for p in export_contract(None, tmp) if p.name == "manifest.json"][0]
+    ...     data = json.loads(manifest.read_text())
+    ...     data["statuses"].append("cancelled")
+    ...     _ = manifest.write_text(json.dumps(data))
+    ...     [change.line() for change in diff_contracts(load_contract().root, tmp)]
+    ["BREAKING  response  lifecycle /statuses: new task status 'cancelled'"]
     """
     (a, a_single), (b, b_single) = load_surfaces(old), load_surfaces(new)
     faces = list(dict.fromkeys([*a, *b]))
@@ -508,24 +520,19 @@ def _diff_face(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
         for status in other["responses"]:
             if status not in spec["responses"]:
                 changes.append(Change("operation", op_id, f"/responses/{status}", "success response added", False))
-        for key in spec["errors"]:
-            if key not in other["errors"]:
-                changes.append(Change("operation", op_id, "/errors", f"no longer answers error {key!r}", False))
-        for key in other["errors"]:
-            if key not in spec["errors"]:
-                changes.append(Change("operation", op_id, "/errors", f"may now answer error {key!r}", False))
+        gone, new_errors = _only_in(spec["errors"], other["errors"])
+        changes += [Change("operation", op_id, "/errors", f"no longer answers error {k!r}", False) for k in gone]
+        changes += [Change("operation", op_id, "/errors", f"may now answer error {k!r}", False) for k in new_errors]
         changes += _diff_query(op_id, spec, other)
-    for op_id in ops_b:
-        if op_id not in ops_a:
-            changes.append(Change("operation", op_id, "", "operation added", False))
+    changes += [Change("operation", op_id, "", "operation added", False) for op_id in _only_in(ops_a, ops_b)[1]]
     for key, schema in a["requests"].items():
         if key not in b["requests"]:
             changes.append(Change("request", key, "", "request mode removed", True))
         else:
             changes.extend(diff_schema(schema, b["requests"][key], direction="request", subject=key))
-    for key in b["requests"]:
-        if key not in a["requests"]:
-            changes.append(Change("request", key, "", "request mode added", False))
+    changes += [
+        Change("request", key, "", "request mode added", False) for key in _only_in(a["requests"], b["requests"])[1]
+    ]
     for rel, schema in a["responses"].items():
         if rel not in b["responses"]:
             changes.append(Change("response", rel, "", "response schema removed", True))
@@ -557,12 +564,9 @@ def _diff_face(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[Change]:
         what="task failure",
         removed_breaking=False,
     )
-    for status in b["statuses"]:
-        if status not in a["statuses"]:
-            changes.append(Change("response", "lifecycle", "/statuses", f"new task status {status!r}", True))
-    for status in a["statuses"]:
-        if status not in b["statuses"]:
-            changes.append(Change("response", "lifecycle", "/statuses", f"task status {status!r} removed", False))
+    gone, new_statuses = _only_in(a["statuses"], b["statuses"])
+    changes += [Change("response", "lifecycle", "/statuses", f"new task status {s!r}", True) for s in new_statuses]
+    changes += [Change("response", "lifecycle", "/statuses", f"task status {s!r} removed", False) for s in gone]
     if sorted(a["terminal"]) != sorted(b["terminal"]):
         changes.append(
             Change("response", "lifecycle", "/terminal", f"terminal statuses {a['terminal']} -> {b['terminal']}", True)

@@ -24,6 +24,8 @@ from xml.etree import ElementTree as ET
 
 import jsonschema
 
+from kling_testkit.errors import KlingTestkitError
+
 __all__ = [
     "ContractViolation",
     "Report",
@@ -67,7 +69,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"... ({len(text)} chars)"
 
 
-class ContractViolation(AssertionError):
+class ContractViolation(KlingTestkitError, AssertionError):
     """One way an exchange (or a task's timeline) breaks the contract.
 
     ``part`` says which body ``json_path`` points into: ``request``, ``request.headers``,
@@ -164,14 +166,6 @@ class ContractViolation(AssertionError):
             severity=severity,
         )
 
-    def located(self, *, check: str | None = None, where: str | None = None) -> ContractViolation:
-        """The same violation with the check name and source location filled in (the driver's job)."""
-        if check is not None and self.check is None:
-            self.check = check
-        if where is not None and self.where is None:
-            self.where = where
-        return self
-
     @property
     def headline(self) -> str:
         head = self.operation or "(unknown operation)"
@@ -234,9 +228,12 @@ class Report:
     and check; for ``verify``, one per sent case. Each case name maps to its violations (an
     empty list is a pass); ``skipped`` maps case names to a reason.
 
-    >>> report = Report("check", cases={"a.jsonl::ids_stable": []})
+    >>> broken = ContractViolation("ids.stable", "task_id changed", json_path="$.task_id")
+    >>> report = Report("check", cases={"a.jsonl::ids_stable": [broken], "a.jsonl::body": []})
     >>> report.exit_code(), report.summary_line()
-    (0, 'check: 1 case, 0 violations')
+    (1, 'check: 2 cases, 1 violation (1 error)')
+    >>> Report("check", cases={"a.jsonl::body": []}).exit_code()
+    0
     """
 
     command: str

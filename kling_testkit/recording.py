@@ -35,9 +35,10 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
+from kling_testkit.errors import KlingTestkitError
 from mockserver import JournalEntry
 from mockserver.engine.journal import exchange_record, redact_headers, shorten
-from mockserver.http import dump_json
+from mockserver.http import dump_json, find_header
 
 __all__ = [
     "Exchange",
@@ -51,7 +52,7 @@ __all__ = [
 Headers = tuple[tuple[str, str], ...]
 
 
-class RecordingError(Exception):
+class RecordingError(KlingTestkitError):
     """A recording cannot be read; ``str()`` names the file and the line or HAR entry.
 
     >>> str(RecordingError("run.jsonl", "truncated JSON record", line=3))
@@ -109,11 +110,11 @@ class Exchange:
 
     def request_header(self, name: str) -> str | None:
         """First value of a request header (case-insensitive)."""
-        return _header(self.request_headers, name)
+        return find_header(self.request_headers, name)
 
     def response_header(self, name: str) -> str | None:
         """First value of a response header (case-insensitive)."""
-        return _header(self.response_headers, name)
+        return find_header(self.response_headers, name)
 
     @classmethod
     def from_record(cls, record: Any, *, source: str | None = None) -> Exchange:
@@ -218,11 +219,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _header(headers: Headers, name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in headers if k.lower() == lowered), None)
-
-
 def _headers(raw: Any, what: str) -> Headers:
     if raw is None:
         return ()
@@ -242,7 +238,7 @@ def _headers(raw: Any, what: str) -> Headers:
 
 
 def _is_json_type(headers: Headers) -> bool:
-    content_type = (_header(headers, "content-type") or "").split(";")[0].strip().lower()
+    content_type = (find_header(headers, "content-type") or "").split(";")[0].strip().lower()
     return not content_type or content_type == "application/json" or content_type.endswith("+json")
 
 
@@ -267,7 +263,7 @@ def _raw_body(content: bytes, headers: Headers) -> Any:
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError:
-        kind = (_header(headers, "content-type") or "").split(";")[0].strip()
+        kind = (find_header(headers, "content-type") or "").split(";")[0].strip()
         return f"<{len(content)} bytes {kind}>".replace(" >", ">")
 
 

@@ -18,7 +18,6 @@ kept and raised in the test thread at the next control call or at :meth:`LiveSer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -29,7 +28,9 @@ import httpx
 import uvicorn
 
 from kling_testkit._mock import EngineControls, as_key_pairs, as_outcome, as_progression, build_service
+from kling_testkit.errors import KlingTestkitError
 from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
+from mockserver._uvicorn import ThreadServer
 from mockserver.app import create_app
 from mockserver.callbacks import CallbackWorker
 from mockserver.engine import Delivery, Journal, JournalEntry, TaskView
@@ -40,7 +41,7 @@ from mockserver.serve import bind
 __all__ = ["AdminClient", "LiveServer", "ServerError"]
 
 
-class ServerError(RuntimeError):
+class ServerError(KlingTestkitError, RuntimeError):
     """An exception raised in the server thread, re-raised in the test (its cause is the original)."""
 
 
@@ -60,54 +61,6 @@ class _CapturingApp:
         except BaseException as exc:
             self.errors.append(exc)
             raise
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its polling loop and its graceful-shutdown pause.
-
-    ``main_loop`` waits on an event instead of waking every 0.1 s, and ``shutdown`` closes
-    connections at once: the server stops only after the tests that used it finished, so the
-    0.1 s grace (plus up to 0.1 s of tick) would be paid for nothing.
-    """
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._exit: asyncio.Event | None = None
-
-    async def startup(self, sockets: list[Any] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._exit = asyncio.Event()
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)  # sets the default headers once (no Date header: see LiveServer)
-        assert self._exit is not None
-        if not self.should_exit:
-            await self._exit.wait()
-
-    async def shutdown(self, sockets: list[Any] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for sock in sockets or []:
-            sock.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        for task in list(self.server_state.tasks):
-            task.cancel()
-        for server in self.servers:
-            # A client holding a connection open must not hang the run.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), timeout=1.0)
-
-    def request_exit(self) -> None:
-        self.should_exit = True
-        if self._loop is not None and self._exit is not None:
-            self._loop.call_soon_threadsafe(self._exit.set)
 
 
 class LiveServer(EngineControls):
@@ -167,7 +120,7 @@ class LiveServer(EngineControls):
         self.port = port
         self.admin_token = admin_token
         self._errors: list[BaseException] = []
-        self._server: _Server | None = None
+        self._server: ThreadServer | None = None
         self._thread: threading.Thread | None = None
         self._admin: AdminClient | None = None
         self.base_url = ""
@@ -203,7 +156,7 @@ class LiveServer(EngineControls):
             date_header=False,
             **tls,
         )
-        server = _Server(config)
+        server = ThreadServer(config)
         self._server = server
 
         def run() -> None:
@@ -386,9 +339,13 @@ class AdminClient:
     process (``kling-testkit serve``) or to exercise the admin API itself. Answers are the admin
     API's JSON; errors raise ``httpx.HTTPStatusError``.
 
-    >>> with LiveServer() as server, AdminClient(server.base_url) as admin:
-    ...     admin.advance_clock(30) - server.clock.now()
-    0.0
+    >>> with LiveServer(progression="manual") as server, AdminClient(server.base_url) as admin:
+    ...     start = server.clock.now()
+    ...     moved = admin.advance_clock(30)
+    ...     fault_id = admin.arm_fault(operation="video_generations.get", error="upstream_error", times=2)
+    ...     faults = server.faults()  # the same engine, read in-process
+    >>> moved - start, [(f["id"] == fault_id, f["operation"], f["times"]) for f in faults]
+    (30.0, [(True, 'video_generations.get', 2)])
     """
 
     def __init__(self, base_url: str, *, admin_token: str | None = None, timeout: float = 10.0) -> None:

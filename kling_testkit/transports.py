@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import httpx
-from respx.models import PassThrough
+
+from kling_testkit._respx import PassThrough
 
 if TYPE_CHECKING:
     from kling_testkit._mock import KlingMock

@@ -181,7 +181,7 @@ def dispatch(engine: Engine, request: ApiRequest, error: Callable[..., ApiRespon
             return result if isinstance(result, ApiResponse) else ApiResponse.json(200, result)
         except TaskNotFound as exc:
             return error("task_not_exist", param="task_id", task_id=repr(exc.task_id[:80]))
-        except (AdminError, ValueError, TypeError) as exc:
+        except (AdminError, ValueError) as exc:
             return error("invalid_admin_request", detail=str(exc))
     if allowed:
         return error(

@@ -8,10 +8,9 @@ client announcing or sending too much gets 413 without the server holding the wh
 
 from __future__ import annotations
 
-import re
-
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from mockserver.http import ApiRequest, ApiResponse
@@ -40,6 +39,28 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes,
         if not message.get("more_body", False):
             break
     return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+
+
+class _AnyPath(Convertor[str]):
+    """Every path, newlines included.
+
+    Starlette compiles route patterns without DOTALL, so its ``path`` convertor (``.*``) missed a
+    path holding an encoded newline (%0A) and Starlette answered its own text/plain 404 instead of
+    the service's error. A scoped inline flag makes this one convertor match it, through
+    Starlette's public convertor registry rather than by rewriting a compiled route pattern.
+    """
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+_ANY_PATH = "kling_any_path"
+register_url_convertor(_ANY_PATH, _AnyPath())
 
 
 class ServiceAdapter:
@@ -93,15 +114,16 @@ class ServiceAdapter:
 def create_app(service: Service | None = None) -> Starlette:
     """The fake as a Starlette application (pass a :class:`Service` to share an engine).
 
-    >>> app = create_app()
-    >>> type(app).__name__
-    'Starlette'
+    >>> import asyncio, httpx
+    >>> async def status(path: str) -> int:
+    ...     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app()), base_url="http://t") as c:
+    ...         return (await c.get(path)).status_code
+    >>> asyncio.run(status("/openapi.json")), asyncio.run(status("/v1/video/generations/task_x"))  # no key
+    (200, 401)
     """
     service = service if service is not None else Service()
-    mount = Mount("/", app=ServiceAdapter(service))
-    # Starlette's pattern is "^/(?P<path>.*)$" without DOTALL: a path holding an encoded newline
-    # (%0A) matched no route and got Starlette's text/plain 404 instead of the service's error.
-    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
-    app = Starlette(routes=[mount])
+    # One route for every method and path: an ASGI app as endpoint (not a function) gets the raw
+    # scope, and routing, 404 and 405 stay the service's.
+    app = Starlette(routes=[Route(f"/{{path:{_ANY_PATH}}}", ServiceAdapter(service))])
     app.state.service = service
     return app

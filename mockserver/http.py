@@ -7,6 +7,7 @@ server) run the same code and give byte-identical answers.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,39 @@ class ApiRequest:
         return [value for key, value in self.headers if key == name]
 
 
+def find_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The first value of header ``name`` in ``(name, value)`` pairs, whatever their case.
+
+    >>> find_header([("Content-Type", "text/plain"), ("retry-after", "5")], "Retry-After")
+    '5'
+    >>> find_header([], "retry-after") is None
+    True
+    """
+    lowered = name.lower()
+    return next((v for k, v in headers if k.lower() == lowered), None)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a host name, as a URL or a bind names it) is this machine
+    only: 127.0.0.0/8, ::1 (also IPv4-mapped) or ``localhost``. Any other name is not, since
+    only a resolver could say where it points.
+
+    >>> [is_loopback(h) for h in ("127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1", "LocalHost.")]
+    [True, True, True, True, True]
+    >>> [is_loopback(h) for h in ("0.0.0.0", "192.0.2.1", "::ffff:192.0.2.1", "", "example.com")]
+    [False, False, False, False, False]
+    """
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def dump_json(value: Any) -> bytes:
     """The one JSON rendering of every door (compact UTF-8)."""
     return orjson.dumps(value)
@@ -142,8 +176,7 @@ class ApiResponse:
         )
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lowered), None)
+        return find_header(self.headers, name)
 
     def with_delay(self, delay: float) -> ApiResponse:
         return ApiResponse(self.status, self.headers, self.body, self.payload, delay)

@@ -130,8 +130,9 @@ def test_python_m_build_makes_an_sdist_and_a_wheel_with_complete_metadata(tmp_pa
     assert (metadata["License-Expression"], metadata["License-File"]) == ("MIT", "LICENSE")
     assert metadata["Requires-Python"] == ">=3.10"
     assert metadata["Description-Content-Type"] == "text/markdown"
-    assert "Framework :: Pytest" in metadata.get_all("Classifier")
-    required = {r.split(";")[0].split("<")[0].split(">")[0].split("[")[0] for r in metadata.get_all("Requires-Dist")}
+    assert "Framework :: Pytest" in (metadata.get_all("Classifier") or [])
+    requires = metadata.get_all("Requires-Dist") or []
+    required = {r.split(";")[0].split("<")[0].split(">")[0].split("[")[0] for r in requires}
     assert {"httpx", "respx", "pytest", "hypothesis", "time-machine", "starlette", "uvicorn"} <= required
     entry_points = wheel.read(f"kling_testkit-{version}.dist-info/entry_points.txt").decode()
     assert "kling = kling_testkit.plugin" in entry_points

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
 from mockserver.contract import ModelContract, load_contract
-
-T = TypeVar("T")
 
 
 class _Absent:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
+from kling_testkit._lifecycle import successors
 from kling_testkit._strategies.common import as_strategy, model_names, resolve_model
 from mockserver.contract import Contract, load_contract
 
@@ -298,15 +299,7 @@ def responses(
 
 def _reachable(contract: Contract, goal: set[str]) -> set[str]:
     """Statuses from which some status in ``goal`` can be reached."""
-    found = set(goal)
-    changed = True
-    while changed:
-        changed = False
-        for t in contract.lifecycle["transitions"]:
-            if t["to"] in found and t["from"] not in found:
-                found.add(t["from"])
-                changed = True
-    return found
+    return {s for s, after in successors(contract, wire=False).items() if s in goal or after & goal}
 
 
 @st.composite

@@ -351,10 +351,6 @@ class Engine:
         with self._lock:
             self._outcome_rules.append(rule)
 
-    def outcome_rules(self) -> list[OutcomeRule]:
-        with self._lock:
-            return list(self._outcome_rules)
-
     def policies(self) -> dict[str, Any]:
         """The defaults in force (admin ``GET /__mock__/policies``)."""
         with self._lock:

@@ -29,8 +29,13 @@ class FaultPlan:
     ``upstream_unavailable``, ``insufficient_user_quota``...), or None for latency only.
     ``times`` calls are hit after ``skip`` calls pass (``times=None``: every call).
 
-    >>> FaultPlan(operation="video_generations.create", error="rate_limited", times=2).times
-    2
+    >>> plan = FaultPlan(operation="video_generations.create", error="rate_limited", times=2, retry_after=5)
+    >>> FaultPlan.from_json(plan.to_json()) == plan  # the admin API's JSON form
+    True
+    >>> FaultPlan(operation="video_generations.create")
+    Traceback (most recent call last):
+    ...
+    ValueError: a fault plan needs an error, a latency, or both
     """
 
     operation: str
@@ -70,6 +75,8 @@ class FaultPlan:
             or self.retry_after < 0
         ):
             raise ValueError(f"fault retry_after must be a number >= 0, got {self.retry_after!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"fault seed must be an integer or null, got {self.seed!r}")
         if self.error is None and self.latency == 0:
             raise ValueError("a fault plan needs an error, a latency, or both")
 
@@ -87,7 +94,7 @@ class FaultPlan:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FaultPlan:
-        _require_keys(data, set(cls.__dataclass_fields__), "fault plan")
+        _require_keys(data, set(cls.__dataclass_fields__), "fault plan", required=["operation"])
         return cls(**data)
 
 

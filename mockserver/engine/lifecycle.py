@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
@@ -50,12 +50,22 @@ ProgressionMode = Literal["polls", "seconds", "manual", "immediate"]
 _MODES: tuple[ProgressionMode, ...] = ("polls", "seconds", "manual", "immediate")
 
 
-def _require_keys(data: Mapping[str, Any], allowed: set[str], what: str) -> None:
+def _require_keys(data: Mapping[str, Any], allowed: set[str], what: str, required: Iterable[str] = ()) -> None:
+    """Refuse a value that is not an object, has a field not in ``allowed`` or lacks a ``required`` one.
+
+    >>> _require_keys({"mode": "manual", "speed": 2}, {"mode", "polls", "seconds"}, "progression")
+    Traceback (most recent call last):
+    ...
+    ValueError: progression: unknown field(s) ['speed']; allowed: ['mode', 'polls', 'seconds']
+    """
     if not isinstance(data, Mapping):
         raise ValueError(f"{what} must be a JSON object, got {type(data).__name__}")
     unknown = set(data) - allowed
     if unknown:
         raise ValueError(f"{what}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = set(required) - set(data)
+    if missing:
+        raise ValueError(f"{what}: missing field(s) {sorted(missing)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +146,12 @@ class Outcome:
     'failed'
     >>> Outcome.parse("refused:content_safety").reason
     'content_safety'
+    >>> Outcome.fail().reason, Outcome.fail("content_policy", "blocked by review").message
+    ('generation_failed', 'blocked by review')
+    >>> Outcome(status="succeeded", reason="timeout")
+    Traceback (most recent call last):
+    ...
+    ValueError: a succeeded outcome takes no reason or message
     """
 
     status: Literal["succeeded", "failed", "refused"] = "succeeded"
@@ -146,6 +162,8 @@ class Outcome:
         if self.status not in ("succeeded", "failed", "refused"):
             raise ValueError(f"outcome status must be 'succeeded', 'failed' or 'refused', got {self.status!r}")
         lifecycle = load_lifecycle()
+        if self.reason is not None and not isinstance(self.reason, str):
+            raise ValueError(f"outcome reason must be a string, got {self.reason!r}")
         if self.status == "failed":
             failures = [k for k in lifecycle["failure_reasons"] if not k.startswith("$")]
             if self.reason is None:

@@ -128,7 +128,7 @@ OFFICIAL_RULES = json.loads((OFFICIAL / "rules.json").read_text(encoding="utf-8"
 
 
 def _row(**changes: Any) -> dict[str, Any]:
-    caps = copy.deepcopy(CAPABILITIES)
+    caps: dict[str, Any] = copy.deepcopy(CAPABILITIES)
     caps["models"]["kling-v2-6"].update(changes)
     return caps
 

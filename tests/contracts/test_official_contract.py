@@ -921,7 +921,7 @@ def validator(relpath: str) -> Draft202012Validator:
 
 
 REQUEST_ID = "9d0c8a52-4f8e-4b16-9a43-5d4c4a1f3e21"
-TASK = {
+TASK: dict[str, Any] = {
     "task_id": "846713158229651513",
     "task_status": "succeed",
     "task_status_msg": "",

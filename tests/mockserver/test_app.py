@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from mock_bodies import t2v
@@ -42,14 +44,14 @@ async def test_a_declared_oversized_body_is_refused_before_reading(client: httpx
 async def test_a_streamed_oversized_body_is_refused(client: httpx.AsyncClient) -> None:
     chunk = b" " * (1 << 20)
 
-    async def body() -> object:
+    async def body() -> AsyncIterator[bytes]:
         for _ in range(40):
             yield chunk
 
     async with client:
         response = await client.post(
             "/v1/video/generations", content=body(), headers={"content-type": "application/json"}
-        )  # type: ignore[arg-type]
+        )
     assert (response.status_code, response.json()["error"]["code"]) == (413, "request_body_too_large")
 
 

@@ -317,7 +317,7 @@ def test_artefact_paths_cannot_escape_their_folder(door: Door, traversal: str) -
 
 def _routes() -> list[tuple[str, str, tuple[str, ...]]]:
     """Every route of the contract and the admin API, a concrete path, its allowed methods."""
-    found = []
+    found: list[tuple[str, str, tuple[str, ...]]] = []
     for op in CONTRACT.operations.values():
         path = op.path.replace("{task_id}", "task_x").replace("{file}", "task_x.mp4")
         allowed = ("GET", "HEAD") if op.id == "media.get" else (op.method,)

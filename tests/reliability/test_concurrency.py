@@ -64,7 +64,7 @@ class Pool:
 
     async def __aexit__(self, *_: object) -> None:
         while not self.idle.empty():
-            _, writer = self.idle.get_nowait()
+            _reader, writer = self.idle.get_nowait()
             writer.close()
             await writer.wait_closed()
 

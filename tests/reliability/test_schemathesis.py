@@ -11,10 +11,11 @@ run ``strict`` so that an unknown field, which the faces drop, is also refused a
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import jwt
 import schemathesis
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance, unsupported_method
 
@@ -52,7 +53,7 @@ official_schema = schemathesis.openapi.from_asgi(
 
 
 def no_server_error_but_the_gateways_unknown_model(
-    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool | None:
     """``not_a_server_error``, except for the one 5xx the real gateway answers to valid HTTP:
     an unknown ``model`` gets new-api's 503 ``model_not_found`` (catalogued, documented in the
@@ -72,12 +73,12 @@ def no_server_error_but_the_gateways_unknown_model(
 # PNG of >= 300 px) cannot be expressed in JSON Schema, so data that fits the schema is
 # legitimately refused with a documented 400 naming the rule. not_a_server_error is replaced by
 # the stricter-where-it-matters check above. Every other check runs.
-EXCLUDED = [positive_data_acceptance, not_a_server_error]
-ADDED = [no_server_error_but_the_gateways_unknown_model]
+EXCLUDED: list[CheckFunction] = [positive_data_acceptance, not_a_server_error]
+ADDED: list[CheckFunction] = [no_server_error_but_the_gateways_unknown_model]
 
 
 @schema.parametrize()
-def test_the_fake_conforms_to_its_own_openapi_document(case: schemathesis.Case) -> None:
+def test_the_fake_conforms_to_its_own_openapi_document(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(excluded_checks=EXCLUDED, additional_checks=ADDED)
 
 
@@ -88,5 +89,5 @@ OFFICIAL_EXCLUDED = [positive_data_acceptance, unsupported_method]
 
 
 @official_schema.parametrize()
-def test_the_official_face_conforms_to_its_own_openapi_document(case: schemathesis.Case) -> None:
+def test_the_official_face_conforms_to_its_own_openapi_document(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(excluded_checks=OFFICIAL_EXCLUDED)

@@ -17,10 +17,11 @@ AF_INET6 address outside loopback before any packet is sent. AF_UNIX and other f
 from __future__ import annotations
 
 import functools
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
+
+import mockserver.http
 
 __all__ = ["NetworkGuardError", "install", "installed", "is_loopback", "uninstall"]
 
@@ -48,17 +49,8 @@ def is_loopback(host: object) -> bool:
     """
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
-    if not isinstance(host, str):
-        return False
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False  # any other name would need a resolver and could leave the machine
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    # Any other name would need a resolver and could leave the machine: not loopback.
+    return isinstance(host, str) and mockserver.http.is_loopback(host)
 
 
 def _guard(name: str, original: Callable[..., Any]) -> Callable[..., Any]:

@@ -242,7 +242,7 @@ def test_every_kind_of_source_gives_the_same_entries(kling_server: LiveServer) -
     entries = kling_server.journal.entries()
     assert len(entries) == 1
     for source in (kling_server, kling_server.engine, kling_server.engine.journal, entries, iter(entries)):
-        assert journal_entries(source) == entries  # type: ignore[arg-type]
+        assert journal_entries(source) == entries
 
 
 # -- Kling's own API: signed tokens, concurrency slots, polls ------------------------------------

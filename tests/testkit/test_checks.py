@@ -171,17 +171,14 @@ def test_a_skipped_status_is_legal_but_a_failed_task_error_must_be_catalogued() 
 
 def test_redacted_images_are_not_judged_but_redacted_text_keeps_its_length() -> None:
     image = "<61610 chars sha256:d78b3984>"
-    body = {
-        "model": "kling-v2-6",
-        "image": image,
-        "multi_prompt": [{"prompt": "<3000 chars sha256:0badf00d>", "duration": 5}],
-    }
+    shot: dict[str, Any] = {"prompt": "<3000 chars sha256:0badf00d>", "duration": 5}
+    body = {"model": "kling-v2-6", "image": image, "multi_prompt": [shot]}
     exchange = Exchange("POST", f"{BASE}/v1/video/generations", 400, request_body=body)
     found = check_exchanges([exchange], checks=["request_conforms"])
     assert [(v.rule, v.json_path) for v in found] == [
         ("schema:properties/multi_prompt/items/properties/prompt/maxLength", "$.multi_prompt[0].prompt")
     ]
-    body["multi_prompt"][0]["prompt"] = "a cat"
+    shot["prompt"] = "a cat"
     assert check_exchanges([exchange], checks=["request_conforms", "no_unknown_request_fields"]) == []
 
 

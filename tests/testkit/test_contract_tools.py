@@ -248,6 +248,203 @@ OFFICIAL_FOLDER_CHANGES = [
 ]
 
 
+# Every branch of the classifier that the end-to-end table does not reach, in both directions.
+# (old, new, direction, [(pointer, detail fragment, breaking)])
+CLASSIFIER = [
+    pytest.param(
+        {"type": ["string", "null"]}, {"type": "string"}, "request", [("/type", "narrowed", True)], id="req-narrowed"
+    ),
+    pytest.param(
+        {"type": ["string", "null"]}, {"type": "string"}, "response", [("/type", "narrowed", False)], id="resp-narrowed"
+    ),
+    pytest.param({"type": "string"}, {}, "request", [("/type", "type changed", True)], id="type-dropped"),
+    pytest.param({}, {"enum": [1]}, "request", [("/enum", "enum added", True)], id="req-enum-added"),
+    pytest.param({}, {"enum": [1]}, "response", [("/enum", "enum added", False)], id="resp-enum-added"),
+    pytest.param({"enum": [1]}, {}, "request", [("/enum", "enum removed", False)], id="req-enum-dropped"),
+    pytest.param({"enum": [1]}, {}, "response", [("/enum", "enum removed", True)], id="resp-enum-dropped"),
+    pytest.param({}, {"const": "a"}, "request", [("/const", "now fixed", True)], id="req-const-added"),
+    pytest.param({"const": "a"}, {}, "request", [("/const", "no longer fixed", False)], id="req-const-dropped"),
+    pytest.param({"const": "a"}, {}, "response", [("/const", "no longer fixed", True)], id="resp-const-dropped"),
+    pytest.param({"const": "a"}, {"const": "b"}, "response", [("/const", "changed from", True)], id="const-changed"),
+    pytest.param(
+        {"required": ["a"]},
+        {"required": ["a", "b"]},
+        "request",
+        [("/required", "new required", True)],
+        id="req-required",
+    ),
+    pytest.param(
+        {"required": ["a", "b"]},
+        {"required": ["a"]},
+        "response",
+        [("/required", "no longer required", True)],
+        id="resp-unrequired",
+    ),
+    pytest.param(
+        {"$defs": {"x": {}}}, {"$defs": {}}, "response", [("/$defs/x", "definition removed", False)], id="def-removed"
+    ),
+    pytest.param(
+        {"$defs": {}}, {"$defs": {"x": {}}}, "request", [("/$defs/x", "definition added", False)], id="def-added"
+    ),
+    pytest.param(
+        {"properties": {"a": {"type": "string"}}},
+        {"properties": {"a": {"type": "integer"}}},
+        "request",
+        [("/properties/a/type", "type changed", True)],
+        id="nested-property",
+    ),
+    pytest.param(
+        {"properties": {}},
+        {"properties": {"a": {}}, "required": ["a"]},
+        "request",
+        [("/properties/a", "added field 'a' (required)", False), ("/required", "new required field 'a'", True)],
+        id="required-field-added",
+    ),
+    pytest.param(
+        {"additionalProperties": True},
+        {"additionalProperties": False},
+        "request",
+        [("/additionalProperties", "now refused", True)],
+        id="req-closed",
+    ),
+    pytest.param(
+        {"additionalProperties": False},
+        {"additionalProperties": True},
+        "response",
+        [("/additionalProperties", "now allowed", False)],
+        id="resp-opened",
+    ),
+    pytest.param({"items": {"type": "string"}}, {}, "request", [("/items", "removed items", True)], id="items-removed"),
+    pytest.param({}, {"not": {"const": 1}}, "response", [("/not", "added not", True)], id="not-added"),
+    pytest.param(
+        {"items": {"maximum": 5}},
+        {"items": {"maximum": 4}},
+        "request",
+        [("/items/maximum", "tightened", True)],
+        id="items-nested",
+    ),
+    pytest.param(
+        {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        "request",
+        [("/anyOf/1/type", "type changed", True)],
+        id="branches-compared-pairwise",
+    ),
+    pytest.param(
+        {"oneOf": [{}, {}]}, {"oneOf": [{}]}, "response", [("/oneOf", "review by hand", True)], id="branch-count"
+    ),
+    pytest.param({"default": 1}, {"default": 2}, "response", [("/default", "changed", False)], id="resp-default"),
+    pytest.param({"x-note": 1}, {"x-note": 2}, "request", [("/x-note", "x-note changed", False)], id="extension"),
+    pytest.param({"minimum": 1}, {}, "request", [("/minimum", "loosened: 1 -> none", False)], id="req-limit-dropped"),
+    pytest.param({"minimum": 1}, {}, "response", [("/minimum", "loosened", True)], id="resp-limit-dropped"),
+    pytest.param("a", "b", "request", [("/", "changed from", True)], id="not-a-schema-object"),
+    pytest.param(True, True, "request", [], id="same-boolean-schema"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "direction", "expected"), CLASSIFIER)
+def test_the_classifier_names_the_pointer_and_the_direction_decides(
+    old: Any, new: Any, direction: str, expected: list[tuple[str, str, bool]]
+) -> None:
+    changes = diff_schema(old, new, direction=direction)
+    found = [(c.pointer, c.detail, c.breaking) for c in changes]
+    assert len(found) == len(expected), found
+    for (pointer, detail, breaking), (want_pointer, fragment, want_breaking) in zip(found, expected, strict=True):
+        assert (pointer, breaking) == (want_pointer, want_breaking), found
+        assert fragment in detail, found
+
+
+def test_the_direction_must_be_named() -> None:
+    with pytest.raises(ValueError, match="'request' or 'response'"):
+        diff_schema({}, {}, direction="both")
+
+
+def _export(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    folder = tmp_path / name
+    export_contract(load_contract(), folder)
+    if change is not None:
+        _edit_json(folder / "manifest.json", change)
+    return folder
+
+
+def _first_op(manifest: dict[str, Any]) -> dict[str, Any]:
+    return dict(manifest["operations"]["video_generations.get"])
+
+
+GET_RESPONSE = "responses/video_generations.get.response.schema.json"
+CREATE_RESPONSE = "responses/video_generations.create.response.schema.json"
+
+MANIFEST_CHANGES = [
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"].update(method="POST"), "GET -> POST", True, id="method"
+    ),
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"]["responses"].clear(),
+        "success response removed",
+        True,
+        id="response-removed",
+    ),
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"]["responses"].update({"201": GET_RESPONSE}),
+        "success response added",
+        False,
+        id="response-added",
+    ),
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"]["responses"].update({"200": CREATE_RESPONSE}),
+        f"schema {GET_RESPONSE} -> {CREATE_RESPONSE}",
+        True,
+        id="response-schema-swapped",
+    ),
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"]["errors"].append("brand_new"),
+        "may now answer error 'brand_new'",
+        False,
+        id="error-added",
+    ),
+    pytest.param(
+        lambda m: m["operations"]["video_generations.get"]["errors"].clear(),
+        "no longer answers error",
+        False,
+        id="error-dropped",
+    ),
+    pytest.param(
+        lambda m: m["operations"].update({"videos.list": _first_op(m)}), "operation added", False, id="operation-added"
+    ),
+    pytest.param(
+        lambda m: m["rules"]["kling-v2-6"].update({"new.rule": {"param": "x", "error": "e", "kind": "k"}}),
+        "new named rule 'new.rule'",
+        True,
+        id="rule-added",
+    ),
+    pytest.param(
+        lambda m: m["rules"]["kling-v2-6"].pop("sound.requires_pro"),
+        "rule 'sound.requires_pro' removed",
+        False,
+        id="rule-removed",
+    ),
+    pytest.param(
+        lambda m: m["rules"]["kling-v2-6"]["sound.requires_pro"].update(param="mode"),
+        "now blames or answers differently",
+        True,
+        id="rule-changed",
+    ),
+    pytest.param(lambda m: m["errors"].pop("rate_limited"), "removed error 'rate_limited'", False, id="error-gone"),
+    pytest.param(
+        lambda m: m["task_failures"].update(network={"type": "t", "code": "c"}),
+        "added task failure 'network'",
+        False,
+        id="task-failure-added",
+    ),
+    pytest.param(lambda m: m["statuses"].append("cancelled"), "new task status 'cancelled'", True, id="status-added"),
+    pytest.param(lambda m: m["statuses"].remove("queued"), "task status 'queued' removed", False, id="status-removed"),
+    pytest.param(lambda m: m["terminal"].remove("failed"), "terminal statuses", True, id="terminal-changed"),
+    pytest.param(
+        lambda m: m["requests"].pop("kling-v2-6/text2video"), "request mode removed", True, id="request-mode-removed"
+    ),
+]
+
+
 @pytest.mark.parametrize(("file", "change", "breaking", "fragment"), OFFICIAL_FOLDER_CHANGES)
 def test_official_folder_changes_are_classified_and_attributed_to_their_face(
     tmp_path: Path, file: str, change: Callable[[Any], None], breaking: bool, fragment: str
@@ -300,3 +497,58 @@ def test_a_one_face_export_is_compared_with_that_face_only(tmp_path: Path) -> No
     _edit_json(new / "official/errors.json", lambda d: d["errors"]["token_expired"].update(http_status=403))
     [change] = diff_contracts(tmp_path / "official-only", new)
     assert (change.face, change.pointer, change.breaking) == ("official", "/token_expired/http_status", True)
+
+
+@pytest.mark.parametrize(("change", "fragment", "breaking"), MANIFEST_CHANGES)
+def test_each_contract_level_change_is_classified(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], fragment: str, breaking: bool
+) -> None:
+    changes = diff_contracts(_export(tmp_path, "old"), _export(tmp_path, "new", change))
+    matching = [c for c in changes if fragment in c.detail]
+    assert matching, [c.line() for c in changes]
+    assert all(c.breaking is breaking for c in matching), [c.line() for c in matching]
+    assert [c.breaking for c in changes] == sorted((c.breaking for c in changes), reverse=True), "breaking first"
+
+
+def test_a_request_mode_added_and_a_response_schema_removed(tmp_path: Path) -> None:
+    old = _export(tmp_path, "old", lambda m: m["requests"].pop("kling-v2-6/text2video"))
+    new = _export(tmp_path, "new")
+    [added] = diff_contracts(old, new)
+    assert (added.detail, added.breaking) == ("request mode added", False)
+    (new / "responses" / "error.schema.json").unlink()
+    removed = [c for c in diff_contracts(_export(tmp_path, "again"), new) if c.detail == "response schema removed"]
+    assert [c.subject for c in removed] == ["responses/error.schema.json"]
+    assert removed[0].breaking
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        pytest.param(lambda p: None, "not a folder", id="missing-folder"),
+        pytest.param(lambda p: p.write_text("x"), "not a folder", id="a-file"),
+        pytest.param(
+            lambda p: (p.mkdir(), (p / "manifest.json").write_text('{"format": "other"}')),
+            "not a kling-testkit contract export",
+            id="foreign-manifest",
+        ),
+        pytest.param(
+            lambda p: (p.mkdir(), (p / "lifecycle.json").write_text("{}")),
+            "target",
+            id="broken-contract-folder",
+        ),
+    ],
+)
+def test_what_is_not_a_contract_is_refused_by_name(tmp_path: Path, setup: Callable[[Path], Any], message: str) -> None:
+    target = tmp_path / "target"
+    setup(target)
+    with pytest.raises(ContractLoadError, match=message) as refused:
+        load_surface(target)
+    assert str(target) in str(refused.value)
+
+
+def test_an_export_missing_a_schema_file_is_refused_naming_it(tmp_path: Path) -> None:
+    folder = _export(tmp_path, "export")
+    schema = folder / "requests" / "kling-v2-6" / "text2video.request.schema.json"
+    schema.unlink()
+    with pytest.raises(ContractLoadError, match=r"text2video\.request\.schema\.json: missing"):
+        load_surface(folder)

@@ -87,7 +87,11 @@ class _Recording(httpx.MockTransport):
 
     def __init__(self) -> None:
         self.seen: list[str] = []
-        super().__init__(lambda request: self.seen.append(str(request.url)) or httpx.Response(418))
+        super().__init__(self._answer)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(str(request.url))
+        return httpx.Response(418)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import requests
 
 from kling_testkit import AdminClient, LiveServer, ServerError
 from mockserver import ApiRequest, ApiResponse, VirtualClock, load_contract
+from mockserver.faces.gateway import GatewayFace
 
 AUTH = {"Authorization": "Bearer sk-test"}
 BODY = {"model": "kling-v2-6", "multi_prompt": [{"prompt": "a red fox in snow", "duration": 5}]}
@@ -70,11 +71,14 @@ def test_the_marker_configures_the_live_server_for_one_test(kling_server: LiveSe
 def test_configure_then_default_restores_keys_and_mode() -> None:
     server = LiveServer()
     server.configure(keys=["sk-mine"], strict=True)
-    assert server.service.face.keys == ("sk-mine",)
-    assert server.service.face.strict
+    gateway = server.service.faces["gateway"]
+    assert isinstance(gateway, GatewayFace)
+    assert (gateway.keys, gateway.strict) == (("sk-mine",), True)
     server.configure()
-    assert server.service.face.keys == tuple(load_contract().index["auth"]["default_keys"])
-    assert not server.service.face.strict
+    gateway = server.service.faces["gateway"]
+    assert isinstance(gateway, GatewayFace)
+    assert gateway.keys == tuple(load_contract().index["auth"]["default_keys"])
+    assert not gateway.strict
 
 
 def test_the_admin_api_drives_the_same_engine(kling_server: LiveServer) -> None:

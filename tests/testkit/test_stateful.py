@@ -19,7 +19,7 @@ from kling_testkit.transports import transport
 #: a run is ~20 steps of in-process HTTP; a quarter of the profile's examples keeps this file
 #: near 10 s in CI while the ``long`` profile still runs hundreds of sequences
 RUNS = settings(
-    max_examples=max(10, settings.default.max_examples // 4),
+    max_examples=max(10, settings().max_examples // 4),
     stateful_step_count=20,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -50,7 +50,7 @@ def share(rows: int) -> settings:
     """Settings for a test parametrized over ``rows`` cases: the profile's example count split
     between them (at least 5 each), so a table costs about one property in CI and scales with
     the ``long`` profile. The unparametrized property beside each table runs the full count."""
-    return settings(LARGE, max_examples=max(5, settings.default.max_examples // rows))
+    return settings(LARGE, max_examples=max(5, settings().max_examples // rows))
 
 
 def send(body: Any, *, strict: bool = False) -> ApiResponse:
@@ -207,7 +207,7 @@ def broken_rules(model: ModelContract, body: Any) -> set[str]:
             return total is not None and sum(i[rule.spec["item_field"]] for i in target[rule.spec["items"]]) != total
         value = target.get(rule.param)
         found = inspect_image(value, model.image_limits) if isinstance(value, str) else None
-        return getattr(found, "check", None) == rule.spec["check"]
+        return bool(getattr(found, "check", None) == rule.spec["check"])
 
     broken = {r.id for r in model.rules if r.phase == "before_schema" and breaks(r, body)}
     kind = model.mode_for(body)
@@ -271,7 +271,7 @@ def _shrink_cases() -> list[str]:
     the first case of each family -- each family is built by the same code -- and the ``long``
     profile shrinks every case."""
     ids = sorted(invalid_case_ids())
-    if settings.default.max_examples > 100:
+    if settings().max_examples > 100:
         return ids
     firsts: dict[str, str] = {}
     for case_id in ids:
@@ -395,7 +395,8 @@ def test_valid_images_pass_every_image_check(payload: strategies.ImagePayload) -
     found = inspect_image(payload.value, MODEL.image_limits)
     assert not hasattr(found, "check"), found
     if payload.encoding != "url":
-        assert (found.format, found.width, found.height) == (payload.format, payload.width, payload.height)  # type: ignore[union-attr]
+        assert found is not None
+        assert (found.format, found.width, found.height) == (payload.format, payload.width, payload.height)
 
 
 @pytest.mark.parametrize("problem", sorted(IMAGE_PROBLEMS))

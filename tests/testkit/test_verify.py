@@ -397,3 +397,17 @@ def test_verify_official_names_each_defect_of_a_broken_server() -> None:
     created = {(name, v.rule) for name, found in report.cases.items() for v in found if v.rule == "timestamps.unit"}
     assert ("valid:image2video", "timestamps.unit") in created  # 1 ms after 1970 is no Kling time
     assert {v.face for v in report.violations} == {"official"}
+
+
+def test_a_refusal_with_the_wrong_code_or_param_is_named_field_by_field() -> None:
+    async def create(request: Request) -> JSONResponse:
+        error = {"message": "no", "type": "invalid_request_error", "param": "mode", "code": "bad_request"}
+        return JSONResponse({"error": error}, 400)
+
+    app = Starlette(routes=[Route("/v1/video/generations", create, methods=["POST"])])
+    cases = [c for c in build_cases(load_contract()) if c.name == "invalid:sound.requires_pro"]
+    with serving(app) as url:
+        report = _verifier(url, FakeTime(), cases=cases, poll_interval=1).run().report
+    found = {v.rule: (v.json_path, v.expected, v.actual) for v in report.cases["invalid:sound.requires_pro"]}
+    assert found["verify.error_code"] == ("$.error.code", "invalid_request", "bad_request")
+    assert found["verify.error_param"] == ("$.error.param", "sound", "mode")

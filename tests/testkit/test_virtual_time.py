@@ -59,7 +59,7 @@ def test_clock_reads_follow_the_virtual_clock_however_it_moves() -> None:
         start = api.clock.now()  # a virtual clock starts at the wall clock's whole second
         assert time.time() == start == int(start)
         assert datetime.datetime.now(datetime.timezone.utc).timestamp() == api.clock.now()
-        api.clock.advance(30)  # the test's own controls
+        api.advance_clock(30)  # the test's own controls
         assert time.time() == api.clock.now()
         with api.client(headers=AUTH) as client:
             api.arm_fault(operation="video_generations.create", error="rate_limited", latency=7)
@@ -164,7 +164,7 @@ def test_without_the_option_nothing_is_patched() -> None:
     originals = (time.sleep, time.monotonic, asyncio.sleep, anyio.sleep)
     with kling_testkit.mock() as api:
         assert (time.sleep, time.monotonic, asyncio.sleep, anyio.sleep) == originals
-        api.clock.advance(3600)  # the fake's clock moves; the test's clock does not follow it
+        api.advance_clock(3600)  # the fake's clock moves; the test's clock does not follow it
         assert time.time() < api.clock.now()
 
 
@@ -175,7 +175,7 @@ def test_every_patch_is_undone_when_the_fake_stops() -> None:
         assert time.sleep is not originals[0]
     assert (time.sleep, time.monotonic, time.monotonic_ns, asyncio.sleep, asyncio.tasks.sleep, anyio.sleep) == originals
     assert time.time() != api.clock.now()
-    api.clock.advance(5)  # no listener left behind
+    api.advance_clock(5)  # no listener left behind
     assert time.time() != api.clock.now()
 
 

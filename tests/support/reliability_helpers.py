@@ -1,6 +1,6 @@
 """Doors, a raw HTTP/1.1 client and hostile payloads for the reliability suite.
 
-Imported as ``reliability_helpers`` (pytest puts this folder on ``sys.path``). The raw socket
+Imported as ``reliability_helpers`` (``tests/support`` is on pytest's ``pythonpath``). The raw socket
 client exists because httpx normalises what the battery must send verbatim: ``..`` segments,
 duplicated headers, undecodable bytes, bodies that announce more than they carry.
 """
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sample_payloads import t2v
 
 from mockserver import ApiRequest, Service, load_contract
+from mockserver.http import find_header
 
 CREATE = load_contract().operations["video_generations.create"].path
 AUTH = ("authorization", "Bearer sk-test")
@@ -32,7 +33,7 @@ class Reply:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        return next((v for k, v in self.headers if k == name), None)
+        return find_header(self.headers, name)
 
     def json(self) -> Any:
         return json.loads(self.body)
