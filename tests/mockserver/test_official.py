@@ -319,3 +319,43 @@ def test_kling_routes_are_served_at_the_root_and_under_the_contracts_prefixes(
     assert _json(polled)["data"]["task_status"] == "processing"
     [_, entry] = service.engine.journal.entries()
     assert (entry.face, entry.operation) == ("official", "image2video.get")
+
+
+def _jwt(service: Service, algorithm: str = "HS256", **claims: Any) -> str:
+    now = service.engine.clock.now()
+    payload = {"iss": PAIR["access_key"], "exp": now + 1800, **claims}
+    key = PAIR["secret_key"] if algorithm == "HS256" else "k" * 64  # the algorithm is refused before the key
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm=algorithm)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code", "rule"),
+    [
+        pytest.param(lambda s: [("authorization", "Bearer a"), ("authorization", "Bearer b")], 401, 1002,
+                     "auth.header", id="two-authorization-headers"),
+        pytest.param(lambda s: [("authorization", "Bearer " + "x" * 5000)], 401, 1002, "auth.header", id="huge-header"),
+        pytest.param(lambda s: [("authorization", "Basic YWs6c2s=")], 401, 1002, "auth.header", id="not-bearer"),
+        pytest.param(lambda s: [("authorization", "Bearer " + _jwt(s, iss="ak-nobody"))], 401, 1000, "auth.iss",
+                     id="unknown-access-key"),
+        pytest.param(lambda s: [("authorization", "Bearer " + _jwt(s, exp=None))], 401, 1002, "auth.exp", id="no-exp"),
+        pytest.param(lambda s: [("authorization", "Bearer " + _jwt(s, exp="soon"))], 401, 1002, "auth.jwt",
+                     id="exp-not-a-number"),
+        pytest.param(lambda s: [("authorization", "Bearer " + _jwt(s, algorithm="HS512"))], 401, 1002, "auth.jwt",
+                     id="not-hs256"),
+    ],
+)  # fmt: skip
+def test_every_way_a_token_is_refused_names_its_rule(
+    service: Service, headers: Callable[[Service], list[tuple[str, str]]], status: int, code: int, rule: str
+) -> None:
+    answer = service.handle_simple("GET", f"{T2V}/1", headers=headers(service))
+    assert (answer.status, _json(answer)["code"]) == (status, code)
+    [entry] = service.engine.journal.entries()
+    assert entry.rule == rule
+
+
+def test_single_api_keys_are_accepted_as_plain_bearer_tokens() -> None:
+    service = Service(Engine(clock=VirtualClock()), keys=["kling-api-key-1"])
+    accepted = service.handle_simple("POST", T2V, json=BODY, headers=[("authorization", "Bearer kling-api-key-1")])
+    refused = service.handle_simple("POST", T2V, json=BODY, headers=[("authorization", "Bearer kling-api-key-2")])
+    assert (accepted.status, refused.status, _json(refused)["code"]) == (200, 401, 1002)
+    assert service.engine.tasks()[0].account == "key:kling-api-key-1"
