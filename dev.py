@@ -39,6 +39,7 @@ SERVER_PACKAGES = (
     "pillow",
     "pyjwt",
     "trustme",
+    "python-multipart",
 )
 
 
