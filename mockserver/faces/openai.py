@@ -61,6 +61,11 @@ class OpenAIFace:
         self.target = load_contract(str(target["face"]), contract.root)
         self._fields: Mapping[str, Any] = request["fields"]
         self._passthrough = tuple(request.get("passthrough", ()))
+        target_fields = self.target.models[str(target["model"])].request_schemas["text2video"]["properties"]
+        #: passthrough fields a form sends as text but Kling takes as numbers
+        self._numeric = frozenset(
+            name for name in self._passthrough if target_fields[name].get("type") in ("number", "integer")
+        )
         self._seconds = {k: v for k, v in index["seconds"].items() if not k.startswith("$")}
         self._sizes = {k: v for k, v in index["sizes"].items() if not k.startswith("$") and k != "decisions"}
         self._file_types = frozenset(self._fields["input_reference"]["content_types"])
@@ -262,7 +267,7 @@ class OpenAIFace:
             text = part.data.decode("utf-8")
         except UnicodeDecodeError:
             return Violation("invalid_parameter", name, self.contract.request_rule("multipart"), "is not UTF-8 text")
-        if part.name in self._passthrough:
+        if part.name in self._numeric:
             return _number_or_text(text)
         return text
 
@@ -432,7 +437,8 @@ def _split(param: str) -> tuple[str, str, str]:
 
 
 def _number_or_text(text: str) -> Any:
-    """A form value as new-api reads a field it forwards: an integer, else a number, else text."""
+    """A form's text for a numeric Kling field, read as new-api reads a field it forwards: an
+    integer, else a number, else the text (which the Kling schema then refuses, naming it)."""
     try:
         return int(text)
     except ValueError:
