@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sample_payloads import b64, image_bytes
 
 from mockserver import ApiRequest, ApiResponse, Engine, Service, VirtualClock, create_app, load_contract
@@ -259,6 +261,25 @@ def test_bad_multipart_bodies_get_the_error_object(service: Service) -> None:
         assert response.status == status, (name, response.body)
         assert _refused(response)[:2] == (status, param), name
         assert service.engine.journal.entries()[0].rule == rule, name
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_no_mangled_form_gets_a_server_error(data: st.DataObject) -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    body, content_type = _form({**FORM, "seconds": "10"}, {"input_reference": ("f.png", FRAME, "image/png")})
+    cut = data.draw(st.integers(0, len(body)), label="cut")
+    at = data.draw(st.integers(0, cut), label="at")
+    noise = data.draw(st.binary(max_size=48), label="noise")
+    kind = data.draw(
+        st.sampled_from(
+            [content_type, content_type + "x", "multipart/form-data; boundary=", 'multipart/form-data; boundary=""']
+        )
+    )
+    response = _send(service, "POST", "/v1/videos", body=body[:at] + noise + body[at:cut], content_type=kind)
+    assert response.status < 500, response.body
+    if response.status != 200:
+        ERROR.validate(_json(response))
 
 
 def test_a_body_over_the_limit_gets_413_through_the_server_door() -> None:
