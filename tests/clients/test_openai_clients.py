@@ -218,3 +218,11 @@ def test_the_sdk_completes_against_serve_sync_and_async(
     _check(video, data, seconds, size)
     video, data = _acomplete(lambda: AsyncOpenAI(base_url=served + "/v1", api_key=KEY), fields)
     _check(video, data, seconds, size)
+
+
+@pytest.mark.kling(virtual_time=True)
+def test_the_kling_mock_fixture_serves_the_sdk_as_it_patches(kling_mock: KlingMock) -> None:
+    with OpenAI(base_url=IN_PROCESS, api_key=KEY) as client:
+        video = client.videos.create_and_poll(model="kling-v2-6", prompt="a fox", input_reference=FRAME)
+        assert (video.status, video.size) == ("completed", "720x1280")
+    assert [e.operation for e in kling_mock.entries()] == ["videos.create", "videos.get", "videos.get"]
