@@ -443,3 +443,33 @@ def test_a_seconds_row_kling_v2_6_refuses_is_a_contract_error(tmp_path: Path) ->
     index_path.write_text(json.dumps(index))
     with pytest.raises(ContractError, match=r"seconds '4'"):
         load_contract("openai", root)
+
+
+SOURCE_LABELS = ("OpenAI reference", "new-api", "official API docs", "api-brief", "decision", "RFC 9110", "Kling")
+
+
+def _sources(node: Any, where: str = "") -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("source", "$source") and isinstance(value, str):
+                found.append((where, value))
+            else:
+                found.extend(_sources(value, f"{where}/{key}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_sources(value, f"{where}/{i}"))
+    return found
+
+
+@pytest.mark.parametrize("name", ["index.json", "errors.json"])
+def test_every_choice_of_the_contract_names_its_source(name: str) -> None:
+    data = json.loads((CONTRACT.root / "openai" / name).read_text())
+    sources = _sources(data)
+    assert sources
+    for where, value in sources:
+        assert value.startswith(SOURCE_LABELS), f"{name}{where}: {value!r}"
+    index = CONTRACT.index
+    tables = [index["request"]["fields"], index["sizes"], index["seconds"]]
+    rows = [row for table in tables for key, row in table.items() if not key.startswith("$") and key != "decisions"]
+    assert all("source" in row for row in rows)
