@@ -46,6 +46,7 @@ SERVER_PACKAGES = (
     "pillow",
     "pyjwt",
     "trustme",
+    "python-multipart",
 )
 
 

@@ -62,6 +62,7 @@ from mockserver.engine.journal import ContractWarning
 from mockserver.faces import Mount
 
 if TYPE_CHECKING:
+    from kling_testkit._httpx2 import KlingHttpx2Transport
     from kling_testkit._virtual_time import VirtualTime
     from kling_testkit.transports import KlingTransport
 
@@ -619,6 +620,13 @@ class KlingMock(EngineControls):
 
         return KlingTransport(self)
 
+    def httpx2_transport(self) -> KlingHttpx2Transport:
+        """The same, for ``httpx2`` clients (``httpx2.Client(transport=...)``; the OpenAI SDK's
+        ``http_client``); imports ``httpx2``."""
+        from kling_testkit._httpx2 import KlingHttpx2Transport
+
+        return KlingHttpx2Transport(self)
+
     def client(self, **kwargs: Any) -> httpx.Client:
         """An ``httpx.Client`` on the fake (``base_url`` defaults to :attr:`base_url`)."""
         kwargs.setdefault("base_url", self.base_url)
@@ -646,6 +654,9 @@ class KlingMock(EngineControls):
         if not self._started:
             self.router.start()
             self._started = True
+            from kling_testkit import _httpx2_patch  # httpx2 clients too (imported only if used)
+
+            _httpx2_patch.start(self)
             if self.virtual_time:
                 from kling_testkit._virtual_time import VirtualTime
 
@@ -665,6 +676,9 @@ class KlingMock(EngineControls):
         if self._started:
             self._started = False
             self.router.stop(clear=False, reset=False, quiet=True)
+            from kling_testkit import _httpx2_patch
+
+            _httpx2_patch.stop(self)
 
     def __enter__(self) -> KlingMock:
         return self.start()

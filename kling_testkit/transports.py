@@ -1,4 +1,4 @@
-"""Transport injection: hand the in-process fake to an ``httpx`` client explicitly.
+"""Transport injection: hand the in-process fake to an ``httpx`` (or ``httpx2``) client explicitly.
 
 Injection changes nothing process-wide (no patching), so nothing leaks between tests or
 threads; it is the integration to prefer whenever the code under test accepts a client or a
@@ -18,9 +18,10 @@ import httpx
 from kling_testkit._respx import PassThrough
 
 if TYPE_CHECKING:
+    from kling_testkit._httpx2 import KlingHttpx2Transport
     from kling_testkit._mock import KlingMock
 
-__all__ = ["KlingTransport", "transport"]
+__all__ = ["KlingTransport", "httpx2_transport", "transport"]
 
 
 class KlingTransport(httpx.MockTransport):
@@ -78,3 +79,19 @@ def transport(mock: KlingMock) -> KlingTransport:
     401
     """
     return KlingTransport(mock)
+
+
+def httpx2_transport(mock: KlingMock) -> KlingHttpx2Transport:
+    """The transport to inject into ``httpx2.Client`` / ``httpx2.AsyncClient`` (the clients the
+    OpenAI SDK 3.x is built on) for ``mock``; imports ``httpx2``.
+
+    >>> import httpx2
+    >>> from kling_testkit import mock
+    >>> api = mock()
+    >>> with httpx2.Client(transport=httpx2_transport(api), base_url=api.base_url) as client:
+    ...     client.get("/v1/videos/task_x").status_code
+    401
+    """
+    from kling_testkit._httpx2 import KlingHttpx2Transport
+
+    return KlingHttpx2Transport(mock)

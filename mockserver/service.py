@@ -403,7 +403,9 @@ class Service:
         request_body: Any
         if handled.request_json is None:
             request_body = shorten(request.body[:4096].decode("utf-8", "replace")) if request.body else None
-        elif len(request.body) <= MAX_STRING:  # too short to hold a long string: no marker needed
+        elif len(request.body) <= MAX_STRING and "json" in (request.header("content-type") or ""):
+            # JSON too short to hold a long string: no marker needed (a form is journaled as
+            # the fields the face read from it, below)
             request_body = request.body
         else:
             request_body = dump_json(shorten(handled.request_json))

@@ -23,6 +23,7 @@ DISTRIBUTIONS = {
     "PIL": "pillow",
     "jwt": "pyjwt",  # the official face's HS256 tokens
     "trustme": "trustme",  # serve --tls
+    "python_multipart": "python-multipart",  # the openai face's multipart/form-data bodies
 }
 
 

@@ -367,6 +367,8 @@ def derived_files(root: Path, face: str) -> dict[Path, str]:
     sources = index.get("derivation")
     out: dict[Path, str] = {}
     for name, spec in index["models"].items():
+        if "maps_onto" in spec:  # a form mapped onto another face's model: derived at load time
+            continue
         if sources:
             capabilities = _read(face_dir / sources["capabilities"])
             form = derive_model_form(_read(face_dir / sources["form"]), capabilities, name)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema
 import jsonschema_rs
@@ -174,6 +175,9 @@ class Reader:
     """
 
     pointers: Mapping[str, str]
+    #: for faces whose answers carry no result URL: the path of the result, ``{task_id}`` filled
+    #: in from the answer (see :meth:`Contract.result_url`)
+    result_path: str | None = None
 
     def get(self, what: str, body: Any) -> Any:
         """The value at ``what``'s pointer in ``body`` (None when absent or not declared).
@@ -320,7 +324,29 @@ class Contract:
     @functools.cached_property
     def reader(self) -> Reader:
         """Where this face's answers keep task id, status, result URL and error (``reader``)."""
-        return Reader({k: v for k, v in self.index.get("reader", {}).items() if not k.startswith("$")})
+        spec = self.index.get("reader", {})
+        pointers = {k: v for k, v in spec.items() if not k.startswith("$") and k != "result_path"}
+        return Reader(pointers, spec.get("result_path"))
+
+    def result_url(self, body: Any, base_url: str = "") -> str | None:
+        """The result URL an answer names (``reader.result_url``), or, for a face whose answers
+        name none, ``base_url`` + ``reader.result_path`` with the answer's task id once its
+        status is the succeeded one (None before, and for failed tasks).
+
+        >>> contract = load_contract("openai")
+        >>> contract.result_url({"id": "task_1", "status": "completed"}, "https://h")
+        'https://h/v1/videos/task_1/content'
+        >>> contract.result_url({"id": "task_1", "status": "queued"}, "https://h") is None
+        True
+        """
+        reader = self.reader
+        url = reader.get("result_url", body)
+        if url is not None or reader.result_path is None:
+            return url if isinstance(url, str) else None
+        task_id = reader.get("task_id", body)
+        if not isinstance(task_id, str) or reader.get("status", body) != self.status_projection["succeeded"]:
+            return None
+        return base_url + reader.result_path.replace("{task_id}", quote(task_id, safe=""))
 
     @functools.cached_property
     def faults(self) -> Mapping[str, str]:
@@ -488,6 +514,105 @@ def _load_model(face_dir: Path, name: str, spec: Mapping[str, Any], errors: Mapp
     )
 
 
+def _rows(table: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """A contract table without its notes (keys starting with ``$``, ``decisions``)."""
+    return {k: v for k, v in table.items() if not k.startswith("$") and k != "decisions"}
+
+
+def _mapped_model(
+    face_dir: Path, name: str, spec: Mapping[str, Any], index: Mapping[str, Any], root: Path
+) -> ModelContract:
+    """A model whose create form is mapped onto another face's model (``maps_onto``), as a
+    gateway converts a request before the provider checks it.
+
+    The form's request schemas are derived here from the target model's schemas and this
+    face's ``request.fields`` and ``seconds``/``sizes`` tables, so no limit is written twice:
+    the prompt's length, the passthrough fields and the image limits are the target's. The
+    target's named rules stay with the target: the face maps an accepted form onto a target
+    request and validates that too. The tables are checked against the target here.
+    """
+    where = f"{face_dir / 'index.json'} model {name!r}"
+    target = spec["maps_onto"]
+    base = load_contract(str(target["face"]), root).models.get(str(target["model"]))
+    if base is None:
+        raise ContractError(f"{where}: maps onto unknown model {target!r}")
+    request = index["request"]
+    fields = request["fields"]
+    seconds, sizes = _rows(index["seconds"]), _rows(index["sizes"])
+    t2v = base.request_schemas["text2video"]["properties"]
+    duration = jsonschema.Draft202012Validator(t2v[fields["seconds"]["kling"]])
+    for key, row in seconds.items():
+        if not duration.is_valid(row["duration"]):
+            raise ContractError(f"{where}: seconds {key!r} maps to a duration {base.name} refuses")
+    output = base.output
+    for key, row in sizes.items():
+        frame = output["frame_sizes"][output["resolution_by_mode"][row["mode"]]].get(row["aspect_ratio"])
+        if frame is None or list(frame) != list(row["frame"]) or key != f"{frame[0]}x{frame[1]}":
+            raise ContractError(
+                f"{where}: size {key!r} is not {base.name}'s frame for {row['mode']} {row['aspect_ratio']}"
+            )
+    prompt = {k: v for k, v in t2v[fields["prompt"]["kling"]].items() if k in ("maxLength",)}
+    image_ref = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {
+                "type": "object",
+                "properties": {"image_url": {"type": "string", "minLength": 1}, "file_id": {"type": "string"}},
+                "minProperties": 1,
+                "maxProperties": 1,
+                "additionalProperties": False,
+            },
+        ],
+        "description": fields["input_reference"]["description"],
+    }
+    schemas: dict[str, Mapping[str, Any]] = {}
+    for mode, target_schema in base.request_schemas.items():
+        props: dict[str, Any] = {
+            "prompt": {"type": "string", "minLength": 1, **prompt, "description": fields["prompt"]["description"]},
+            "model": {"const": name, "description": fields["model"]["description"]},
+            "seconds": {"type": "string", "enum": list(seconds), "default": fields["seconds"]["default"]},
+            "size": {"type": "string", "enum": list(sizes), "default": fields["size"]["default"]},
+        }
+        if mode == "image2video":
+            props["input_reference"] = image_ref
+        for extra in request.get("passthrough", ()):
+            props[extra] = target_schema["properties"][extra]
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$comment": f"Derived at load time from {target['face']}/{target['model']} and request.fields.",
+            "title": f"{name} {mode} create request ({index['face']} form)",
+            "type": "object",
+            "required": [*request["required"], *(["input_reference"] if mode == "image2video" else [])],
+            "properties": props,
+        }
+        _check_schema(schema, f"{where} {mode}")
+        schemas[mode] = schema
+    form = {
+        "model": name,
+        "maps_onto": dict(target),
+        "fields": [
+            {
+                "name": field,
+                "type": row["type"],
+                "required": field in request["required"],
+                **({"default": row["default"]} if "default" in row else {}),
+            }
+            for field, row in fields.items()
+        ],
+    }
+    return ModelContract(
+        name=name,
+        form=form,
+        request_schemas=schemas,
+        rules=(),
+        image_limits=base.image_limits,
+        output=output,
+        defaults={f: row["default"] for f, row in fields.items() if "default" in row},
+        fast_validators={mode: compile_schema(schema) for mode, schema in schemas.items()},
+        explainers={mode: jsonschema.Draft202012Validator(schema) for mode, schema in schemas.items()},
+    )
+
+
 @functools.cache
 def load_lifecycle(root: Path | None = None) -> Mapping[str, Any]:
     """``lifecycle.json``: the internal statuses, transitions and failure reasons every face
@@ -573,7 +698,12 @@ def _load(face: str, root: Path) -> Contract:
         response_schemas[rel] = schema
         resources.append((schema["$id"], Resource.from_contents(schema)))
     registry: Registry[Any] = Registry().with_resources(resources)
-    models = {name: _load_model(face_dir, name, spec, errors) for name, spec in index["models"].items()}
+    models = {
+        name: _mapped_model(face_dir, name, spec, index, root)
+        if "maps_onto" in spec
+        else _load_model(face_dir, name, spec, errors)
+        for name, spec in index["models"].items()
+    }
     return Contract(
         root=root,
         face=face,

@@ -170,4 +170,5 @@ def _load_builtin_faces() -> None:
     # The built-in faces register themselves on import; importing them here (not at module
     # import) keeps ``import mockserver`` from parsing a contract file.
     import mockserver.faces.gateway
-    import mockserver.faces.official  # noqa: F401
+    import mockserver.faces.official
+    import mockserver.faces.openai  # noqa: F401

@@ -142,8 +142,12 @@ def _compiled(model: ModelContract) -> _Compiled:
             model=model,
             shapes={mode: _shape(schema) for mode, schema in model.request_schemas.items()},
             requires_ok={
+                # a model without requires rules (a mapped form) gets the schema that accepts all:
+                # JSON Schema forbids an empty allOf
                 mode: compile_schema(
                     {"allOf": [{"if": r.spec["when"], "then": r.spec["then"]} for r in requires if r.applies_to(mode)]}
+                    if any(r.applies_to(mode) for r in requires)
+                    else {}
                 )
                 for mode in model.request_schemas
             },

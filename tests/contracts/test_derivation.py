@@ -81,7 +81,7 @@ CAPABILITIES = json.loads((OFFICIAL / "capabilities.json").read_text(encoding="u
 
 
 def test_faces_are_the_folders_with_an_index() -> None:
-    assert faces(ROOT) == ["gateway", "official"]
+    assert faces(ROOT) == ["gateway", "official", "openai"]
 
 
 @pytest.mark.parametrize("path", sorted(DERIVED), ids=lambda p: str(p.relative_to(ROOT)))

@@ -54,6 +54,10 @@ class FaceClient:
     def read(self, what: str, body: Any) -> Any:
         return self.contract.reader.get(what, body)
 
+    def result_url(self, body: Any, base_url: str) -> str | None:
+        """The result URL an answer names, or derives from its task id (the openai face)."""
+        return self.contract.result_url(body, base_url)
+
     def status(self, internal: str) -> str:
         return self.contract.status_projection[internal]
 
@@ -70,4 +74,10 @@ OFFICIAL = FaceClient(
     {"model_name": "kling-v2-6", "prompt": "a red fox in snow", "duration": "5", "mode": "std"},
     "text2video",
 )
-FACES = {"gateway": GATEWAY, "official": OFFICIAL}
+OPENAI = FaceClient(
+    "openai",
+    {"Authorization": "Bearer sk-test"},
+    {"model": "kling-v2-6", "prompt": "a red fox in snow"},
+    "text2video",
+)
+FACES = {"gateway": GATEWAY, "official": OFFICIAL, "openai": OPENAI}

@@ -4,7 +4,10 @@
 - ``async``: the same, ``httpx.AsyncClient`` (latency awaited on the clock);
 - ``asgi``: ``httpx.ASGITransport`` into ``mockserver.create_app`` (async only);
 - ``live``: the session's live uvicorn server over a real loopback socket, driven by the admin
-  API over HTTP (``AdminClient``), as an out-of-process suite would.
+  API over HTTP (``AdminClient``), as an out-of-process suite would;
+- ``httpx2-sync``, ``httpx2-async``: the in-process fake injected into ``httpx2`` clients (the
+  OpenAI SDK 3.x's HTTP client), and ``httpx2-patched``: an ``httpx2.Client`` of its own while
+  the fake patches.
 
 Every door records what it saw as a transcript with the base URL and host replaced, so the
 parity test can compare doors byte for byte apart from host and port.
@@ -113,6 +116,8 @@ async def open_door(name: str, live: LiveServer | None = None) -> Door:
             return Door(name, api.base_url, api, api.engine, send_sync, client.close)
         aclient = httpx.AsyncClient(transport=transport(api))
         return Door(name, api.base_url, api, api.engine, aclient.request, aclient.aclose)
+    if name.startswith("httpx2-"):
+        return _httpx2_door(name)
     if name == "asgi":
         engine = Engine(clock=VirtualClock(start=DEFAULT_EPOCH), seed=SEED)
         aclient = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Service(engine))))
@@ -132,4 +137,31 @@ async def open_door(name: str, live: LiveServer | None = None) -> Door:
     return Door(name, live.base_url, admin, live.engine, send_live, close)
 
 
-DOORS = ("sync", "async", "asgi", "live")
+def _httpx2_door(name: str) -> Door:
+    import httpx2
+
+    api = KlingMock(seed=SEED, clock=VirtualClock(start=DEFAULT_EPOCH))
+    # the journal keeps the request headers: send httpx's User-Agent, the one difference
+    headers = {"user-agent": f"python-httpx/{httpx.__version__}"}
+    if name == "httpx2-async":
+        aclient = httpx2.AsyncClient(transport=api.httpx2_transport(), headers=headers)
+        return Door(name, api.base_url, api, api.engine, aclient.request, aclient.aclose)
+    if name == "httpx2-sync":
+        client = httpx2.Client(transport=api.httpx2_transport(), headers=headers)
+        close: Callable[[], Any] = client.close
+    else:
+        assert name == "httpx2-patched", name
+        api.start()
+        client = httpx2.Client(headers=headers)  # its own transport: the patch answers before it
+
+        def close() -> None:
+            client.close()
+            api.stop()
+
+    async def send(method: str, url: str, **kwargs: Any) -> Any:
+        return client.request(method, url, **kwargs)
+
+    return Door(name, api.base_url, api, api.engine, send, close)
+
+
+DOORS = ("sync", "async", "asgi", "live", "httpx2-sync", "httpx2-async", "httpx2-patched")

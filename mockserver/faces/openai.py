@@ -1,0 +1,450 @@
+"""The gateway's OpenAI-compatible video route: ``/v1/videos`` as the OpenAI SDK speaks it.
+
+new-api (the gateway software ModelStream resembles) serves OpenAI's Videos API shape for its
+video models, Kling included. This face answers that route from the same engine: a create is a
+``multipart/form-data`` form (what the SDK sends) or JSON, mapped onto Kling's own kling-v2-6
+request and checked by that contract (``contracts/openai`` says how: ``request.fields``, the
+``seconds`` and ``sizes`` tables); answers are OpenAI's ``video`` object with statuses
+``queued``/``in_progress``/``completed``/``failed``; the MP4 comes from
+``/v1/videos/{id}/content``. Keys, account, task ids and error object are the gateway's.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from mockserver import media
+from mockserver.contract import Operation, load_contract
+from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine.journal import ContractWarning, fingerprint
+from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.http import ApiRequest, ApiResponse
+from mockserver.multipart import FormLimits, FormProblem, Part, parse_form
+from mockserver.validation import Accepted, Violation, parse_json_body, validate_create, validate_query
+
+MAX_AUTH_HEADER = 4096
+#: the gateway's one user: every key of the gateway acts for it (new-api scopes tasks by user)
+ACCOUNT = ""
+_DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.ASCII)
+_IMAGE_MIMES = {"image/jpeg", "image/jpg", "image/pjpeg", "image/png"}
+
+
+@register_face("openai")
+class OpenAIFace:
+    """Answer ``/v1/videos`` (create, list, retrieve, content) from an :class:`Engine`.
+
+    ``settings.keys``: the gateway's keys (default ``sk-test``; ``["*"]`` accepts any);
+    ``settings.strict``: refuse unknown form fields instead of dropping them with a warning.
+    """
+
+    name: ClassVar[str] = "openai"
+
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        self.settings = settings = settings or FaceSettings()
+        self.contract = contract = load_contract(self.name)
+        index = contract.index
+        auth = index["auth"]
+        self._prefix = auth["key_prefix"]
+        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth["default_keys"])
+        self._accepted = {self._strip(k) for k in self.keys}
+        self.strict = settings.strict
+        self.status_names = contract.status_projection
+        self.media_ttl = contract.media_ttl
+        self._failures = contract.task_failures
+        request = index["request"]
+        target = request["maps_onto"]
+        #: the contract the mapped request is checked by (Kling's own API)
+        self.target = load_contract(str(target["face"]), contract.root)
+        self._fields: Mapping[str, Any] = request["fields"]
+        self._passthrough = tuple(request.get("passthrough", ()))
+        target_fields = self.target.models[str(target["model"])].request_schemas["text2video"]["properties"]
+        #: passthrough fields a form sends as text but Kling takes as numbers
+        self._numeric = frozenset(
+            name for name in self._passthrough if target_fields[name].get("type") in ("number", "integer")
+        )
+        self._seconds = {k: v for k, v in index["seconds"].items() if not k.startswith("$")}
+        self._sizes = {k: v for k, v in index["sizes"].items() if not k.startswith("$") and k != "decisions"}
+        self._file_types = frozenset(self._fields["input_reference"]["content_types"])
+        self._file_field = request["mode_field"]
+        # the mapping's inverse: a refusal of the Kling request names the form field
+        self._form_name: dict[str, str] = {name: name for name in self._passthrough}
+        for form_name, row in self._fields.items():
+            kling = row["kling"]
+            for name in [kling] if isinstance(kling, str) else kling:
+                self._form_name[name] = form_name
+        self._limits = FormLimits(**index["limits"]["multipart"])
+        video = index["video"]
+        self._poll_header = (str(video["poll_header"]), str(video["poll_after_ms"]))
+        self._ops = {op.verb: op for op in contract.operations.values()}
+
+    def attach(self, engine: Engine) -> None:
+        """The video object carries nothing drawn per answer."""
+
+    def handlers(self) -> Mapping[str, Handler]:
+        out: dict[str, Handler] = {}
+        for op in self.contract.operations.values():
+            if op.verb == "task.create":
+                out[op.id] = lambda engine, request, params, account: self.create(engine, request)
+            elif op.verb == "task.get":
+                out[op.id] = lambda engine, request, params, account: self.get(engine, request, params["task_id"])
+            elif op.verb == "task.list":
+                out[op.id] = lambda engine, request, params, account: self.list_videos(engine, request)
+            elif op.verb == "media.get":
+                out[op.id] = lambda engine, request, params, account: self.content(engine, request, params["task_id"])
+            else:
+                raise ValueError(f"openai face: no handler for operation {op.id!r} (verb {op.verb!r})")
+        return out
+
+    def _strip(self, key: str) -> str:
+        return key[len(self._prefix) :] if key.startswith(self._prefix) else key
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def error(
+        self,
+        key: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        **values: object,
+    ) -> ApiResponse:
+        """The catalogued error ``key`` as the gateway's (and OpenAI's) error object."""
+        spec = self.contract.errors[key]
+        body = {
+            "error": {
+                "message": spec.render_message(param=param, **values),
+                "type": spec.type,
+                "param": param,
+                "code": spec.code,
+            }
+        }
+        extra = list(headers)
+        wait = retry_after if retry_after is not None else spec.retry_after
+        if spec.http_status == 429 and wait is not None:
+            extra.append(("retry-after", str(math.ceil(wait))))
+        return ApiResponse.json(spec.http_status, body, extra)
+
+    def _refused(self, op: str, found: Violation, request_json: Any = None) -> Handled:
+        response = self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
+        return Handled(response, op, request_json=request_json, rule=found.rule, param=found.param)
+
+    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
+        if plan.error is None:
+            return None
+        key = self.contract.resolve_error(plan.error)
+        if key is None:  # the fault check refuses such plans when they are armed
+            return None
+        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+
+    def callback_body(self, task: TaskView, base_url: str) -> Any:  # noqa: ARG002 - Face protocol
+        """The route sends no callbacks; its video object is what one would carry."""
+        return self.project(task)
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def authenticate(self, request: ApiRequest, engine: Engine | None = None) -> str | Refused:  # noqa: ARG002 - Face protocol
+        """The gateway's one account, or the 401 that refuses the key (the gateway's rules)."""
+        rule = self.contract.request_rule("api_key")
+        values = request.header_values("authorization")
+        if not values:
+            return Refused(self.error("missing_api_key"), rule)
+        if len(values) > 1:
+            return Refused(self.error("invalid_api_key", detail="more than one Authorization header"), rule)
+        value = values[0]
+        if len(value) > MAX_AUTH_HEADER:
+            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
+            return Refused(self.error("invalid_api_key", detail=detail), rule)
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return Refused(self.error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
+        key = self._strip(token)
+        if not key or ("*" not in self._accepted and key not in self._accepted):
+            return Refused(self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
+        return ACCOUNT
+
+    # -- create ------------------------------------------------------------------------------
+
+    def create(self, engine: Engine, request: ApiRequest) -> Handled:
+        op = self._ops["task.create"].id
+        form = self._read_body(request)
+        if isinstance(form, Violation):
+            return self._refused(op, form)
+        accepted = validate_create(self.contract, form, strict=self.strict)
+        if isinstance(accepted, Violation):
+            return self._refused(op, accepted, form)
+        mapped = self._to_kling(accepted)
+        if isinstance(mapped, Violation):
+            return self._refused(op, mapped, form)
+        checked = validate_create(self.target, mapped, mode=accepted.mode)
+        if isinstance(checked, Violation):
+            return self._refused(op, self._renamed(checked), form)
+        warnings = (
+            *accepted.warnings,
+            *(ContractWarning(w.rule, self._param(w.param), w.message) for w in checked.warnings),
+        )
+        size = self._sizes[accepted.body["size"]]
+        width, height = size["frame"]
+        video = VideoSpec(
+            int(self._seconds[accepted.body["seconds"]]["duration"]),
+            int(width),
+            int(height),
+            int(checked.model.output["fps"]),
+            audio=checked.body.get("sound") == "on",
+        )
+        try:
+            task = engine.create_task(
+                model=accepted.model.name,
+                kind=accepted.mode,
+                request=accepted.body,
+                video=video,
+                id_format=self.contract.id_format,
+                face=self.name,
+                account=ACCOUNT,
+            )
+        except CreateRefused as exc:
+            key = self.contract.resolve_error(exc.reason) or "task_failed"
+            return Handled(self.error(key, detail=exc.reason), op, request_json=form, fault=f"outcome:{exc.reason}")
+        except OverflowError as exc:
+            return Handled(self.error("upstream_unavailable", detail=str(exc)), op, request_json=form)
+        return Handled(ApiResponse.json(200, self.project(task)), op, task.id, form, warnings)
+
+    def _read_body(self, request: ApiRequest) -> dict[str, Any] | Violation:
+        """The create's fields as a dict (a form's file as base64), or the refusal."""
+        content_type = request.header("content-type")
+        media_type = (content_type or "").split(";")[0].strip().lower()
+        if media_type == "multipart/form-data":
+            return self._read_form(request.body, content_type)
+        body = parse_json_body(self.contract, content_type, request.body)
+        if isinstance(body, Violation):
+            return body
+        if not isinstance(body, dict):
+            detail = f"expected a JSON object, got {type(body).__name__}"
+            return Violation("invalid_json", None, self.contract.request_rule("body_object"), detail)
+        return body
+
+    def _read_form(self, body: bytes, content_type: str | None) -> dict[str, Any] | Violation:
+        parts = parse_form(body, content_type, self._limits)
+        if isinstance(parts, FormProblem):
+            return self._form_problem(parts)
+        out: dict[str, Any] = {}
+        for part in parts:
+            if part.name in out:
+                rule = self.contract.request_rule("duplicate_field")
+                return Violation("invalid_parameter", part.name[:100], rule, "is sent more than once")
+            value = self._part_value(part)
+            if isinstance(value, Violation):
+                return value
+            out[part.name] = value
+        return out
+
+    def _form_problem(self, problem: FormProblem) -> Violation:
+        if problem.kind == "too_many_parts":
+            return Violation("too_many_parts", None, self.contract.request_rule("multipart_parts"), problem.detail)
+        if problem.kind == "part_too_large":
+            rule = self.contract.request_rule("multipart_part_size")
+            return Violation("part_too_large", problem.param, rule, problem.detail)
+        return Violation("invalid_multipart", None, self.contract.request_rule("multipart"), problem.detail)
+
+    def _part_value(self, part: Part) -> Any:
+        name = part.name[:100]
+        if part.is_file:
+            if part.name != self._file_field:
+                rule = self.contract.request_rule("multipart")
+                return Violation("invalid_parameter", name, rule, "must be a text field, not a file")
+            declared = (part.content_type or "application/octet-stream").split(";")[0].strip().lower()
+            if declared not in self._file_types:
+                rule = self.contract.request_rule("file_content_type")
+                detail = f"must be a JPEG or PNG image file, got {declared[:60]}"
+                return Violation("invalid_parameter", name, rule, detail)
+            return base64.b64encode(part.data).decode("ascii")
+        try:
+            text = part.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return Violation("invalid_parameter", name, self.contract.request_rule("multipart"), "is not UTF-8 text")
+        if part.name in self._numeric:
+            return _number_or_text(text)
+        return text
+
+    def _to_kling(self, accepted: Accepted) -> dict[str, Any] | Violation:
+        """The kling-v2-6 request of Kling's own API that the accepted form maps onto."""
+        form = accepted.body
+        fields = self._fields
+        size = self._sizes[form["size"]]
+        out: dict[str, Any] = {
+            fields["model"]["kling"]: form["model"],
+            fields["prompt"]["kling"]: form["prompt"],
+            fields["seconds"]["kling"]: self._seconds[form["seconds"]]["duration"],
+            "mode": size["mode"],
+        }
+        if accepted.mode == "image2video":
+            image = self._image(form[self._file_field])
+            if isinstance(image, Violation):
+                return image
+            out[fields["input_reference"]["kling"]] = image
+        else:
+            out["aspect_ratio"] = size["aspect_ratio"]
+        for name in self._passthrough:
+            if name in form:
+                out[name] = form[name]
+        return out
+
+    def _image(self, value: Any) -> str | Violation:
+        """``input_reference`` as Kling's ``image``: a URL or raw base64."""
+        if isinstance(value, Mapping):
+            if "file_id" in value:
+                rule = self.contract.request_rule("file_id")
+                return Violation("invalid_parameter", f"{self._file_field}.file_id", rule, "the fake has no Files API")
+            value = value["image_url"]
+        text = str(value)
+        if text[:5].lower() == "data:":
+            found = _DATA_URL.match(text)
+            mime = (found.group("mime") or "").lower() if found else ""
+            if found is None or mime not in _IMAGE_MIMES:
+                detail = f"a data URL must be data:image/jpeg or image/png;base64,..., got {text[:40]!r}"
+                return Violation("rule_violation", self._file_field, "image.format", detail)
+            return text[found.end() :]
+        return text
+
+    def _param(self, param: str | None) -> str | None:
+        """A Kling field path renamed to the form field it came from."""
+        if param is None:
+            return None
+        head, sep, rest = _split(param)
+        return self._form_name.get(head, head) + sep + rest
+
+    def _renamed(self, found: Violation) -> Violation:
+        detail = found.detail
+        if "mode=" in detail:  # the form has no mode: say which sizes give it
+            by_mode: dict[str, list[str]] = {}
+            for size, row in self._sizes.items():
+                by_mode.setdefault(str(row["mode"]), []).append(size)
+            detail += "; size picks the mode (" + "; ".join(f"{m}: {', '.join(s)}" for m, s in by_mode.items()) + ")"
+        return Violation(found.error, self._param(found.param), found.rule, detail)
+
+    # -- read --------------------------------------------------------------------------------
+
+    def _find(self, engine: Engine, task_id: str, *, poll: bool) -> TaskView | None:
+        try:
+            if poll:
+                return engine.poll_task(task_id, account=ACCOUNT)
+            task = engine.task(task_id)
+        except TaskNotFound:
+            return None
+        return task if task.account == ACCOUNT else None
+
+    def _not_found(self, op: Operation, task_id: str) -> Handled:
+        response = self.error("task_not_exist", param="task_id", task_id=repr(task_id[:80]))
+        return Handled(response, op.id, rule=self.contract.request_rule("task_exists"), param="task_id")
+
+    def get(self, engine: Engine, request: ApiRequest, task_id: str) -> Handled:  # noqa: ARG002 - handler shape
+        op = self._ops["task.get"]
+        task = self._find(engine, task_id, poll=True)
+        if task is None:
+            return self._not_found(op, task_id)
+        headers = () if task.status.terminal else (self._poll_header,)
+        return Handled(ApiResponse.json(200, self.project(task), headers), op.id, task.id)
+
+    def list_videos(self, engine: Engine, request: ApiRequest) -> Handled:
+        op = self._ops["task.list"]
+        query = validate_query(op, request.query)
+        if isinstance(query, Violation):
+            return self._refused(op.id, query)
+        tasks = engine.list_tasks(account=ACCOUNT)
+        if query.get("order", op.query["order"]["default"]) == "asc":
+            tasks.reverse()
+        start = 0
+        after = query.get("after")
+        if after is not None:
+            ids = [t.id for t in tasks]
+            if after not in ids:
+                return self._refused(op.id, Violation("invalid_parameter", "after", "query:after", "names no video"))
+            start = ids.index(after) + 1
+        limit = int(query.get("limit", op.query["limit"]["default"]))
+        page = tasks[start : start + limit]
+        body = {
+            "object": "list",
+            "data": [self.project(t) for t in page],
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+            "has_more": start + limit < len(tasks),
+        }
+        return Handled(ApiResponse.json(200, body), op.id)
+
+    def content(self, engine: Engine, request: ApiRequest, task_id: str) -> Handled:
+        op = self._ops["media.get"]
+        query = validate_query(op, request.query)
+        if isinstance(query, Violation):
+            return self._refused(op.id, query)
+        task = self._find(engine, task_id, poll=False)
+        if task is None:
+            return self._not_found(op, task_id)
+        if task.status is not Status.SUCCEEDED:
+            response = self.error("video_not_ready", param="task_id", detail=self.status_names[task.status.value])
+            rule = self.contract.request_rule("video_ready")
+            return Handled(response, op.id, task.id, rule=rule, param="task_id")
+        assert task.finished_at is not None
+        if engine.clock.now() > task.finished_at + self.media_ttl:
+            return Handled(self.error("link_expired", detail=repr(task.id)), op.id, task.id)
+        video = task.video
+        data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
+        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
+        if served.status == 416:
+            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
+            return Handled(self.error("range_not_satisfiable", headers=content_range), op.id, task.id)
+        return Handled(ApiResponse(served.status, served.headers, served.body), op.id, task.id)
+
+    # -- projection --------------------------------------------------------------------------
+
+    def project(self, task: TaskView) -> dict[str, Any]:
+        """A task as OpenAI's ``video`` object."""
+        done = task.status is Status.SUCCEEDED
+        finished = task.finished_at
+        error = None
+        if task.status is Status.FAILED:
+            reason = self._failures[task.outcome.reason or "generation_failed"]
+            error = {"code": reason["code"], "message": task.outcome.message or reason["message"]}
+        prompt = task.request.get("prompt")
+        video = task.video
+        return {
+            "id": task.id,
+            "object": "video",
+            "model": task.model,
+            "status": self.status_names[task.status.value],
+            "progress": task.progress,
+            "created_at": int(task.created_at),
+            "completed_at": None if finished is None else int(finished),
+            "expires_at": int(finished + self.media_ttl) if done and finished is not None else None,
+            "prompt": prompt if isinstance(prompt, str) else None,
+            "seconds": str(video.duration),
+            "size": f"{video.width}x{video.height}",
+            "remixed_from_video_id": None,
+            "error": error,
+        }
+
+
+def _split(param: str) -> tuple[str, str, str]:
+    """``"image"`` -> ("image", "", ""); ``"a.b"`` -> ("a", ".", "b"); ``"a[1]"`` -> ("a", "[", "1]")."""
+    found = re.search(r"[.\[]", param)
+    if found is None:
+        return param, "", ""
+    return param[: found.start()], param[found.start()], param[found.start() + 1 :]
+
+
+def _number_or_text(text: str) -> Any:
+    """A form's text for a numeric Kling field, read as new-api reads a field it forwards: an
+    integer, else a number, else the text (which the Kling schema then refuses, naming it)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text

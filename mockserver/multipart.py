@@ -1,0 +1,193 @@
+"""``multipart/form-data`` bodies, parsed by python-multipart with limits, never a 500.
+
+The OpenAI SDK sends every ``POST /v1/videos`` as a form. :func:`parse_form` turns a fully read
+body into its parts or into a :class:`FormProblem` that names what is wrong (no boundary, a body
+cut short, a part without a name, too many parts, a part over its size limit), so a face can
+answer each with its own 400 or 413. The parser stops at the first part over its limit: a huge
+part is never held in full twice.
+
+>>> body = b'--b\\r\\nContent-Disposition: form-data; name="prompt"\\r\\n\\r\\na fox\\r\\n--b--\\r\\n'
+>>> [(p.name, p.data) for p in parse_form(body, "multipart/form-data; boundary=b", FormLimits())]
+[('prompt', b'a fox')]
+>>> parse_form(body[:-8], "multipart/form-data; boundary=b", FormLimits()).detail
+'the body ends before the closing boundary'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+__all__ = ["FormLimits", "FormProblem", "Part", "boundary_of", "parse_form"]
+
+#: RFC 2046 5.1.1: a boundary is 1 to 70 characters
+_MAX_BOUNDARY = 70
+
+
+@dataclass(frozen=True, slots=True)
+class FormLimits:
+    """How much one form may hold (a face's contract sets these)."""
+
+    max_parts: int = 16
+    max_field_bytes: int = 65_536
+    max_file_bytes: int = 20_971_520
+    max_header_bytes: int = 8_192
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a form: a text field (``filename`` None) or a file."""
+
+    name: str
+    data: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.filename is not None
+
+
+@dataclass(frozen=True, slots=True)
+class FormProblem:
+    """Why a form was refused. ``kind``: ``invalid`` (malformed), ``too_many_parts`` or
+    ``part_too_large`` (``param`` names the part, ``limit`` its limit)."""
+
+    kind: str
+    detail: str
+    param: str | None = None
+    limit: int | None = None
+
+
+class _Abort(Exception):
+    def __init__(self, problem: FormProblem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
+
+
+@dataclass
+class _Collector:
+    limits: FormLimits
+    parts: list[Part] = field(default_factory=list)
+    header_field: bytearray = field(default_factory=bytearray)
+    header_value: bytearray = field(default_factory=bytearray)
+    headers: dict[str, bytes] = field(default_factory=dict)
+    header_bytes: int = 0
+    data: bytearray = field(default_factory=bytearray)
+    name: str = ""
+    filename: str | None = None
+    limit: int = 0
+    ended: bool = False
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field_data,
+            "on_header_value": self.header_value_data,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+            "on_end": self.end,
+        }
+
+    def part_begin(self) -> None:
+        if len(self.parts) >= self.limits.max_parts:
+            raise _Abort(FormProblem("too_many_parts", str(self.limits.max_parts), limit=self.limits.max_parts))
+        self.headers, self.header_bytes, self.data = {}, 0, bytearray()
+        self.header_field, self.header_value = bytearray(), bytearray()
+
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise _Abort(FormProblem("invalid", f"a part's headers exceed {self.limits.max_header_bytes} bytes"))
+
+    def header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.header_field += data[start:end]
+
+    def header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.header_value += data[start:end]
+
+    def header_end(self) -> None:
+        self.headers[bytes(self.header_field).decode("latin-1").strip().lower()] = bytes(self.header_value).strip()
+        self.header_field, self.header_value = bytearray(), bytearray()
+
+    def headers_finished(self) -> None:
+        disposition = self.headers.get("content-disposition")
+        if disposition is None:
+            raise _Abort(FormProblem("invalid", "a part has no Content-Disposition header"))
+        kind, options = parse_options_header(disposition)
+        raw_name = options.get(b"name")
+        if kind.lower() != b"form-data" or not raw_name:
+            raise _Abort(FormProblem("invalid", "a part is not form-data with a name"))
+        try:
+            self.name = raw_name.decode("utf-8")
+            raw_file = options.get(b"filename")
+            self.filename = None if raw_file is None else raw_file.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Abort(FormProblem("invalid", "a part's name or filename is not UTF-8")) from None
+        self.limit = self.limits.max_file_bytes if self.filename is not None else self.limits.max_field_bytes
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        if len(self.data) + (end - start) > self.limit:
+            raise _Abort(FormProblem("part_too_large", str(self.limit), param=self.name[:100], limit=self.limit))
+        self.data += data[start:end]
+
+    def part_end(self) -> None:
+        content_type = self.headers.get("content-type")
+        self.parts.append(
+            Part(
+                self.name,
+                bytes(self.data),
+                self.filename,
+                None if content_type is None else content_type.decode("latin-1"),
+            )
+        )
+        self.data = bytearray()
+
+    def end(self) -> None:
+        self.ended = True
+
+
+def boundary_of(content_type: str | None) -> bytes | FormProblem:
+    """The boundary of a ``multipart/form-data`` Content-Type, or the problem with it.
+
+    >>> boundary_of('multipart/form-data; boundary="a b"')
+    b'a b'
+    >>> boundary_of("multipart/form-data").detail
+    'the Content-Type has no boundary'
+    """
+    _, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return FormProblem("invalid", "the Content-Type has no boundary")
+    if len(boundary) > _MAX_BOUNDARY:
+        return FormProblem("invalid", f"the boundary is longer than {_MAX_BOUNDARY} characters")
+    return boundary
+
+
+def parse_form(body: bytes, content_type: str | None, limits: FormLimits) -> list[Part] | FormProblem:
+    """The parts of a fully read ``multipart/form-data`` body, in order, or the problem."""
+    boundary = boundary_of(content_type)
+    if isinstance(boundary, FormProblem):
+        return boundary
+    collector = _Collector(limits)
+    parser = MultipartParser(boundary, collector.callbacks())
+    try:
+        parser.write(body)
+        parser.finalize()
+    except _Abort as abort:
+        return abort.problem
+    except FormParserError as exc:
+        return FormProblem("invalid", (str(exc) or type(exc).__name__)[:200])
+    if not collector.ended:
+        return FormProblem("invalid", "the body ends before the closing boundary")
+    return collector.parts
