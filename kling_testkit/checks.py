@@ -1128,6 +1128,36 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
 
 
 @check(side="client")
+def request_not_refused(ctx: CheckContext, exchange: Exchange) -> None:
+    """The server refused none of the client's requests: the rule a refusal broke is recorded
+    beside it (the fake's journal), so a refused key, an unknown task or a bad query parameter
+    counts as it does for ``assert_contract_clean``. A create whose body the request checks
+    re-validate is theirs to explain (same rule); injected faults are not the client's doing."""
+    if exchange.rule is None or exchange.fault is not None:
+        return
+    rules = ctx.face_of(exchange)
+    if rules is not None and (
+        token_refusal(rules.contract, exchange.status, exchange.response_body, rule=exchange.rule)
+        or slot_refusal(rules.contract, exchange.status, exchange.response_body, rule=exchange.rule)
+    ):
+        return  # token_valid_when_sent and within_concurrency_slots name these
+    route = _create_route(ctx, exchange)
+    if route is not None and isinstance(exchange.request_body, Mapping):
+        verdict, _ = _create_verdict(route[0].contract, route[1], exchange.request_body, strict=False)
+        if verdict is not None and verdict.rule == exchange.rule:
+            return  # request_conforms reports this very rule, with the expected value
+    message = rules.read("error_message", exchange.response_body) if rules is not None else None
+    raise _violation(
+        exchange.rule,
+        f"the server refused the request (rule {exchange.rule})" + (f": {message}" if isinstance(message, str) else ""),
+        json_path=format_json_path(_param_path(exchange.param)),
+        part="request",
+        expected="a request the contract accepts",
+        actual=f"HTTP {exchange.status}",
+    )
+
+
+@check(side="client")
 def token_valid_when_sent(ctx: CheckContext, exchange: Exchange) -> None:
     """A signed token is valid when sent: the client re-signs before ``exp`` (and never uses one
     before its ``nbf``), so no request is refused as expired or not yet valid."""

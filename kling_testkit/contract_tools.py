@@ -173,7 +173,7 @@ def export_contract(contract: Contract | None, folder: str | Path) -> list[Path]
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     sorted({p.relative_to(tmp).parts[0] for p in export_contract(None, tmp)})
-    ['gateway', 'manifest.json', 'official', 'openapi.json']
+    ['gateway', 'manifest.json', 'official', 'openai', 'openapi.json']
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     sorted(p.name for p in export_contract(load_contract(), tmp))[:3]
     ['error.schema.json', 'image2video.request.schema.json', 'manifest.json']
@@ -229,7 +229,7 @@ def load_surfaces(folder: str | Path) -> tuple[dict[str, dict[str, Any]], bool]:
 
     >>> surfaces, single = load_surfaces(load_contract().root)
     >>> sorted(surfaces), single
-    (['gateway', 'official'], False)
+    (['gateway', 'official', 'openai'], False)
     """
     path = Path(folder)
     if not path.is_dir():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -355,3 +356,27 @@ def test_polls_and_refusals_read_the_official_envelope() -> None:
     [violation] = contract_violations(api)
     assert (violation.rule, violation.json_path, violation.status) == ("sound.requires_pro", "$.sound", 400)
     assert "Invalid parameter 'sound'" in violation.message
+
+
+def test_assert_contract_clean_and_check_flag_the_same_exchanges(tmp_path: Path) -> None:
+    # One meaning for "contract clean": the assertion and `kling-testkit check` agree on every
+    # exchange of a journal (refusals of every kind, warnings), and neither counts a fault.
+    from kling_testkit import CHECKS, check_exchanges, read_recording, write_journal
+
+    api = KlingMock()
+    api.arm_fault(operation="video_generations.get", error="rate_limited")
+    with _client(api) as client:
+        client.post(CREATE, json={**BODY, "model": "kling-v9"})  # unknown model
+        client.post(CREATE, json=BODY, headers={"Authorization": "Bearer sk-wrong"})  # refused key
+        task_id = client.post(CREATE, json=BODY).json()["task_id"]
+        client.get(f"{CREATE}/{task_id}")  # the injected 429: not the client's doing
+        client.get(f"{CREATE}/task_unknown")  # unknown task
+        client.post(CREATE, json={**BODY, "sound": "on"})  # a named rule
+        client.post(CREATE, json={**BODY, "negativ": "x"})  # a dropped field (a warning)
+    asserted = {int(str(v.where).removeprefix("journal#")) for v in contract_violations(api)}
+    path = tmp_path / "run.jsonl"
+    write_journal(api.entries(), path)
+    client_checks = CHECKS.names(side="client")
+    found = check_exchanges(read_recording(path), checks=client_checks)
+    checked = {int(str(v.where).rsplit(":", 1)[1]) for v in found}
+    assert asserted == checked == {1, 2, 5, 6, 7}

@@ -329,6 +329,7 @@ def test_registry_names_are_unique_and_selectable_by_side() -> None:
     assert len(set(CHECKS.names())) == len(CHECKS) >= 12
     assert set(CHECKS.names(side="client")) == {
         "request_conforms",
+        "request_not_refused",
         "no_unknown_request_fields",
         "retry_after_honoured",
         "token_valid_when_sent",
