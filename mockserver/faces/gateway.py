@@ -14,15 +14,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from mockserver import media
 from mockserver.contract import ModelContract, Operation, load_contract
 from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
-from mockserver.engine.journal import fingerprint
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.faces.common import BearerKeys, error_object, fault_response, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
-
-MAX_AUTH_HEADER = 4096
 
 
 @register_face("gateway")
@@ -40,10 +37,8 @@ class GatewayFace:
     def __init__(self, settings: FaceSettings | None = None) -> None:
         self.settings = settings = settings or FaceSettings()
         self.contract = contract = load_contract(self.name)
-        auth = contract.index["auth"]
-        self._prefix = auth["key_prefix"]
-        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth["default_keys"])
-        self._accepted = {self._strip(k) for k in self.keys}
+        self._bearer = BearerKeys(contract, settings.keys)
+        self.keys = self._bearer.keys
         self.strict = settings.strict
         self.status_names = contract.status_projection
         self.media_ttl = contract.media_ttl
@@ -64,9 +59,6 @@ class GatewayFace:
             self.media_op.id: lambda engine, request, params, account: self.media(engine, request, params["file"]),
         }
 
-    def _strip(self, key: str) -> str:
-        return key[len(self._prefix) :] if key.startswith(self._prefix) else key
-
     # -- errors ------------------------------------------------------------------------------
 
     def error(
@@ -79,31 +71,13 @@ class GatewayFace:
         **values: object,
     ) -> ApiResponse:
         """The catalogued error ``key`` as the gateway's error object."""
-        spec = self.contract.errors[key]
-        body = {
-            "error": {
-                "message": spec.render_message(param=param, **values),
-                "type": spec.type,
-                "param": param,
-                "code": spec.code,
-            }
-        }
-        extra = list(headers)
-        wait = retry_after if retry_after is not None else spec.retry_after
-        if spec.http_status == 429 and wait is not None:
-            extra.append(("retry-after", str(math.ceil(wait))))
-        return ApiResponse.json(spec.http_status, body, extra)
+        return error_object(self.contract, key, param=param, retry_after=retry_after, headers=headers, **values)
 
     def violation(self, found: Violation) -> ApiResponse:
         return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        if plan.error is None:
-            return None
-        key = self.contract.resolve_error(plan.error)
-        if key is None:  # the fault check refuses such plans when they are armed
-            return None
-        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+        return fault_response(self.contract, self.error, plan)
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:
         """The gateway sends no callbacks; its query answer is what one would carry."""
@@ -113,24 +87,7 @@ class GatewayFace:
 
     def authenticate(self, request: ApiRequest, engine: Engine | None = None) -> str | Refused:  # noqa: ARG002 - Face protocol
         """The account (the gateway has one: ``""``) or the 401 that refuses the key."""
-        rule = self.contract.request_rule("api_key")
-        values = request.header_values("authorization")
-        if not values:
-            return Refused(self.error("missing_api_key"), rule)
-        if len(values) > 1:
-            return Refused(self.error("invalid_api_key", detail="more than one Authorization header"), rule)
-        value = values[0]
-        if len(value) > MAX_AUTH_HEADER:
-            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
-            return Refused(self.error("invalid_api_key", detail=detail), rule)
-        scheme, _, token = value.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return Refused(self.error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
-        key = self._strip(token)
-        if not key or ("*" not in self._accepted and key not in self._accepted):
-            return Refused(self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
-        return ""
+        return self._bearer.check(request, self.error, "")
 
     # -- operations --------------------------------------------------------------------------
 
@@ -187,17 +144,7 @@ class GatewayFace:
         task = engine.find_task(found.group("task_id")) if found else None
         if task is None or task.status is not Status.SUCCEEDED:
             return Handled(self.error("media_not_found", detail=repr(file[:80])), op, task.id if task else None)
-        assert task.finished_at is not None
-        if engine.clock.now() > task.finished_at + self.media_ttl:
-            return Handled(self.error("link_expired", detail=repr(file)), op, task.id)
-        video = task.video
-        data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
-        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
-        if served.status == 416:
-            # Keep Content-Range (RFC 9110) but answer with the face's error object, as everywhere.
-            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
-            return Handled(self.error("range_not_satisfiable", headers=content_range), op, task.id)
-        return Handled(ApiResponse(served.status, served.headers, served.body), op, task.id)
+        return serve_video(engine, request, task, op, self.error, ttl=self.media_ttl, expired_detail=repr(file))
 
     # -- projection --------------------------------------------------------------------------
 

@@ -36,10 +36,10 @@ from mockserver.engine import (
 )
 from mockserver.engine.journal import ContractWarning, fingerprint
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, retry_after_headers, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
 
-MAX_AUTH_HEADER = 4096
 #: verified tokens kept (a client re-signs every request at most; the cache only saves the HMAC)
 _TOKEN_CACHE = 1024
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
@@ -159,22 +159,13 @@ class OfficialFace:
             "request_id": self._request_id(),
             "data": None,
         }
-        extra = list(headers)
-        wait = retry_after if retry_after is not None else spec.retry_after
-        if spec.http_status == 429 and wait is not None:
-            extra.append(("retry-after", str(math.ceil(wait))))
-        return ApiResponse.json(spec.http_status, body, extra)
+        return ApiResponse.json(spec.http_status, body, retry_after_headers(self.contract, key, retry_after, headers))
 
     def violation(self, found: Violation) -> ApiResponse:
         return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        if plan.error is None:
-            return None
-        key = self.contract.resolve_error(plan.error)
-        if key is None:  # the service's fault check refuses such plans when they are armed
-            return None
-        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+        return fault_response(self.contract, self.error, plan)
 
     # -- auth --------------------------------------------------------------------------------
 
@@ -389,16 +380,7 @@ class OfficialFace:
         task = engine.find_task(found.group("task_id")) if found else None
         if task is None or task.status is not Status.SUCCEEDED:
             return Handled(self.error("media_not_found", detail=repr(file[:80])), op.id, task.id if task else None)
-        assert task.finished_at is not None
-        if engine.clock.now() > task.finished_at + self.media_ttl:
-            return Handled(self.error("link_expired", detail=repr(file)), op.id, task.id)
-        video = task.video
-        data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
-        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
-        if served.status == 416:
-            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
-            return Handled(self.error("range_not_satisfiable", headers=content_range), op.id, task.id)
-        return Handled(ApiResponse(served.status, served.headers, served.body), op.id, task.id)
+        return serve_video(engine, request, task, op.id, self.error, ttl=self.media_ttl, expired_detail=repr(file))
 
     # -- projection --------------------------------------------------------------------------
 

@@ -17,16 +17,15 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from mockserver import media
 from mockserver.contract import Operation, load_contract
 from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
-from mockserver.engine.journal import ContractWarning, fingerprint
+from mockserver.engine.journal import ContractWarning
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
+from mockserver.faces.common import BearerKeys, error_object, fault_response, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, Part, parse_form
 from mockserver.validation import Accepted, Violation, parse_json_body, validate_create, validate_query
 
-MAX_AUTH_HEADER = 4096
 #: the gateway's one user: every key of the gateway acts for it (new-api scopes tasks by user)
 ACCOUNT = ""
 _DATA_URL = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[\w.+-]+=[\w.+-]+)*;base64,", re.ASCII)
@@ -47,10 +46,8 @@ class OpenAIFace:
         self.settings = settings = settings or FaceSettings()
         self.contract = contract = load_contract(self.name)
         index = contract.index
-        auth = index["auth"]
-        self._prefix = auth["key_prefix"]
-        self.keys = tuple(settings.keys) if settings.keys is not None else tuple(auth["default_keys"])
-        self._accepted = {self._strip(k) for k in self.keys}
+        self._bearer = BearerKeys(contract, settings.keys)
+        self.keys = self._bearer.keys
         self.strict = settings.strict
         self.status_names = contract.status_projection
         self.media_ttl = contract.media_ttl
@@ -99,9 +96,6 @@ class OpenAIFace:
                 raise ValueError(f"openai face: no handler for operation {op.id!r} (verb {op.verb!r})")
         return out
 
-    def _strip(self, key: str) -> str:
-        return key[len(self._prefix) :] if key.startswith(self._prefix) else key
-
     # -- errors ------------------------------------------------------------------------------
 
     def error(
@@ -114,32 +108,14 @@ class OpenAIFace:
         **values: object,
     ) -> ApiResponse:
         """The catalogued error ``key`` as the gateway's (and OpenAI's) error object."""
-        spec = self.contract.errors[key]
-        body = {
-            "error": {
-                "message": spec.render_message(param=param, **values),
-                "type": spec.type,
-                "param": param,
-                "code": spec.code,
-            }
-        }
-        extra = list(headers)
-        wait = retry_after if retry_after is not None else spec.retry_after
-        if spec.http_status == 429 and wait is not None:
-            extra.append(("retry-after", str(math.ceil(wait))))
-        return ApiResponse.json(spec.http_status, body, extra)
+        return error_object(self.contract, key, param=param, retry_after=retry_after, headers=headers, **values)
 
     def _refused(self, op: str, found: Violation, request_json: Any = None) -> Handled:
         response = self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
         return Handled(response, op, request_json=request_json, rule=found.rule, param=found.param)
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        if plan.error is None:
-            return None
-        key = self.contract.resolve_error(plan.error)
-        if key is None:  # the fault check refuses such plans when they are armed
-            return None
-        return self.error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+        return fault_response(self.contract, self.error, plan)
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:  # noqa: ARG002 - Face protocol
         """The route sends no callbacks; its video object is what one would carry."""
@@ -149,24 +125,7 @@ class OpenAIFace:
 
     def authenticate(self, request: ApiRequest, engine: Engine | None = None) -> str | Refused:  # noqa: ARG002 - Face protocol
         """The gateway's one account, or the 401 that refuses the key (the gateway's rules)."""
-        rule = self.contract.request_rule("api_key")
-        values = request.header_values("authorization")
-        if not values:
-            return Refused(self.error("missing_api_key"), rule)
-        if len(values) > 1:
-            return Refused(self.error("invalid_api_key", detail="more than one Authorization header"), rule)
-        value = values[0]
-        if len(value) > MAX_AUTH_HEADER:
-            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
-            return Refused(self.error("invalid_api_key", detail=detail), rule)
-        scheme, _, token = value.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return Refused(self.error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
-        key = self._strip(token)
-        if not key or ("*" not in self._accepted and key not in self._accepted):
-            return Refused(self.error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
-        return ACCOUNT
+        return self._bearer.check(request, self.error, ACCOUNT)
 
     # -- create ------------------------------------------------------------------------------
 
@@ -388,16 +347,7 @@ class OpenAIFace:
             response = self.error("video_not_ready", param="task_id", detail=self.status_names[task.status.value])
             rule = self.contract.request_rule("video_ready")
             return Handled(response, op.id, task.id, rule=rule, param="task_id")
-        assert task.finished_at is not None
-        if engine.clock.now() > task.finished_at + self.media_ttl:
-            return Handled(self.error("link_expired", detail=repr(task.id)), op.id, task.id)
-        video = task.video
-        data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
-        served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
-        if served.status == 416:
-            content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
-            return Handled(self.error("range_not_satisfiable", headers=content_range), op.id, task.id)
-        return Handled(ApiResponse(served.status, served.headers, served.body), op.id, task.id)
+        return serve_video(engine, request, task, op.id, self.error, ttl=self.media_ttl, expired_detail=repr(task.id))
 
     # -- projection --------------------------------------------------------------------------
 

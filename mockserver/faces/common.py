@@ -1,0 +1,143 @@
+"""What several faces do alike, written once: the gateway family's error object and ``sk-`` key
+check (the gateway and its OpenAI-compatible route are one gateway), ``Retry-After`` on a 429,
+injected faults, and serving a finished task's MP4 from its link.
+
+Each helper takes the face's contract and its ``error`` renderer, so the wire stays the face's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection
+from typing import Any
+
+from mockserver import media
+from mockserver.contract import Contract
+from mockserver.engine import Engine, FaultPlan, TaskView
+from mockserver.engine.journal import fingerprint
+from mockserver.faces.base import Handled, Refused
+from mockserver.http import ApiRequest, ApiResponse
+
+__all__ = ["MAX_AUTH_HEADER", "BearerKeys", "error_object", "fault_response", "retry_after_headers", "serve_video"]
+
+#: Longest Authorization header a face reads (a longer one is refused, not parsed).
+MAX_AUTH_HEADER = 4096
+
+ErrorRenderer = Callable[..., ApiResponse]
+
+
+def retry_after_headers(
+    contract: Contract, key: str, retry_after: float | None, headers: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str]]:
+    """``headers`` plus ``Retry-After`` when ``key`` is a 429 that names a wait (the catalogue's,
+    or an injected plan's ``retry_after``)."""
+    spec = contract.errors[key]
+    extra = list(headers)
+    wait = retry_after if retry_after is not None else spec.retry_after
+    if spec.http_status == 429 and wait is not None:
+        extra.append(("retry-after", str(math.ceil(wait))))
+    return extra
+
+
+def error_object(
+    contract: Contract,
+    key: str,
+    *,
+    param: str | None = None,
+    retry_after: float | None = None,
+    headers: tuple[tuple[str, str], ...] = (),
+    **values: object,
+) -> ApiResponse:
+    """The catalogued error ``key`` as the gateway family's ``{"error": {message, type, param,
+    code}}`` object (new-api's, and OpenAI's)."""
+    spec = contract.errors[key]
+    body = {
+        "error": {
+            "message": spec.render_message(param=param, **values),
+            "type": spec.type,
+            "param": param,
+            "code": spec.code,
+        }
+    }
+    return ApiResponse.json(spec.http_status, body, retry_after_headers(contract, key, retry_after, headers))
+
+
+def fault_response(contract: Contract, error: ErrorRenderer, plan: FaultPlan) -> ApiResponse | None:
+    """An armed plan's error in the face's format (None: a latency-only plan, or an error the
+    face cannot render, which the service's fault check refuses when the plan is armed)."""
+    if plan.error is None:
+        return None
+    key = contract.resolve_error(plan.error)
+    if key is None:
+        return None
+    return error(key, retry_after=plan.retry_after, detail="injected fault", task_id="?")
+
+
+class BearerKeys:
+    """The gateway family's ``Authorization: Bearer sk-...`` check: the ``sk-`` prefix is
+    stripped (new-api's middleware), ``"*"`` accepts any non-empty key.
+
+    >>> from mockserver.contract import load_contract
+    >>> BearerKeys(load_contract(), ["sk-a"]).accepts("sk-a"), BearerKeys(load_contract(), ["*"]).accepts("x")
+    (True, True)
+    """
+
+    def __init__(self, contract: Contract, keys: Collection[str] | None) -> None:
+        auth = contract.index["auth"]
+        self.contract = contract
+        self.prefix = str(auth["key_prefix"])
+        self.keys = tuple(keys) if keys is not None else tuple(auth["default_keys"])
+        self._accepted = {self.strip(k) for k in self.keys}
+
+    def strip(self, key: str) -> str:
+        return key[len(self.prefix) :] if key.startswith(self.prefix) else key
+
+    def accepts(self, token: str) -> bool:
+        key = self.strip(token)
+        return bool(key) and ("*" in self._accepted or key in self._accepted)
+
+    def check(self, request: ApiRequest, error: ErrorRenderer, account: str) -> str | Refused:
+        """``account`` when the request carries an accepted key, else the face's 401."""
+        rule = self.contract.request_rule("api_key")
+        values = request.header_values("authorization")
+        if not values:
+            return Refused(error("missing_api_key"), rule)
+        if len(values) > 1:
+            return Refused(error("invalid_api_key", detail="more than one Authorization header"), rule)
+        value = values[0]
+        if len(value) > MAX_AUTH_HEADER:
+            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
+            return Refused(error("invalid_api_key", detail=detail), rule)
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return Refused(error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
+        if not self.accepts(token):
+            return Refused(error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
+        return account
+
+
+def serve_video(
+    engine: Engine,
+    request: ApiRequest,
+    task: TaskView,
+    operation: str,
+    error: ErrorRenderer,
+    *,
+    ttl: float,
+    expired_detail: str,
+) -> Handled:
+    """A finished task's MP4 (GET, HEAD, byte ranges), or ``link_expired`` once ``ttl`` seconds
+    of the engine's clock have passed since it ended; a range past the end keeps
+    ``Content-Range`` (RFC 9110) but answers with the face's ``range_not_satisfiable``."""
+    assert task.finished_at is not None
+    if engine.clock.now() > task.finished_at + ttl:
+        return Handled(error("link_expired", detail=expired_detail), operation, task.id)
+    video = task.video
+    data = media.mp4_bytes(video.duration, video.width, video.height, audio=video.audio)
+    served = media.serve_bytes(data, method=request.method, range_header=request.header("range"))
+    if served.status == 416:
+        content_range = tuple((k.lower(), v) for k, v in served.headers if k.lower() == "content-range")
+        return Handled(error("range_not_satisfiable", headers=content_range), operation, task.id)
+    body: Any = served.body
+    return Handled(ApiResponse(served.status, served.headers, body), operation, task.id)
