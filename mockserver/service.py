@@ -55,9 +55,25 @@ class _Route:
     guard: Face
 
 
-def _static_head(template: str) -> str:
-    """The literal part of a path template before its first parameter."""
-    return template.split("{", 1)[0]
+def _nearness(path: str, template: str) -> tuple[int, int, int]:
+    """How near ``path`` comes to a path template, walking segments from the left: (segments
+    matched, a parameter matching any, characters shared with the first literal that differs,
+    literal segments matched).
+
+    >>> _nearness("/v1/videos/x/remix", "/v1/videos/{task_id}/content")
+    (3, 0, 2)
+    >>> _nearness("/v1/video/generationz", "/v1/video/generations")
+    (2, 10, 2)
+    """
+    literal = wildcard = 0
+    for got, want in zip(path.strip("/").split("/"), template.strip("/").split("/"), strict=False):
+        if want.startswith("{"):
+            wildcard += 1
+        elif got == want:
+            literal += 1
+        else:
+            return literal + wildcard, _common(got, want), literal
+    return literal + wildcard, 0, literal
 
 
 def _common(a: str, b: str) -> int:
@@ -279,19 +295,26 @@ class Service:
         return face.contract.max_body_bytes
 
     def face_for(self, request: ApiRequest) -> Face:
-        """The face that renders an answer no route claims: the mount whose prefix and paths
-        share most with the request (a host a face's contract names wins), else the first."""
+        """The face that renders an answer no route claims: the longest mount prefix, then a face
+        whose contract names the host, then the nearest path template, else the first face.
+
+        >>> from mockserver import Engine, VirtualClock
+        >>> service = Service(Engine(clock=VirtualClock()))
+        >>> [service.face_for(ApiRequest.build("POST", "http://127.0.0.1" + p, [], b"")).name
+        ...  for p in ("/v1/video/generationz", "/v1/videos/text2video/1/x", "/v1/videos/task_1/remix")]
+        ['gateway', 'official', 'openai']
+        """
         return self._fallback(request.path, request.host.split("/", 1)[0])
 
     def _fallback(self, path: str, host: str) -> Face:
-        best, best_score = self.face, (-1, -1, -1)
+        best, best_score = self.face, (-1, -1, -1, -1, -1)
         for mount, face in self._mounted:
             if mount.prefix and not path.startswith(mount.prefix + "/"):
                 continue
             rest = path[len(mount.prefix) :]
             own_host = any(urlsplit(url).netloc == host for url in face.contract.base_urls)
-            shared = max((_common(rest, _static_head(op.path)) for op in face.contract.operations.values()), default=0)
-            score = (len(mount.prefix), int(own_host), shared)
+            near = max((_nearness(rest, op.path) for op in face.contract.operations.values()), default=(0, 0, 0))
+            score = (len(mount.prefix), int(own_host), *near)
             if score > best_score:
                 best, best_score = face, score
         return best
