@@ -196,6 +196,7 @@ class Service:
         #: the largest body any mounted face accepts (each route applies its own face's limit)
         self.max_body_bytes = max(f.contract.max_body_bytes for f in self.faces.values())
         self.engine.max_json_depth = min(f.contract.max_json_depth for f in self.faces.values())
+        self.engine.max_json_values = min(f.contract.max_json_values for f in self.faces.values())
         self._openapi = None
 
     @staticmethod

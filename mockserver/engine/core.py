@@ -269,6 +269,8 @@ class Engine:
         self.fault_check: Callable[[FaultPlan], None] | None = None
         #: nesting limit for admin JSON bodies (the service sets its faces' contract limit)
         self.max_json_depth = 32
+        #: values (members and items) allowed in an admin JSON body (the service sets its faces')
+        self.max_json_values = 4096
         self._reset_state()
 
     # -- state -------------------------------------------------------------------------------
