@@ -103,5 +103,8 @@ def create_app(service: Service | None = None) -> Starlette:
     # (%0A) matched no route and got Starlette's text/plain 404 instead of the service's error.
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
     app = Starlette(routes=[mount])
+    # A request target that is not a path (``OPTIONS *``, RFC 9110 7.1) matches no mount: the
+    # service answers it too, in the face's format, instead of Starlette's text/plain 404.
+    app.router.default = mount.app
     app.state.service = service
     return app
