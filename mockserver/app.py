@@ -42,6 +42,19 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes,
     return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _bound_base(scheme: str, server: tuple[str, int | None] | None) -> str:
+    """The base URL of the address the connection arrived on (the ASGI ``server``), for doors
+    whose service names no public base URL: a bound address, never the client's Host header."""
+    if not server or not server[0] or "/" in server[0]:  # a Unix socket: no address a link could name
+        return f"{scheme}://localhost"
+    host, port = server  # port None: the scheme's default (httpx's ASGI transport says so)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" + ("" if port is None or _DEFAULT_PORTS.get(scheme) == port else f":{port}")
+
+
 class ServiceAdapter:
     """An ASGI app that answers every HTTP request through a :class:`Service`.
 
@@ -66,16 +79,22 @@ class ServiceAdapter:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
         raw_path: bytes | None = scope.get("raw_path")
+        scheme = scope.get("scheme", "http")
+        client = scope.get("client")
+        server = scope.get("server")
         answer: ApiResponse = self.service.handle(
             ApiRequest(
                 method=scope["method"],
-                scheme=scope.get("scheme", "http"),
+                scheme=scheme,
                 host=host,
                 path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"],
                 query=scope.get("query_string", b"").decode("latin-1"),
                 headers=headers,
                 body=body,
                 oversize=oversize,
+                client=client[0] if client else None,
+                server=server[0] if server else None,
+                public_base_url=self.service.public_base_url or _bound_base(scheme, server),
             )
         )
         if answer.delay:

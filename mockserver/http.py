@@ -34,6 +34,13 @@ class ApiRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     oversize: bool = False
+    #: the peer's address as the door saw it (None: in-process, no network between)
+    client: str | None = None
+    #: the host (address or name) the request arrived on, as the door knows it (ASGI ``server``)
+    server: str | None = None
+    #: the base URL the door vouches for (its configured or bound address, or the in-process
+    #: base URL the request was routed by); result links use it, never the Host header
+    public_base_url: str | None = None
 
     @classmethod
     def build(
@@ -61,7 +68,14 @@ class ApiRequest:
 
     @property
     def base_url(self) -> str:
+        """The base URL as the client named it (``Host``): for the journal, never for links."""
         return f"{self.scheme}://{self.host}"
+
+    @property
+    def link_base_url(self) -> str:
+        """Where result links point: the door's public base URL (the Host header only when
+        the caller built the request itself and named none)."""
+        return self.public_base_url or self.base_url
 
     @property
     def url(self) -> str:

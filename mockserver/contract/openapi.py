@@ -51,9 +51,12 @@ def _prefix_local_refs(node: Any, prefix: str) -> Any:
     return node
 
 
-def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str, Any]:
+def build_openapi(
+    mounts: Contract | Sequence[tuple[str, Contract]], *, server_url: str | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of one face, or of every mounted face (``(prefix, contract)``
-    pairs, as a server mounts them).
+    pairs, as a server mounts them). ``server_url``: the running fake's own address, listed
+    first in ``servers``.
 
     With several faces, component names and security schemes carry the face's name
     (``official_error``), and a face mounted again under a prefix gets operation ids prefixed
@@ -88,6 +91,10 @@ def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str
             paths.setdefault(path, {}).update(item)
     first = pairs[0][1]
     index = first.index
+    # The running fake's own address first (a fuzzer or client pointed at the document reaches
+    # the fake, not the provider), then the providers' hosts the faces stand in for.
+    servers = [{"url": server_url, "description": "this fake"}] if server_url else []
+    servers.extend({"url": url} for prefix, c in pairs for url in c.base_urls if prefix == "")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -95,7 +102,7 @@ def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str
             "version": "kling-v2-6",
             "description": index.get("$comment", "") if not several else "Faces: " + ", ".join(faces),
         },
-        "servers": [{"url": url} for _, c in pairs for url in c.base_urls if _ == ""],
+        "servers": servers,
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": security},
     }

@@ -179,7 +179,7 @@ class GatewayFace:
                 rule=self.contract.request_rule("task_exists"),
                 param="task_id",
             )
-        return Handled(ApiResponse.json(200, self.project(task, request.base_url)), self.get_op.id, task.id)
+        return Handled(ApiResponse.json(200, self.project(task, request.link_base_url)), self.get_op.id, task.id)
 
     def media(self, engine: Engine, request: ApiRequest, file: str) -> Handled:
         op = self.media_op.id

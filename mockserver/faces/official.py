@@ -344,7 +344,7 @@ class OfficialFace:
             task = engine.poll_task(task_id, account=account, external=True)
         except TaskNotFound:
             return self._not_found(op, task_id)
-        return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
+        return Handled(self.ok(engine, self.project(task, request.link_base_url)), op.id, task.id)
 
     def list(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
         query = validate_query(op, request.query)
@@ -359,12 +359,12 @@ class OfficialFace:
             except TaskNotFound:
                 found = []
             found = [t for t in found if t.external_id == external]
-            return Handled(self.ok(engine, [self.project(t, request.base_url) for t in found]), op.id)
+            return Handled(self.ok(engine, [self.project(t, request.link_base_url) for t in found]), op.id)
         paging = self._paging
         number = int(query.get("pageNum", paging["pageNum"]["default"]))
         size = int(query.get("pageSize", paging["pageSize"]["default"]))
         tasks = engine.list_tasks(account=account, kind=op.kind, offset=(number - 1) * size, limit=size)
-        return Handled(self.ok(engine, [self.project(t, request.base_url) for t in tasks]), op.id)
+        return Handled(self.ok(engine, [self.project(t, request.link_base_url) for t in tasks]), op.id)
 
     def costs(self, engine: Engine, request: ApiRequest, op: Operation) -> Handled:
         """``GET /account/costs``: one SDK checks its key with it at start-up; the fake's
