@@ -153,6 +153,7 @@ class Service:
     ) -> None:
         self.engine = engine if engine is not None else Engine()
         self.admin = admin
+        self._admin_token: str | None = None
         self.admin_token = admin_token
         self._openapi: bytes | None = None
         self._public_base_url = public_base_url
@@ -250,6 +251,8 @@ class Service:
         self.faces: dict[str, Face] = {}
         for _, face in mounted:
             self.faces.setdefault(face.name, face)
+        # Every key and secret any mounted face accepts is redacted wherever it appears.
+        self.engine.journal.add_secrets(secret for face in built.values() for secret in face.secrets())
         #: the first mounted face: it renders the errors of requests no face claims
         self.face: Face = mounted[0][1]
         self.contract = self.face.contract
@@ -269,6 +272,17 @@ class Service:
     def callback_retries(face: Face) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed callback (the face's contract)."""
         return face.contract.callback_retry_delays
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token admin calls must send in ``X-Mock-Admin-Token`` (None: loopback only)."""
+        return self._admin_token
+
+    @admin_token.setter
+    def admin_token(self, token: str | None) -> None:
+        self._admin_token = token
+        if token:
+            self.engine.journal.add_secrets([token])
 
     @property
     def public_base_url(self) -> str | None:

@@ -64,6 +64,10 @@ class GatewayFace:
             self.media_op.id: lambda engine, request, params, account: self.media(engine, request, params["file"]),
         }
 
+    def secrets(self) -> tuple[str, ...]:
+        """The accepted API keys (as sent, and without the ``sk-`` prefix)."""
+        return tuple(k for key in self.keys if key != "*" for k in (key, self._strip(key)))
+
     def _strip(self, key: str) -> str:
         return key[len(self._prefix) :] if key.startswith(self._prefix) else key
 

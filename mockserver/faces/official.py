@@ -111,6 +111,10 @@ class OfficialFace:
                 raise ValueError(f"official face: no handler for operation {op.id!r} (verb {op.verb!r})")
         return out
 
+    def secrets(self) -> tuple[str, ...]:
+        """The secret keys of the accepted pairs and the single API keys."""
+        return (*self.key_pairs.values(), *(k for k in self.keys if k != "*"))
+
     def _create_handler(self, op: Operation) -> Handler:
         return lambda engine, request, params, account: self.create(engine, request, op, account)
 
