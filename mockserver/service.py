@@ -18,9 +18,9 @@ from mockserver import admin
 from mockserver.contract import Operation
 from mockserver.contract.openapi import build_openapi
 from mockserver.engine import Engine, FaultPlan
-from mockserver.engine.journal import MAX_STRING, shorten
+from mockserver.engine.journal import MAX_STRING, marker_scope, shorten
 from mockserver.faces.base import Face, FaceSettings, Handled, Handler, Mount, Refused, face_names, make_face
-from mockserver.http import ApiRequest, ApiResponse, dump_json
+from mockserver.http import ApiRequest, ApiResponse, dump_json, kept
 
 ADMIN_TOKEN_HEADER = "x-mock-admin-token"
 #: request body bytes the Starlette door holds at once (two of the largest official bodies)
@@ -383,13 +383,21 @@ class Service:
             body = self.openapi_bytes
             headers = (("content-type", "application/json"), ("content-length", str(len(body))))
             return _headless(request, ApiResponse(200, headers, body))
-        handled, face = self._route(request)
-        if request.method == "HEAD" and handled.response.body:
-            handled = replace(handled, response=_headless(request, handled.response))
-        self._record(request, handled, face, long_headers=size > MAX_STRING)
+        if len(request.body) > MAX_STRING:  # long strings: the store and the journal hash each once
+            with marker_scope():
+                handled = self._answer(request, size)
+        else:
+            handled = self._answer(request, size)
         if self.on_deliveries is not None and self.engine.has_open_deliveries():
             self.on_deliveries()
         return handled.response
+
+    def _answer(self, request: ApiRequest, header_bytes: int) -> Handled:
+        handled, face = self._route(request)
+        if request.method == "HEAD" and handled.response.body:
+            handled = replace(handled, response=_headless(request, handled.response))
+        self._record(request, handled, face, long_headers=header_bytes > MAX_STRING)
+        return handled
 
     def refuse_head(self, request: ApiRequest, *, fields: int, size: int, partial: bool = False) -> ApiResponse:
         """The face's ``headers_too_large`` for a head past the bounds (journaled with its
@@ -564,9 +572,9 @@ class Service:
         elif len(request.body) <= MAX_STRING:  # too short to hold a long string: no marker needed
             request_body = request.body
         else:
-            request_body = dump_json(shorten(handled.request_json))
+            request_body = kept(dump_json(shorten(handled.request_json)))
         if response.payload is not None:
-            response_body: Any = response.body
+            response_body: Any = kept(response.body)
         elif response.body:
             response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
         else:

@@ -9,12 +9,14 @@ strings (base64 images, huge header values) replaced by a marker with their leng
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -151,12 +153,40 @@ def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
     return value
 
 
+#: Markers already computed while one request is answered (id -> (string, marker)): the task
+#: store and the journal both shorten the same 10 MB image, and hashing it once is enough. The
+#: string is kept in the entry, so its id cannot be reused while the scope lasts.
+_MARKERS: ContextVar[dict[int, tuple[str, str]] | None] = ContextVar("kling_markers", default=None)
+
+
+@contextlib.contextmanager
+def marker_scope() -> Iterator[None]:
+    """Share long-string markers between everything that shortens values in this block."""
+    token = _MARKERS.set({})
+    try:
+        yield
+    finally:
+        _MARKERS.reset(token)
+
+
+def _marker(value: str) -> str:
+    memo = _MARKERS.get()
+    if memo is not None:
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    # Not the cached fingerprint: its cache would keep the last 256 images (10 MB each) alive.
+    marker = f"<{len(value)} chars {_digest(value)}>"
+    if memo is not None:
+        memo[id(value)] = (value, marker)
+    return marker
+
+
 def shorten(value: Any) -> Any:
     """A copy of a JSON value with long strings replaced by ``<N chars sha256:...>`` markers."""
     if isinstance(value, str):
         if len(value) > MAX_STRING:
-            # Not the cached fingerprint: its cache would keep the last 256 images (10 MB each) alive.
-            return f"<{len(value)} chars {_digest(value)}>"
+            return _marker(value)
         return value
     if isinstance(value, Mapping):
         return {k: shorten(v) for k, v in value.items()}

@@ -7,15 +7,22 @@ say what the algorithm does on any machine, however loaded.
 
 from __future__ import annotations
 
+import gc
+import json
 import sys
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from reliability_helpers import AUTH as GATEWAY_AUTH
+from reliability_helpers import CREATE as CREATE_PATH
 from reliability_helpers import FACE_CASES, JSON, FaceCase, InProcessDoor, Live, create_and_poll_ok, encode
+from sample_payloads import b64, image_bytes, t2v
 
-from mockserver import Engine, Service, VirtualClock, load_contract
+from mockserver import Engine, OutcomeRule, Service, VirtualClock, load_contract
+from mockserver.engine.core import MAX_STORED_REQUEST, compact_request
 from mockserver.validation import parse_json_body, validate_create
 
 FACES = sorted(FACE_CASES)
@@ -150,3 +157,82 @@ def test_a_12_megabyte_body_of_unknown_fields_is_refused_while_others_are_served
     face.assert_error(reply, "body_too_complex")
     assert served == [None]
     assert load_contract(face_name).max_json_values == 4096
+
+
+# -- memory per task ---------------------------------------------------------------------------
+
+
+def _retained(build: Callable[[], object]) -> int:
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = build()
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return after - before
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["image2video-two-images", "image-url"],
+)
+def test_a_task_keeps_digests_and_sizes_not_its_images(kind: str) -> None:
+    """40 creates with a 25 MB image URL took the server from 56 MB to 1.08 GB: each task kept
+    its whole request. A task now keeps its request compacted (strings as size and digest
+    markers, at most MAX_STORED_REQUEST bytes)."""
+    image = b64(image_bytes(2000, 1500))  # about 9 KB as PNG of one colour: big in chars, cheap to check
+    if kind == "image-url":
+        body = t2v(image="https://example.com/" + "a" * 2_000_000)
+    else:
+        body = t2v(image="data:image/png;base64," + image, image_tail=image, sound="off", mode="pro")
+    raw = encode(body)
+    tasks = 5
+    service = Service(Engine(clock=VirtualClock(), seed=1, journal_limit=1))
+    door = InProcessDoor(service)
+
+    def create_all() -> list[str]:
+        ids = []
+        for _ in range(tasks):
+            reply = door.send("POST", CREATE_PATH, [GATEWAY_AUTH, JSON], raw)
+            assert reply.status == 200, reply.body[:300]
+            ids.append(reply.json()["task_id"])
+        return ids
+
+    create_all()  # warm caches outside the measurement
+    per_task = _retained(create_all) / tasks
+    assert per_task < MAX_STORED_REQUEST + 2048, f"{per_task:,.0f} B retained per task for a {len(raw):,} B body"
+    kept = service.engine.tasks()[-1].request
+    assert kept["image"].startswith("<")
+    assert "chars sha256:" in kept["image"]
+
+
+def test_the_stored_request_is_capped_and_keeps_what_answers_read() -> None:
+    masks = [{"mask": "m" * 900, "trajectories": [{"x": i, "y": i} for i in range(77)]} for _ in range(6)]
+    request = {"mode": "pro", "watermark_info": {"enabled": True}, "dynamic_masks": masks, "prompt": "p" * 2000}
+    stored = compact_request(request)
+    assert len(stored) <= MAX_STORED_REQUEST
+    kept = json.loads(stored)
+    assert kept["mode"] == "pro"
+    assert kept["watermark_info"] == {"enabled": True}
+    assert kept["dynamic_masks"].startswith("<dropped ")
+    assert kept["prompt"].startswith("<2000 chars sha256:")
+
+
+def test_outcome_rules_still_match_the_whole_request_at_create_time() -> None:
+    """The rule reads a string longer than what the task keeps: it matches before storing."""
+    service = Service(Engine(clock=VirtualClock(), seed=1))
+    service.engine.add_outcome_rule(
+        OutcomeRule.from_json(
+            {
+                "when": {"properties": {"negative_prompt": {"pattern": "gore$"}}, "required": ["negative_prompt"]},
+                "outcome": {"status": "failed", "reason": "content_policy"},
+            }
+        )
+    )
+    door = InProcessDoor(service)
+    reply = door.send("POST", CREATE_PATH, [GATEWAY_AUTH, JSON], encode(t2v(negative_prompt="x" * 2400 + "gore")))
+    task = service.engine.task(reply.json()["task_id"])
+    assert task.outcome.reason == "content_policy"
+    assert task.request["negative_prompt"].startswith("<2404 chars")
