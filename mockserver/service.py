@@ -402,15 +402,30 @@ class Service:
     def refuse_head(self, request: ApiRequest, *, fields: int, size: int, partial: bool = False) -> ApiResponse:
         """The face's ``headers_too_large`` for a head past the bounds (journaled with its
         headers cut to the bound and shortened). ``partial``: the door stopped reading it."""
-        face = self.face_for(request)
         bound = f"(at most {self.max_headers} fields and {self.max_header_bytes} bytes of names and values)"
         if partial:
             detail = f"a request head of over {size} bytes, not read further {bound}"
         else:
             detail = f"{fields} fields and {size} bytes of names and values {bound}"
-        response = face.error("headers_too_large", detail=detail, headers=(("connection", "close"),))
+        return self.door_error(request, "headers_too_large", detail, rule="door.headers")
+
+    def door_error(
+        self,
+        request: ApiRequest,
+        key: str,
+        detail: str,
+        *,
+        rule: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> ApiResponse:
+        """A door's refusal before the service could read the request (a head past its bound,
+        a body over the in-flight budget or stalled): the catalogue entry ``key`` in the face
+        nearest the path, with ``connection: close``, journaled with ``rule`` (the request's
+        headers cut to the bound and shortened; its body, never read whole, left out)."""
+        face = self.face_for(request)
+        response = face.error(key, detail=detail, headers=(*headers, ("connection", "close")))
         kept = replace(request, headers=request.headers[: self.max_headers], body=b"")
-        self._record(kept, Handled(response, None, rule="door.headers"), face, long_headers=True)
+        self._record(kept, Handled(response, None, rule=rule), face, long_headers=True)
         return response
 
     def handle_simple(

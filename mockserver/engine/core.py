@@ -24,6 +24,7 @@ from mockserver.contract import IdFormat, compile_schema
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
 from mockserver.engine.journal import Journal, shorten
+from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
 
 #: Bytes of its request a task keeps (compact JSON, after long strings became markers); past it,
 #: the largest top-level members are replaced by ``<dropped N bytes>`` until it fits.
@@ -51,7 +52,6 @@ def compact_request(request: Mapping[str, Any]) -> bytes:
         if len(data) <= MAX_STORED_REQUEST:
             return bytes(memoryview(data))
     return bytes(memoryview(orjson.dumps({"dropped": f"<{len(short)} members>"})))
-from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
 
 
 class TaskNotFound(KeyError):
