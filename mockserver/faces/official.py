@@ -294,7 +294,7 @@ class OfficialFace:
                     self.contract.request_rule("callback_host"),
                     "callback_url",
                     f"callbacks go only to allow-listed hosts ({', '.join(sorted(self.callback_hosts))}); "
-                    f"{urlsplit(callback).hostname or callback[:80]!r} will get none",
+                    f"{_host_of(callback)!r} will get none",
                 )
             )
             callback = None
@@ -463,8 +463,11 @@ class OfficialFace:
         return self.project(task, base_url)
 
     def _callback_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:  # "http://0[" and other URLs urllib cannot split: no host to allow
+            return False
         return (
             parts.scheme in ("http", "https")
             and bool(host)
@@ -473,6 +476,13 @@ class OfficialFace:
 
 
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url[:80]
+    except ValueError:
+        return url[:80]
 
 
 def _plain(exc: Exception) -> str:

@@ -37,3 +37,12 @@ def test_the_official_face_refuses_any_data_uri_by_contract(door: Door, prefix: 
 def test_an_asterisk_target_gets_the_faces_error_not_a_text_404(live: Live, method: str) -> None:
     reply = live.door.send(method, "*", [AUTH])
     FACE_CASES["gateway"].assert_error(reply, "not_found")
+
+
+@pytest.mark.parametrize("callback", ["http://0[", "http://[::1", "https://a]b/"])
+def test_a_callback_url_urllib_cannot_split_is_warned_about_not_a_500(door: Door, callback: str) -> None:
+    """Found by Schemathesis once the document stated the cross-field rules: ``http://0[``
+    raised ValueError inside the official face's create."""
+    face = FACE_CASES["official"]
+    reply = door.send("POST", face.create, [face.auth, JSON], encode({**face.body, "callback_url": callback}))
+    assert reply.status == 200, reply.body[:300]
