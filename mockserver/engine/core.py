@@ -23,7 +23,7 @@ import orjson
 from mockserver.contract import IdFormat, compile_schema
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
-from mockserver.engine.journal import Journal, shorten
+from mockserver.engine.journal import MAX_STRING, Journal, shorten
 from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
 
 #: Bytes of its request a task keeps (compact JSON, after long strings became markers); past it,
@@ -467,6 +467,11 @@ class Engine:
         ``slots`` (at most that many unfinished tasks per account: :class:`SlotsExhausted`).
         With ``callback_url``, every status change queues a :class:`Delivery` in the outbox.
         """
+        if external_id is not None:
+            # kept (and looked up) as its size-and-digest marker past 1 024 characters
+            external_id = shorten(external_id)
+        if callback_url is not None and len(callback_url) > MAX_STRING:
+            raise ValueError(f"callback_url is over {MAX_STRING} characters")
         with self._lock:
             if len(self._tasks) >= self.max_tasks:
                 raise OverflowError(f"the engine holds {self.max_tasks} tasks (max_tasks); reset it")
@@ -663,7 +668,7 @@ class Engine:
     def _visible(self, task_id: str, account: str | None, external: bool) -> _Task:
         task = self._tasks.get(task_id)
         if task is None and external and account is not None:
-            found = self._external.get((account, task_id))
+            found = self._external.get((account, shorten(task_id)))
             task = self._tasks.get(found) if found is not None else None
         # Decision (the official docs are silent): another account's task does not exist for you.
         if task is None or (account is not None and task.account != account):

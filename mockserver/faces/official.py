@@ -34,7 +34,7 @@ from mockserver.engine import (
     TaskView,
     VideoSpec,
 )
-from mockserver.engine.journal import ContractWarning, fingerprint
+from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
@@ -288,6 +288,15 @@ class OfficialFace:
         warnings = list(result.warnings)
         accepted = result.body
         callback = accepted.get("callback_url")
+        if isinstance(callback, str) and len(callback) > MAX_STRING:
+            warnings.append(
+                ContractWarning(
+                    self.contract.request_rule("callback_host"),
+                    "callback_url",
+                    f"a callback URL of {len(callback)} characters (over {MAX_STRING}) will get no callbacks",
+                )
+            )
+            callback = None
         if isinstance(callback, str) and callback and not self._callback_allowed(callback):
             warnings.append(
                 ContractWarning(
@@ -362,7 +371,7 @@ class OfficialFace:
                 found = [engine.poll_task(external, account=account, external=True)]
             except TaskNotFound:
                 found = []
-            found = [t for t in found if t.external_id == external]
+            found = [t for t in found if t.external_id == shorten(external)]
             return Handled(self.ok(engine, [self.project(t, request.link_base_url) for t in found]), op.id)
         paging = self._paging
         number = int(query.get("pageNum", paging["pageNum"]["default"]))

@@ -236,3 +236,24 @@ def test_outcome_rules_still_match_the_whole_request_at_create_time() -> None:
     task = service.engine.task(reply.json()["task_id"])
     assert task.outcome.reason == "content_policy"
     assert task.request["negative_prompt"].startswith("<2404 chars")
+
+
+def test_long_external_ids_and_callback_urls_do_not_grow_a_task() -> None:
+    """The per-task bound holds for what the engine keeps outside the request too."""
+    face = FACE_CASES["official"]
+    service = Service(Engine(clock=VirtualClock(), seed=1))
+    door = InProcessDoor(service)
+    long_id = "e" * 5000
+    body = {**face.body, "external_task_id": long_id, "callback_url": "http://127.0.0.1/" + "c" * 5000}
+    created = door.send("POST", face.create, [face.auth, JSON], encode(body))
+    assert created.status == 200, created.body[:300]
+    task = service.engine.tasks()[-1]
+    assert task.external_id is not None
+    assert task.external_id.startswith("<5000 chars sha256:")
+    assert task.callback_url is None
+    warned = [w.param for _, w in service.engine.journal.warnings()]
+    assert "callback_url" in warned
+    polled = door.send("GET", face.poll.replace("{task_id}", long_id), [face.auth])
+    assert polled.status == 200, polled.body[:300]
+    again = door.send("POST", face.create, [face.auth, JSON], encode(body))
+    assert again.status == 400  # still unique per account
