@@ -141,7 +141,7 @@ def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
         return redact_text(value, secrets) if _secret_in(value, secrets) or secrets else value
     if isinstance(value, Mapping):
         return {
-            k: (
+            redact_text(k, secrets): (
                 f"<redacted {fingerprint(orjson.dumps(v).decode())}>"
                 if is_credential_name(k)
                 else redact_json(v, secrets)
@@ -298,6 +298,13 @@ def _materialize(raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
         request_body = redact_text(request_body, secrets)
     if isinstance(response_body, bytes):
         response_body = orjson.loads(response_body)
+    if warnings:  # a warning names what was sent: an unknown field may be named like a secret
+        warnings = tuple(
+            ContractWarning(
+                w.rule, None if w.param is None else redact_text(w.param, secrets), redact_text(w.message, secrets)
+            )
+            for w in warnings
+        )
     return JournalEntry(
         seq, time, operation, method, url, redact_headers(headers, secrets), request_body, status,
         response_headers, response_body, task_id, warnings, fault, face, rule, param,

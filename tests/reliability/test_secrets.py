@@ -141,3 +141,11 @@ def test_no_request_field_of_any_contract_looks_like_a_credential(face: str) -> 
 )
 def test_the_name_rule(name: str, credential: bool) -> None:
     assert is_credential_name(name) is credential
+
+
+def test_a_field_named_like_a_secret_is_redacted_in_the_warnings_too(service: Service) -> None:
+    door = InProcessDoor(service)
+    reply = door.send("POST", CREATE, [("authorization", f"Bearer {KEY}"), JSON], encode(t2v(**{KEY: 1})))
+    assert reply.status == 200
+    text = _assert_clean(door, KEY)
+    assert "unknown field" in text
