@@ -198,3 +198,23 @@ def test_sigterm_stops_a_loaded_server_within_its_grace_period() -> None:
             sock.close()
     assert code == 0
     assert took < 1 + 2.0, f"SIGTERM took {took:.1f} s with a 1 s grace period"
+
+
+def test_serve_takes_a_public_url_and_allowed_host_names() -> None:
+    with _serve("--public-url", "https://fake.example:9443/", "--allowed-host", "fake.internal") as (_, port):
+
+        def get(path: str, host: str) -> tuple[int, bytes]:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(request_head("GET", path, host, [("connection", "close")]))
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            return int(head.split(b" ", 2)[1]), body
+
+        status, body = get("/openapi.json", "127.0.0.1")
+        assert status == 200
+        assert b'"servers":[{"url":"https://fake.example:9443"' in body
+        assert get("/__mock__/tasks", "fake.internal:8000")[0] == 200
+        assert get("/__mock__/tasks", "fake.example")[0] == 200  # the public URL's host
+        assert get("/__mock__/tasks", "evil.example")[0] == 403
