@@ -13,6 +13,7 @@ the stack that has the hook).
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from mockserver.http import ApiRequest, ApiResponse
@@ -102,9 +103,8 @@ def _guarded_httptools(service: Service) -> type[Any]:
 def uvicorn_options(service: Service) -> dict[str, Any]:
     """``uvicorn.Config`` keyword arguments that bound request heads for ``service``."""
     options: dict[str, Any] = {"h11_max_incomplete_event_size": service.head_limit}
-    try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover - the server's dependencies include httptools
+    # Looked up, not imported: uvicorn imports it (with its protocol module) when it is there.
+    if importlib.util.find_spec("httptools") is None:  # pragma: no cover - a server dependency
         options["http"] = "h11"
     else:
         options["http"] = _guarded_httptools(service)

@@ -41,6 +41,9 @@ def compact_request(request: Mapping[str, Any]) -> bytes:
     >>> len(compact_request({f"k{i}": "v" * 1000 for i in range(10)})) <= MAX_STORED_REQUEST
     True
     """
+    data = orjson.dumps(request)
+    if len(data) <= MAX_STRING:  # no string in it can be long: the common case needs no walk
+        return bytes(memoryview(data))  # exactly sized: orjson's output keeps a 4 KiB buffer
     short = shorten(request)
     data = orjson.dumps(short)
     if len(data) <= MAX_STORED_REQUEST:

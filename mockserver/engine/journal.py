@@ -83,16 +83,32 @@ def is_credential_name(name: str) -> bool:
     return name.lower() in SECRET_HEADERS or CREDENTIAL_NAME.search(name) is not None
 
 
-def _secret_in(value: str, secrets: frozenset[str]) -> bool:
-    return value in secrets or JWT_VALUE.search(value) is not None
+@functools.lru_cache(maxsize=32)
+def _secret_pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    """One regex for every configured secret (longest first) and every JWT: one search a value."""
+    alternatives = [re.escape(secret) for secret in sorted(secrets, key=len, reverse=True)]
+    return re.compile("|".join([*alternatives, JWT_VALUE.pattern]))
+
+
+#: every word :data:`CREDENTIAL_NAME` looks for, unanchored (a superset: a hint, not the rule)
+_NAME_HINT = b"auth|token|secret|passw|pwd|cookie|session|credential|signature|jwt|bearer|key"
+
+
+@functools.lru_cache(maxsize=32)
+def _raw_hint(secrets: frozenset[str]) -> re.Pattern[bytes]:
+    """Whether a raw JSON body could hold anything to redact (a credential-like name, a secret,
+    a JWT): bodies without a hit are handed out as parsed, with no walk."""
+    alternatives = [re.escape(secret.encode("utf-8", "surrogatepass")) for secret in secrets]
+    return re.compile(b"|".join([*alternatives, _NAME_HINT, b"eyJ"]), re.IGNORECASE)
 
 
 def redact_text(value: str, secrets: frozenset[str] = frozenset()) -> str:
-    """``value`` with every configured secret and every JWT in it replaced by a fingerprint."""
-    for secret in secrets:
-        if secret in value:
-            value = value.replace(secret, f"<redacted {fingerprint(secret)}>")
-    return JWT_VALUE.sub(lambda m: f"<redacted {fingerprint(m.group(0))}>", value)
+    """``value`` with every configured secret and every JWT in it replaced by a fingerprint.
+
+    >>> redact_text("key=ak-secret-1 and more", frozenset({"ak-secret-1"}))[:14]
+    'key=<redacted '
+    """
+    return _secret_pattern(secrets).sub(lambda m: f"<redacted {fingerprint(m.group(0))}>", value)
 
 
 def redact_headers(
@@ -104,11 +120,12 @@ def redact_headers(
     >>> [v[:10] for _, v in redact_headers([("x-goog-api-key", "k1"), ("accept", "ak-k2")], frozenset({"ak-k2"}))]
     ['<redacted ', '<redacted ']
     """
+    pattern = _secret_pattern(secrets)
     out = []
     for name, value in headers:
         if is_credential_name(name):
             value = _redact(value)
-        elif _secret_in(value, secrets) or any(secret in value for secret in secrets):
+        elif pattern.search(value) is not None:
             value = redact_text(value, secrets)
         out.append((name, value))
     return tuple(out)
@@ -124,9 +141,10 @@ def redact_query(query: str, secrets: frozenset[str] = frozenset()) -> str:
     if not query:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(is_credential_name(k) or _secret_in(v, secrets) for k, v in pairs) and not any(
-        secret in query for secret in secrets
-    ):
+    pattern = _secret_pattern(secrets)
+    named = any(is_credential_name(k) for k, _ in pairs)
+    # (the decoded values too: a secret may arrive percent-encoded)
+    if not named and pattern.search(query) is None and not any(pattern.search(v) for _, v in pairs):
         return query
     parts = []
     for name, value in pairs:
@@ -137,20 +155,31 @@ def redact_query(query: str, secrets: frozenset[str] = frozenset()) -> str:
 
 def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
     """A JSON value with credential-named members, configured secrets and JWTs redacted."""
-    if isinstance(value, str):
-        return redact_text(value, secrets) if _secret_in(value, secrets) or secrets else value
-    if isinstance(value, Mapping):
-        return {
-            redact_text(k, secrets): (
-                f"<redacted {fingerprint(orjson.dumps(v).decode())}>"
-                if is_credential_name(k)
-                else redact_json(v, secrets)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact_json(v, secrets) for v in value]
-    return value
+    pattern = _secret_pattern(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return redact_text(item, secrets) if pattern.search(item) else item
+        if isinstance(item, Mapping):
+            return {
+                (redact_text(k, secrets) if pattern.search(k) else k): (
+                    f"<redacted {fingerprint(orjson.dumps(v).decode())}>" if is_credential_name(k) else walk(v)
+                )
+                for k, v in item.items()
+            }
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def _redacted_body(raw: bytes, secrets: frozenset[str]) -> Any:
+    """A JSON body as stored (its bytes) parsed and redacted; walked only when it could need it."""
+    value = orjson.loads(raw)
+    if _raw_hint(secrets).search(raw) is None:
+        return value
+    return redact_json(value, secrets)
 
 
 #: Markers already computed while one request is answered (id -> (string, marker)): the task
@@ -293,12 +322,13 @@ def _materialize(raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
     url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
     # JSON bodies are stored as their wire bytes (see Service._record); text and None as is.
     if isinstance(request_body, bytes):
-        request_body = redact_json(orjson.loads(request_body), secrets)
+        request_body = _redacted_body(request_body, secrets)
     elif isinstance(request_body, str):
         request_body = redact_text(request_body, secrets)
     if isinstance(response_body, bytes):
         response_body = orjson.loads(response_body)
-    if warnings:  # a warning names what was sent: an unknown field may be named like a secret
+    if warnings and any(_secret_pattern(secrets).search(f"{w.param} {w.message}") for w in warnings):
+        # a warning names what was sent: an unknown field may be named like a secret
         warnings = tuple(
             ContractWarning(
                 w.rule, None if w.param is None else redact_text(w.param, secrets), redact_text(w.message, secrets)

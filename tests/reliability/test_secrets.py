@@ -149,3 +149,9 @@ def test_a_field_named_like_a_secret_is_redacted_in_the_warnings_too(service: Se
     assert reply.status == 200
     text = _assert_clean(door, KEY)
     assert "unknown field" in text
+
+
+def test_a_body_key_named_key_is_redacted(service: Service) -> None:
+    door = InProcessDoor(service)
+    door.send("POST", CREATE, [("authorization", f"Bearer {KEY}"), JSON], encode(t2v(key="plain-value-123")))
+    _assert_clean(door, "plain-value-123")
