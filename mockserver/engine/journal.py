@@ -90,16 +90,22 @@ def _secret_pattern(secrets: frozenset[str]) -> re.Pattern[str]:
     return re.compile("|".join([*alternatives, JWT_VALUE.pattern]))
 
 
-#: every word :data:`CREDENTIAL_NAME` looks for, unanchored (a superset: a hint, not the rule)
-_NAME_HINT = b"auth|token|secret|passw|pwd|cookie|session|credential|signature|jwt|bearer|key"
+#: every word :data:`CREDENTIAL_NAME` looks for, unanchored, and a JWT's start, searched in a
+#: lower-cased body (a superset: a hint, not the rule)
+_NAME_HINT = re.compile(b"auth|token|secret|passw|pwd|cookie|session|credential|signature|jwt|bearer|key|eyj")
 
 
-@functools.lru_cache(maxsize=32)
-def _raw_hint(secrets: frozenset[str]) -> re.Pattern[bytes]:
+def _may_hold(value: str, secrets: frozenset[str]) -> bool:
+    """A cheap prefilter (substring tests in C) before the regex: a JWT or a secret could be in it."""
+    return "eyJ" in value or any(secret in value for secret in secrets)
+
+
+def _raw_may_need(raw: bytes, secrets: frozenset[str]) -> bool:
     """Whether a raw JSON body could hold anything to redact (a credential-like name, a secret,
     a JWT): bodies without a hit are handed out as parsed, with no walk."""
-    alternatives = [re.escape(secret.encode("utf-8", "surrogatepass")) for secret in secrets]
-    return re.compile(b"|".join([*alternatives, _NAME_HINT, b"eyJ"]), re.IGNORECASE)
+    return _NAME_HINT.search(raw.lower()) is not None or any(
+        secret.encode("utf-8", "surrogatepass") in raw for secret in secrets
+    )
 
 
 def redact_text(value: str, secrets: frozenset[str] = frozenset()) -> str:
@@ -125,7 +131,7 @@ def redact_headers(
     for name, value in headers:
         if is_credential_name(name):
             value = _redact(value)
-        elif pattern.search(value) is not None:
+        elif _may_hold(value, secrets) and pattern.search(value) is not None:
             value = redact_text(value, secrets)
         out.append((name, value))
     return tuple(out)
@@ -141,10 +147,9 @@ def redact_query(query: str, secrets: frozenset[str] = frozenset()) -> str:
     if not query:
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
-    pattern = _secret_pattern(secrets)
     named = any(is_credential_name(k) for k, _ in pairs)
     # (the decoded values too: a secret may arrive percent-encoded)
-    if not named and pattern.search(query) is None and not any(pattern.search(v) for _, v in pairs):
+    if not named and not _may_hold(query, secrets) and not any(_may_hold(v, secrets) for _, v in pairs):
         return query
     parts = []
     for name, value in pairs:
@@ -159,10 +164,10 @@ def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            return redact_text(item, secrets) if pattern.search(item) else item
+            return redact_text(item, secrets) if _may_hold(item, secrets) and pattern.search(item) else item
         if isinstance(item, Mapping):
             return {
-                (redact_text(k, secrets) if pattern.search(k) else k): (
+                (redact_text(k, secrets) if _may_hold(k, secrets) else k): (
                     f"<redacted {fingerprint(orjson.dumps(v).decode())}>" if is_credential_name(k) else walk(v)
                 )
                 for k, v in item.items()
@@ -177,7 +182,7 @@ def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
 def _redacted_body(raw: bytes, secrets: frozenset[str]) -> Any:
     """A JSON body as stored (its bytes) parsed and redacted; walked only when it could need it."""
     value = orjson.loads(raw)
-    if _raw_hint(secrets).search(raw) is None:
+    if not _raw_may_need(raw, secrets):
         return value
     return redact_json(value, secrets)
 
@@ -327,7 +332,7 @@ def _materialize(raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
         request_body = redact_text(request_body, secrets)
     if isinstance(response_body, bytes):
         response_body = orjson.loads(response_body)
-    if warnings and any(_secret_pattern(secrets).search(f"{w.param} {w.message}") for w in warnings):
+    if warnings and any(_may_hold(f"{w.param} {w.message}", secrets) for w in warnings):
         # a warning names what was sent: an unknown field may be named like a secret
         warnings = tuple(
             ContractWarning(
