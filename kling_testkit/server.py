@@ -121,7 +121,9 @@ class LiveServer(EngineControls):
     OpenAPI ``servers`` entry; default: the bound address) and ``allowed_hosts`` (names admin
     requests may carry in ``Host`` besides loopback and the bound address). On a non-loopback
     ``host`` the admin API needs a token: without ``admin_token`` a random one is made
-    (:attr:`admin_token`; :meth:`admin` sends it). :meth:`reset` restores the options given here
+    (:attr:`admin_token`; :meth:`admin` sends it). A wildcard ``host`` (``0.0.0.0``, ``::``) is
+    reached, and linked, on loopback (:attr:`base_url`) unless ``public_base_url`` names the
+    address other machines use. :meth:`reset` restores the options given here
     (or by :meth:`configure`) after clearing state. Responses carry no ``Date`` header, so they
     are byte-identical to the in-process fake's.
 
