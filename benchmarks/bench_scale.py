@@ -7,7 +7,11 @@ Every figure is a ratio against a baseline measured in the same run:
 * poll latency at 100k tasks against 1k tasks (the target is flat: ratio ~1.0);
 * admin list cost per task at 100k against 1k (linear: ratio ~1.0 per task);
 * the 10 MB create against the least work any checker does (parse the JSON, decode the
-  base64), and its peak traced memory against the body size.
+  base64), and its peak traced memory against the body size;
+* bodies of 4 000, 16 000 and 12 MB of unknown fields against an ordinary create (linear work,
+  the last two refused by ``limits.max_json_values``);
+* memory retained per task for a text-to-video, an image-to-video with two 10 MB images and a
+  25 MB image URL request (each bounded by ``MAX_STORED_REQUEST`` plus the task's own fields).
 
     python3 dev.py bench scale [--quick]
 """
@@ -77,6 +81,81 @@ def memory_per_task(n: int) -> None:
     journal_bytes, _ = traced(lambda: service_with(10_000, journal_limit=10_000))
     store_part = 10_000 * per_task
     print(f"journal entry (full journal of 10 000): {(journal_bytes - store_part) / 10_000:,.0f} B each")
+
+
+def _noise_png(target_bytes: int) -> bytes:
+    """A PNG of random pixels just under ``target_bytes`` (noise does not compress)."""
+    side = int((target_bytes / 3) ** 0.5) - 8
+    rng = random.Random(3)
+    image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=0)
+    return buffer.getvalue()
+
+
+def kind_bodies() -> dict[str, bytes]:
+    """The three kinds of request whose retained memory issue 13 asks for."""
+    image = base64.b64encode(_noise_png(10_000_000)).decode("ascii")
+    tail = base64.b64encode(_noise_png(9_900_000)).decode("ascii")
+    return {
+        "text2video": RAW_BODY,
+        "image2video, two 10 MB images": orjson.dumps({**BODY, "sound": "off", "image": image, "image_tail": tail}),
+        "image URL of 25 MB": orjson.dumps({**BODY, "image": "https://example.com/" + "a" * 25_000_000}),
+    }
+
+
+def memory_per_kind(n: int) -> None:
+    """Retained bytes per task for each kind (the store; a one-entry journal), and the bound."""
+    from mockserver.engine.core import MAX_STORED_REQUEST
+
+    for name, raw in kind_bodies().items():
+        request = ApiRequest.build("POST", CREATE, [AUTH, JSON], raw)
+
+        def build(tasks: int, request: ApiRequest = request) -> Service:
+            service = Service(Engine(clock=VirtualClock(), seed=1, progression=Progression.manual(), journal_limit=1))
+            for _ in range(tasks):
+                answer = service.handle(request)
+                assert answer.status == 200, answer.body[:300]
+            return service
+
+        build(1)  # warm: contract, validators and schemas loaded outside the measurement
+        # The slope between 2 and 2 + n tasks: the service's own fixed cost cancels out.
+        few, _ = traced(lambda: build(2))
+        many, _ = traced(lambda: build(2 + n))
+        per_task = (many - few) / n
+        print(f"  {name}: {per_task:,.0f} B per task ({n} tasks; body {len(raw) / 1e6:,.1f} MB)")
+    print(f"  stored request at most {MAX_STORED_REQUEST} B per task (mockserver.engine.core.MAX_STORED_REQUEST)")
+
+
+def unknown_fields(rounds: int) -> None:
+    """Hostile bodies of unknown fields (issue 13) against an ordinary create, same run:
+    4 000 unknown fields (under the value limit: dropped, one warning each), 16 000 (161 KiB)
+    and 12 MB of them (refused by the limit after a linear parse)."""
+
+    def body(fields: int, value: str = "") -> bytes:
+        return orjson.dumps({**BODY, **{f"unknown_{i:07d}": value or i for i in range(fields)}})
+
+    cases = {
+        "ordinary create": RAW_BODY,
+        "4 000 unknown fields (accepted)": body(4_000),
+        "16 000 unknown fields": body(16_000),
+        "12 MB of unknown fields": body(12 * 1024 * 1024 // 90, "v" * 64),
+    }
+    service = Service(Engine(clock=VirtualClock(), seed=1, progression=Progression.manual(), journal_limit=100))
+    timings = {}
+    for name, raw in cases.items():
+        request = ApiRequest.build("POST", CREATE, [AUTH, JSON], raw)
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            status = service.handle(request).status
+            samples.append(time.perf_counter() - start)
+        timings[name] = statistics.median(samples)
+        print(f"  {name} ({len(raw) / 1024:,.0f} KiB): {timings[name] * 1e3:.2f} ms, status {status}")
+    base = timings["ordinary create"]
+    for name, value in timings.items():
+        if name != "ordinary create":
+            print(f"  ratio {name} / ordinary create: {value / base:.0f}x")
 
 
 def time_polls(service: Service, ids: list[str], polls: int, rounds: int) -> float:
@@ -198,7 +277,7 @@ def big_create(path: str, rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10k tasks instead of 100k, fewer rounds")
-    parser.add_argument("--only", choices=("poll", "big"), help=argparse.SUPPRESS)  # child runs
+    parser.add_argument("--only", choices=("poll", "big", "kinds", "unknown"), help=argparse.SUPPRESS)
     parser.add_argument("--body", help=argparse.SUPPRESS)
     parser.add_argument("--gc", choices=("default", "server"), default="default", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -209,10 +288,20 @@ def main() -> int:
     if args.only == "poll":
         poll_and_list(1_000, large, polls=2_000, rounds=rounds)
         return 0
+    if args.only == "kinds":
+        memory_per_kind(10 if args.quick else 50)
+        return 0
+    if args.only == "unknown":
+        unknown_fields(rounds=rounds)
+        return 0
     if args.only == "big":
         big_create(args.body, rounds=2 if args.quick else 5)
         return 0
     memory_per_task(large)
+    print("hostile bodies of unknown fields:")
+    unknown_fields(rounds=rounds)
+    print("retained memory per task, by kind of request:")
+    memory_per_kind(10 if args.quick else 50)
     flags = ["--quick"] if args.quick else []
     print("-- in-process (the interpreter's default GC, as the respx mock runs):")
     poll_and_list(1_000, large, polls=2_000, rounds=rounds)

@@ -60,6 +60,7 @@ from mockserver.callbacks import deliver_due
 from mockserver.engine import Delivery
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces import Mount
+from mockserver.service import host_name
 
 if TYPE_CHECKING:
     from kling_testkit._httpx2 import KlingHttpx2Transport
@@ -543,6 +544,9 @@ class KlingMock(EngineControls):
             raise ValueError("base_urls must name at least one base URL")
         self._bases = tuple(_normalise_base(url) for url in base_urls)
         self.base_urls = tuple(f"{s}://{n}{p}" for s, n, p in self._bases)
+        # The hosts this mock answers for are its own names (admin calls through them are the
+        # test's own, never a rebound page's).
+        self.service.allowed_hosts.update(host_name(n) for _, n, _ in self._bases)
         self.routes: dict[str, KlingRoute] = {
             op_id: KlingRoute(op_id) for face in self.service.faces.values() for op_id in face.contract.operations
         }
@@ -754,6 +758,8 @@ class KlingMock(EngineControls):
             method=request.method,
             scheme=scheme,
             host=host,
+            # routed here only under one of this mock's base URLs: that base is the public one
+            public_base_url=f"{scheme}://{host}",
             path=path or "/",
             query=query,
             headers=tuple(

@@ -18,6 +18,7 @@ kept and raised in the test thread at the next control call or at :meth:`LiveSer
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -33,10 +34,12 @@ from mockserver import Clock, FaultPlan, Outcome, OutcomeRule, Progression
 from mockserver._uvicorn import ThreadServer
 from mockserver.app import create_app
 from mockserver.callbacks import CallbackWorker
+from mockserver.door import uvicorn_options
 from mockserver.engine import Delivery, Journal, JournalEntry, TaskView
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces import Mount
 from mockserver.serve import bind
+from mockserver.service import admin_exposure, host_name
 
 __all__ = ["AdminClient", "LiveServer", "ServerError"]
 
@@ -67,7 +70,13 @@ class LiveServer(EngineControls):
     """The fake on ``http://127.0.0.1:<free port>``, sharing its engine with the test thread.
 
     Options are :class:`~kling_testkit.KlingMock`'s (``progression``, ``outcome``, ``strict``,
-    ``keys``, ``seed``, ``clock``) plus ``host``. :meth:`reset` restores the options given here
+    ``keys``, ``seed``, ``clock``) plus ``host``, ``public_base_url`` (result links and the
+    OpenAPI ``servers`` entry; default: the bound address) and ``allowed_hosts`` (names admin
+    requests may carry in ``Host`` besides loopback and the bound address). On a non-loopback
+    ``host`` the admin API needs a token: without ``admin_token`` a random one is made
+    (:attr:`admin_token`; :meth:`admin` sends it). A wildcard ``host`` (``0.0.0.0``, ``::``) is
+    reached, and linked, on loopback (:attr:`base_url`) unless ``public_base_url`` names the
+    address other machines use. :meth:`reset` restores the options given here
     (or by :meth:`configure`) after clearing state. Responses carry no ``Date`` header, so they
     are byte-identical to the in-process fake's.
 
@@ -94,6 +103,8 @@ class LiveServer(EngineControls):
         slots: int | None = None,
         callback_hosts: Sequence[str] | None = None,
         tls: bool = False,
+        public_base_url: str | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self._progression = as_progression(progression) if progression is not None else Progression()
         self._outcome = as_outcome(outcome) if outcome is not None else Outcome()
@@ -111,6 +122,8 @@ class LiveServer(EngineControls):
             slots=slots,
             callback_hosts=callback_hosts,
         )
+        self.service.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.service.allowed_hosts.update(host_name(h) for h in allowed_hosts)
         self.tls = tls
         #: the CA bundle clients must trust when ``tls=True`` (set by :meth:`start`)
         self.ca_bundle: str | None = None
@@ -131,9 +144,16 @@ class LiveServer(EngineControls):
         """Bind a port, start uvicorn in a daemon thread, return once it accepts connections."""
         if self._thread is not None:
             return self
+        if admin_exposure(self.host, admin=self.service.admin, admin_token=self.service.admin_token):
+            # The rule of every door (a token for admin beyond loopback); the test process drives
+            # this engine directly, so a fresh random token costs nothing: admin() sends it.
+            self.admin_token = self.service.admin_token = secrets.token_urlsafe(24)
+        self.service.check_bind(self.host)
         sock = bind(self.host, self.port)
         host, port = sock.getsockname()[:2]
         self.port = port
+        if host in ("0.0.0.0", "::"):  # every address: this process reaches it on loopback
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         shown = f"[{host}]" if ":" in host else host
         tls: dict[str, Any] = {}
         if self.tls:
@@ -143,7 +163,7 @@ class LiveServer(EngineControls):
             self.ca_bundle = str(files.ca_bundle)
             tls = {"ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
         self.base_url = f"{'https' if self.tls else 'http'}://{shown}:{port}"
-        self.service.public_base_url = self.base_url
+        self.service.bound(self.base_url)
         config = uvicorn.Config(
             _CapturingApp(create_app(self.service), self._errors),
             # No log_config: uvicorn would re-run logging.dictConfig over the test process's own
@@ -154,6 +174,7 @@ class LiveServer(EngineControls):
             lifespan="off",
             server_header=False,
             date_header=False,
+            **uvicorn_options(self.service),
             **tls,
         )
         server = ThreadServer(config)

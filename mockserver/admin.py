@@ -52,7 +52,7 @@ def _body(request: ApiRequest, engine: Engine) -> Any:
         return {}
     try:
         # The API's nesting limit: a deep outcome-rule schema overflowed the schema checker's stack.
-        return load_json(request.body, engine.max_json_depth)
+        return load_json(request.body, engine.max_json_depth, engine.max_json_values)
     except ValueError as exc:
         raise AdminError(f"body is not JSON: {exc}") from None
 

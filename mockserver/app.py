@@ -4,41 +4,191 @@ A single catch-all ASGI endpoint turns the request into an :class:`ApiRequest` a
 :meth:`Service.handle`, so routing, 404s and 405s are the service's (identical in every door),
 not Starlette's. The body is read as a stream and abandoned past the contract's limit: a
 client announcing or sending too much gets 413 without the server holding the whole body.
+
+Bodies share one budget (:attr:`Service.max_body_bytes_in_flight`, 128 MiB): a request whose
+body does not fit waits for room up to :attr:`Service.body_wait_seconds`, then gets the face's
+503 ``server_busy``; a body that sends nothing for :attr:`Service.body_idle_seconds` gets 408
+``request_timeout``. Once large bodies end, freed heap memory is returned to the system.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
+import functools
+from collections import deque
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool] | None:
-    """(body, oversize), or None when the client went away mid-body."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                return b"", True
-            break
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                return b"", True
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+class _BodyBudget:
+    """Request body bytes held at once, over every request of one event loop.
+
+    A request that announces its length reserves all of it before reading (FIFO, waiting up to
+    ``wait`` seconds for room, so the bodies that are admitted always finish); a chunked one
+    takes room chunk by chunk and is refused at once when none is left (it cannot wait while
+    holding part of its body without risking a standstill).
+    """
+
+    def __init__(self) -> None:
+        self.used = 0
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def try_take(self, size: int, limit: int) -> bool:
+        if self._waiters or self.used + size > limit:
+            return size == 0
+        self.used += size
+        return True
+
+    async def take(self, size: int, limit: int, wait: float) -> bool:
+        if size > limit:
+            return False
+        if self.try_take(size, limit):
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (size, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), wait)
+        except asyncio.TimeoutError:
+            if future.done():  # room was made for it just as the wait ran out: keep it
+                return True
+            self._waiters.remove(entry)
+            self._wake(limit)
+            return False
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.used -= size
+            elif entry in self._waiters:
+                self._waiters.remove(entry)
+            raise
+        return True
+
+    def give(self, size: int, limit: int) -> None:
+        self.used -= size
+        self._wake(limit)
+
+    def _wake(self, limit: int) -> None:
+        while self._waiters and self.used + self._waiters[0][0] <= limit:
+            size, future = self._waiters.popleft()
+            if not future.done():
+                self.used += size
+                future.set_result(None)
+
+
+class _Refusal(Exception):
+    def __init__(self, key: str, detail: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self.key, self.detail, self.headers = key, detail, headers
+
+
+async def _receive(receive: Receive, idle: float) -> Message:
+    try:
+        return await asyncio.wait_for(receive(), idle)
+    except asyncio.TimeoutError:
+        raise _Refusal("request_timeout", f"no byte of the body arrived for {idle:g} s") from None
+
+
+class _Body:
+    """Reads one request body within its face's limit and the door's in-flight budget."""
+
+    def __init__(self, service: Service, budget: _BodyBudget) -> None:
+        self.service = service
+        self.budget = budget
+        self.held = 0
+
+    async def read(self, scope: Scope, receive: Receive, limit: int) -> tuple[bytes, bool] | None:
+        """(body, oversize), or None when the client went away mid-body; raises _Refusal."""
+        service, budget = self.service, self.budget
+        budget_limit = service.max_body_bytes_in_flight
+        declared: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit():
+                    declared = int(value)
+                    if declared > limit:
+                        return b"", True
+                break
+        if declared:
+            if not await budget.take(declared, budget_limit, service.body_wait_seconds):
+                raise _Refusal(
+                    "server_busy",
+                    f"{budget_limit} bytes of bodies in flight at most",
+                    (("retry-after", "1"),),
+                )
+            self.held = declared
+        chunks: list[bytes] = []
+        size = 0
+        message = await receive()  # the first part of a body usually came with the head
+        while True:
+            if message["type"] == "http.disconnect":
+                return None
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    return b"", True
+                if declared is None:  # chunked: room as it arrives, refused at once when none is left
+                    if not budget.try_take(len(chunk), budget_limit):
+                        raise _Refusal(
+                            "server_busy",
+                            f"{budget_limit} bytes of bodies in flight at most",
+                            (("retry-after", "1"),),
+                        )
+                    self.held += len(chunk)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+            message = await _receive(receive, service.body_idle_seconds)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+
+    def release(self) -> None:
+        if self.held:
+            held, self.held = self.held, 0
+            self.budget.give(held, self.service.max_body_bytes_in_flight)
+            if held >= _TRIM_AFTER and self.budget.used == 0:
+                _trim_heap()
+
+
+#: after a body this large ends and no other is held, freed heap memory goes back to the system
+_TRIM_AFTER = 1024 * 1024
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed large blocks in its heap (486 MB stayed after 20 uploads ended);
+    ``malloc_trim`` returns them. A no-op where there is no glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _bound_base(scheme: str, server: tuple[str, int | None] | None) -> str:
+    """The base URL of the address the connection arrived on (the ASGI ``server``), for doors
+    whose service names no public base URL: a bound address, never the client's Host header."""
+    if not server or not server[0] or "/" in server[0]:  # a Unix socket: no address a link could name
+        return f"{scheme}://localhost"
+    host, port = server  # port None: the scheme's default (httpx's ASGI transport says so)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" + ("" if port is None or _DEFAULT_PORTS.get(scheme) == port else f":{port}")
 
 
 class _AnyPath(Convertor[str]):
@@ -72,35 +222,41 @@ class ServiceAdapter:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self._budget = _BodyBudget()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # websockets are not part of the API
             return
+        body_reader = _Body(self.service, self._budget)
+        try:
+            await self._serve(scope, receive, send, body_reader)
+        finally:
+            body_reader.release()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, body_reader: _Body) -> None:
         # The limit of the face that will answer (routes are known from method and path alone).
-        read = await _read_body(scope, receive, self.service.body_limit(scope["method"], scope["path"]))
+        try:
+            read = await body_reader.read(scope, receive, self.service.body_limit(scope["method"], scope["path"]))
+        except _Refusal as refusal:
+            body_reader.release()
+            request = self._request(scope, b"", oversize=False)
+            answer = self.service.door_error(
+                request, refusal.key, refusal.detail, rule=f"door.{refusal.key}", headers=refusal.headers
+            )
+            await self._send(send, answer)
+            return
         if read is None:
             return
         body, oversize = read
-        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
-        host = next((v for k, v in headers if k == "host"), None)
-        if host is None:
-            server = scope.get("server") or ("127.0.0.1", 80)
-            host = f"{server[0]}:{server[1]}"
-        raw_path: bytes | None = scope.get("raw_path")
-        answer: ApiResponse = self.service.handle(
-            ApiRequest(
-                method=scope["method"],
-                scheme=scope.get("scheme", "http"),
-                host=host,
-                path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"],
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
-                body=body,
-                oversize=oversize,
-            )
-        )
+        answer = self.service.handle(self._request(scope, body, oversize=oversize))
+        del body
+        body_reader.release()  # the service is done with the body: its room goes to the next
         if answer.delay:
             await self.service.engine.clock.asleep(answer.delay)
+        await self._send(send, answer)
+
+    @staticmethod
+    async def _send(send: Send, answer: ApiResponse) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -109,6 +265,30 @@ class ServiceAdapter:
             }
         )
         await send({"type": "http.response.body", "body": answer.body})
+
+    def _request(self, scope: Scope, body: bytes, *, oversize: bool) -> ApiRequest:
+        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
+        host = next((v for k, v in headers if k == "host"), None)
+        if host is None:
+            server = scope.get("server") or ("127.0.0.1", 80)
+            host = f"{server[0]}:{server[1]}"
+        raw_path: bytes | None = scope.get("raw_path")
+        scheme = scope.get("scheme", "http")
+        client = scope.get("client")
+        server = scope.get("server")
+        return ApiRequest(
+            method=scope["method"],
+            scheme=scheme,
+            host=host,
+            path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=body,
+            oversize=oversize,
+            client=client[0] if client else None,
+            server=server[0] if server else None,
+            public_base_url=self.service.public_base_url or _bound_base(scheme, server),
+        )
 
 
 def create_app(service: Service | None = None) -> Starlette:
@@ -124,6 +304,10 @@ def create_app(service: Service | None = None) -> Starlette:
     service = service if service is not None else Service()
     # One route for every method and path: an ASGI app as endpoint (not a function) gets the raw
     # scope, and routing, 404 and 405 stay the service's.
-    app = Starlette(routes=[Route(f"/{{path:{_ANY_PATH}}}", ServiceAdapter(service))])
+    adapter = ServiceAdapter(service)
+    app = Starlette(routes=[Route(f"/{{path:{_ANY_PATH}}}", adapter)])
+    # A request target that is not a path (``OPTIONS *``, RFC 9110 7.1) matches no route: the
+    # service answers it too, in the face's format, instead of Starlette's text/plain 404.
+    app.router.default = adapter
     app.state.service = service
     return app

@@ -35,6 +35,13 @@ class ApiRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     oversize: bool = False
+    #: the peer's address as the door saw it (None: in-process, no network between)
+    client: str | None = None
+    #: the host (address or name) the request arrived on, as the door knows it (ASGI ``server``)
+    server: str | None = None
+    #: the base URL the door vouches for (its configured or bound address, or the in-process
+    #: base URL the request was routed by); result links use it, never the Host header
+    public_base_url: str | None = None
 
     @classmethod
     def build(
@@ -62,7 +69,14 @@ class ApiRequest:
 
     @property
     def base_url(self) -> str:
+        """The base URL as the client named it (``Host``): for the journal, never for links."""
         return f"{self.scheme}://{self.host}"
+
+    @property
+    def link_base_url(self) -> str:
+        """Where result links point: the door's public base URL (the Host header only when
+        the caller built the request itself and named none)."""
+        return self.public_base_url or self.base_url
 
     @property
     def url(self) -> str:
@@ -119,21 +133,72 @@ def dump_json(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-def load_json(body: bytes, max_depth: int | None = None) -> Any:
+def kept(data: bytes) -> bytes:
+    """``data`` as an exactly sized copy, for bytes that are retained (the task store, the
+    journal): orjson's output keeps its whole write buffer (4 KiB for a 40-byte document), so a
+    rendering held for long costs 4 KiB unless it is copied once.
+
+    >>> kept(orjson.dumps({"a": 1})) == b'{"a":1}'
+    True
+    """
+    return bytes(memoryview(data))
+
+
+class TooManyValues(ValueError):
+    """A JSON body holds more object members and array items than the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} values (object members and array items)")
+        self.limit = limit
+
+
+def load_json(body: bytes, max_depth: int | None = None, max_values: int | None = None) -> Any:
     """The one JSON parser of every door; raises ``orjson.JSONDecodeError`` (a ValueError),
-    or ValueError when the value nests deeper than ``max_depth`` arrays/objects.
+    ValueError when the value nests deeper than ``max_depth`` arrays/objects, or
+    :class:`TooManyValues` when it holds more than ``max_values`` members and items.
+
+    Parsing is linear (orjson, in C); the checks after it walk at most ``max_values`` values,
+    so the work per body is bounded whatever it holds.
 
     >>> load_json(b"[[1]]", max_depth=1)
     Traceback (most recent call last):
     ...
     ValueError: nested too deeply (more than 1 levels of arrays and objects)
+    >>> load_json(b'{"a": 1, "b": [2, 3]}', max_values=3)
+    Traceback (most recent call last):
+    ...
+    mockserver.http.TooManyValues: more than 3 values (object members and array items)
     """
     value = orjson.loads(body)
-    # Counting brackets is C-speed; only a body with more brackets than the limit can be too
-    # deep, so ordinary requests (a handful of brackets, base64 has none) skip the walk.
-    if max_depth is not None and body.count(b"[") + body.count(b"{") > max_depth and _too_deep(value, max_depth):
+    # Counting bytes is C-speed: every value after the first in a container needs a comma, and
+    # every container a bracket, so a body with fewer of both than a limit is within it and
+    # ordinary requests (a handful of brackets and commas; base64 has none) skip the walks.
+    brackets = body.count(b"[") + body.count(b"{")
+    if max_values is not None and brackets + body.count(b",") > max_values and _too_many(value, max_values):
+        raise TooManyValues(max_values)
+    if max_depth is not None and brackets > max_depth and _too_deep(value, max_depth):
         raise ValueError(f"nested too deeply (more than {max_depth} levels of arrays and objects)")
     return value
+
+
+def _too_many(value: Any, limit: int) -> bool:
+    # Iterative, and stops as soon as the count passes the limit: at most ``limit`` values are
+    # visited, however many the body holds (len() of a container is O(1)).
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            if count > limit:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            count += len(item)
+            if count > limit:
+                return True
+            stack.extend(item)
+    return False
 
 
 def _too_deep(value: Any, limit: int) -> bool:

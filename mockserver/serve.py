@@ -2,11 +2,13 @@
 
 The listening socket is created here (with ``IPPROTO_TCP``: uvicorn on asyncio stalls about
 40 ms per request on a pre-bound socket created without it) so that ``--port 0`` works and the
-printed base URL is the real one. Admin routes on a non-loopback bind need ``--admin-token``.
+printed base URL is the real one. Admin routes on a non-loopback bind need ``--admin-token``
+(:func:`mockserver.service.admin_exposure`, the rule every door that binds applies).
 
 SIGTERM or SIGINT stops the server at once when it is idle (no 0.1 s tick to wait for, no fixed
-grace pause): it stops accepting, closes idle connections, lets requests in flight finish, and
-exits 0. A second SIGINT abandons the requests in flight.
+grace pause): it stops accepting, closes idle connections, lets requests in flight finish for up
+to ``--shutdown-grace`` seconds (5 by default; then their connections are cut), and exits 0. A
+second SIGINT abandons the requests in flight at once.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import asyncio
 import contextlib
 import errno
 import gc
-import ipaddress
 import signal
 import socket
 import sys
@@ -28,9 +29,15 @@ import uvicorn
 
 from mockserver.app import create_app
 from mockserver.callbacks import CallbackWorker
+from mockserver.door import uvicorn_options
 from mockserver.engine import Engine, Outcome, Progression, SystemClock, VirtualClock
 from mockserver.faces import face_names
-from mockserver.service import Service
+from mockserver.service import AdminExposed, Service, is_loopback
+
+__all__ = ["SHUTDOWN_GRACE", "add_arguments", "bind", "is_loopback", "main", "run", "tune_gc_for_server"]
+
+#: seconds a stopping server lets requests in flight finish before it cuts their connections
+SHUTDOWN_GRACE = 5.0
 
 
 def tune_gc_for_server() -> None:
@@ -43,15 +50,6 @@ def tune_gc_for_server() -> None:
     gc.collect()
     gc.freeze()  # import-time objects never die: keep them out of every collection
     gc.set_threshold(50_000, 20, 100)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _outcome(text: str) -> Outcome:
@@ -156,6 +154,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls", action="store_true", help="serve HTTPS with a throwaway CA; prints the CA bundle's path for clients"
     )
     parser.add_argument("--admin-token", default=None, help="require X-Mock-Admin-Token on /__mock__/ routes")
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="base URL of result links and the OpenAPI servers entry (default: the bound address)",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="host name admin requests may carry in Host besides loopback and the bound address (repeatable)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=SHUTDOWN_GRACE,
+        metavar="SECONDS",
+        help=f"on SIGTERM, let requests in flight finish for up to this long (default {SHUTDOWN_GRACE:g})",
+    )
     parser.add_argument("--no-admin", action="store_true", help="do not serve the /__mock__/ admin API")
     parser.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
 
@@ -177,10 +196,13 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, stopping as soon as it is asked to and exiting cleanly on a signal."""
 
-    def __init__(self, config: uvicorn.Config, base_url: str, lines: Sequence[str] = ()) -> None:
+    def __init__(
+        self, config: uvicorn.Config, base_url: str, lines: Sequence[str] = (), *, grace: float = SHUTDOWN_GRACE
+    ) -> None:
         super().__init__(config)
         self.base_url = base_url
         self.lines = lines
+        self.grace = grace
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
 
@@ -234,17 +256,26 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # uvicorn's own shutdown pauses 0.1 s and then polls every 0.1 s; an idle fake has
-        # nothing to wait for, and requests in flight are waited for in short steps.
+        # nothing to wait for, and requests in flight are waited for in short steps, for at most
+        # the grace period: a client that stalls its upload or stops reading its response would
+        # otherwise hold the process forever (its transport never drains).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
-        for connection in list(self.server_state.connections):
+        state = self.server_state
+        for connection in list(state.connections):
             connection.shutdown()  # idle: closed now; busy: closed after its response
-        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+        while (state.connections or state.tasks) and not self.force_exit and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        for task in list(self.server_state.tasks):
+        for task in list(state.tasks):
             task.cancel()
+        for connection in list(state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()  # unsent bytes are dropped: the grace period is over
 
 
 def describe_mounts(service: Service) -> list[str]:
@@ -260,13 +291,6 @@ def describe_mounts(service: Service) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Start the server described by parsed ``args``; blocks until interrupted."""
-    if not is_loopback(args.host) and not args.no_admin and not args.admin_token:
-        print(
-            f"refusing to serve the admin API on non-loopback address {args.host}: "
-            "pass --admin-token TOKEN or --no-admin",
-            file=sys.stderr,
-        )
-        return 2
     clock = VirtualClock() if args.clock == "virtual" else SystemClock()
     engine = Engine(clock=clock, seed=args.seed, progression=args.progression, outcome=args.outcome)
     try:
@@ -280,7 +304,13 @@ def run(args: argparse.Namespace) -> int:
             callback_hosts=args.callback_hosts,
             admin=not args.no_admin,
             admin_token=args.admin_token,
+            allowed_hosts=getattr(args, "allowed_hosts", ()),
+            public_base_url=(getattr(args, "public_url", None) or "").rstrip("/") or None,
         )
+        service.check_bind(args.host)
+    except AdminExposed as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"kling-testkit serve: {exc}", file=sys.stderr)
         return 2
@@ -305,16 +335,17 @@ def run(args: argparse.Namespace) -> int:
         scheme = "https"
         lines.append(f"TLS CA bundle: {files.ca_bundle} (e.g. NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE)")
     base_url = f"{scheme}://{shown}:{port}"
-    service.public_base_url = base_url
+    service.bound(base_url)
     config = uvicorn.Config(
         create_app(service),
         log_level=args.log_level,
         access_log=False,
         lifespan="off",
         server_header=False,
+        **uvicorn_options(service),
         **tls,  # type: ignore[arg-type]
     )
-    server = _Server(config, base_url, lines)
+    server = _Server(config, base_url, lines, grace=getattr(args, "shutdown_grace", SHUTDOWN_GRACE))
     worker = CallbackWorker(service)
     service.on_deliveries = worker.wake
     tune_gc_for_server()

@@ -18,11 +18,17 @@ from mockserver import admin
 from mockserver.contract import Operation
 from mockserver.contract.openapi import build_openapi
 from mockserver.engine import Engine, FaultPlan
-from mockserver.engine.journal import MAX_STRING, shorten
+from mockserver.engine.journal import MAX_STRING, marker_scope, shorten
 from mockserver.faces.base import Face, FaceSettings, Handled, Handler, Mount, Refused, face_names, make_face
-from mockserver.http import ApiRequest, ApiResponse, dump_json
+from mockserver.http import ApiRequest, ApiResponse, dump_json, kept
 
 ADMIN_TOKEN_HEADER = "x-mock-admin-token"
+#: request body bytes the Starlette door holds at once (two of the largest official bodies)
+MAX_BODY_BYTES_IN_FLIGHT = 128 * 1024 * 1024
+#: how long a request waits for room in that budget before its 503
+BODY_WAIT_SECONDS = 10.0
+#: how long a body may send nothing before its 408
+BODY_IDLE_SECONDS = 30.0
 _ADMIN_PREFIX = admin.PREFIX + "/"
 
 
@@ -33,14 +39,58 @@ def _headless(request: ApiRequest, response: ApiResponse) -> ApiResponse:
     return ApiResponse(response.status, response.headers, b"", None, response.delay)
 
 
-def _loopback_origin(origin: str) -> bool:
-    host = urlsplit(origin).hostname or ""
-    if host == "localhost":
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP literal, IPv6 with or without brackets) is loopback.
+
+    >>> [is_loopback(h) for h in ("127.0.0.2", "[::1]", "localhost", "0.0.0.0", "127.0.0.1.evil.example")]
+    [True, True, True, False, False]
+    """
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _loopback_origin(origin: str) -> bool:
+    return is_loopback(urlsplit(origin).hostname or "")
+
+
+def host_name(host: str) -> str:
+    """The name part of a ``Host`` value: no port, no IPv6 brackets, lower case.
+
+    >>> host_name("[::1]:8000"), host_name("Example.COM:80"), host_name("127.0.0.1")
+    ('::1', 'example.com', '127.0.0.1')
+    """
+    host = host.strip().lower().split("/", 1)[0]  # an in-process door's host may carry a path prefix
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+class AdminExposed(ValueError):
+    """The admin API would be served on a non-loopback address without a token."""
+
+
+def admin_exposure(host: str, *, admin: bool, admin_token: str | None) -> str | None:
+    """The one rule of every door that binds a socket: the admin API on a non-loopback address
+    needs a token. Returns why ``host`` is refused, or None.
+
+    >>> admin_exposure("0.0.0.0", admin=True, admin_token=None)[:45]
+    'refusing to serve the admin API on non-loopba'
+    >>> admin_exposure("0.0.0.0", admin=True, admin_token="t") is None
+    True
+    """
+    if not admin or admin_token or is_loopback(host):
+        return None
+    return (
+        f"refusing to serve the admin API on non-loopback address {host}: "
+        "pass --admin-token TOKEN or --no-admin (LiveServer: admin_token=...)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,17 +164,28 @@ class Service:
         callback_hosts: Collection[str] | None = None,
         admin: bool = True,
         admin_token: str | None = None,
+        allowed_hosts: Collection[str] = (),
+        public_base_url: str | None = None,
     ) -> None:
         self.engine = engine if engine is not None else Engine()
         self.admin = admin
+        self._admin_token: str | None = None
         self.admin_token = admin_token
-        #: where result links in callbacks point (doors that know their address set it)
-        self.public_base_url: str | None = None
+        self._openapi: bytes | None = None
+        self._public_base_url = public_base_url
+        #: host names an admin request's ``Host`` may carry besides loopback names, the bound
+        #: address, the public base URL's and the faces' provider hosts (DNS-rebinding guard)
+        self.allowed_hosts: set[str] = {host_name(h) for h in allowed_hosts}
+        #: bytes of request bodies the Starlette door holds at once, over every request
+        #: (excess requests wait up to ``body_wait_seconds``, then get the face's 503)
+        self.max_body_bytes_in_flight = MAX_BODY_BYTES_IN_FLIGHT
+        self.body_wait_seconds = BODY_WAIT_SECONDS
+        #: a body that sends nothing for this long is answered 408 and its budget released
+        self.body_idle_seconds = BODY_IDLE_SECONDS
         #: called after an answer whenever callbacks are owed (doors deliver them: the kit
         #: through its router, a live server from a worker thread it starts on first use)
         self.on_deliveries: Callable[[], object] | None = None
         self._mounts = self._mounts_for(faces)
-        self._openapi: bytes | None = None
         self.configure(keys=keys, key_pairs=key_pairs, strict=strict, slots=slots, callback_hosts=callback_hosts)
         self.engine.fault_check = self.check_fault
 
@@ -206,18 +267,84 @@ class Service:
         self.faces: dict[str, Face] = {}
         for _, face in mounted:
             self.faces.setdefault(face.name, face)
+        # Every key and secret any mounted face accepts is redacted wherever it appears.
+        self.engine.journal.add_secrets(secret for face in built.values() for secret in face.secrets())
         #: the first mounted face: it renders the errors of requests no face claims
         self.face: Face = mounted[0][1]
         self.contract = self.face.contract
         #: the largest body any mounted face accepts (each route applies its own face's limit)
         self.max_body_bytes = max(f.contract.max_body_bytes for f in self.faces.values())
         self.engine.max_json_depth = min(f.contract.max_json_depth for f in self.faces.values())
+        self.engine.max_json_values = min(f.contract.max_json_values for f in self.faces.values())
+        #: request header fields and their bytes (names and values), checked for every door
+        self.max_headers = min(f.contract.max_headers for f in self.faces.values())
+        self.max_header_bytes = min(f.contract.max_header_bytes for f in self.faces.values())
+        self._provider_hosts = frozenset(
+            host_name(urlsplit(url).netloc) for f in self.faces.values() for url in f.contract.base_urls
+        )
         self._openapi = None
 
     @staticmethod
     def callback_retries(face: Face) -> tuple[float, ...]:
         """Seconds to wait before each retry of a failed callback (the face's contract)."""
         return face.contract.callback_retry_delays
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token admin calls must send in ``X-Mock-Admin-Token`` (None: loopback only)."""
+        return self._admin_token
+
+    @admin_token.setter
+    def admin_token(self, token: str | None) -> None:
+        self._admin_token = token
+        if token:
+            self.engine.journal.add_secrets([token])
+
+    @property
+    def public_base_url(self) -> str | None:
+        """Where result links point when a door vouches for no address of its own, and the
+        OpenAPI document's first ``servers`` entry (a live server sets its bound or configured
+        URL; the Host header is never used for links)."""
+        return self._public_base_url
+
+    @public_base_url.setter
+    def public_base_url(self, url: str | None) -> None:
+        if url != self._public_base_url:
+            self._public_base_url = url
+            self._openapi = None
+
+    @property
+    def head_limit(self) -> int:
+        """Bytes a door reads of a request head (request line and headers) before it answers
+        ``headers_too_large`` without reading on: the header bound plus each field's ``: `` and
+        CRLF plus 8 KiB for the request line."""
+        return self.max_header_bytes + 4 * self.max_headers + 8192
+
+    def check_bind(self, host: str) -> None:
+        """Raise :class:`AdminExposed` when serving this service on ``host`` would expose the
+        admin API without a token (:func:`admin_exposure`: every door that binds asks this)."""
+        reason = admin_exposure(host, admin=self.admin, admin_token=self.admin_token)
+        if reason is not None:
+            raise AdminExposed(reason)
+
+    def bound(self, base_url: str) -> None:
+        """A door now listens at ``base_url``: its host is recognised in admin ``Host``
+        headers, and it becomes the public base URL unless one was configured."""
+        if self.public_base_url is None:
+            self.public_base_url = base_url
+        self.allowed_hosts.add(host_name(urlsplit(base_url).netloc))
+
+    def recognised_host(self, host: str, server: str | None = None) -> bool:
+        """Whether an admin request's ``Host`` names this server: loopback, the address the
+        request arrived on (``server``), the bound address, the public base URL's host, a
+        configured name, or a face's provider host (a rebinding attacker controls none)."""
+        name = host_name(host)
+        if is_loopback(name) or name in self.allowed_hosts or name in self._provider_hosts:
+            return True
+        if server is not None and name == host_name(server if ":" not in server else f"[{server}]"):
+            return True
+        public = self.public_base_url
+        return public is not None and name == host_name(urlsplit(public).netloc)
 
     @property
     def mounts(self) -> tuple[Mount, ...]:
@@ -248,11 +375,20 @@ class Service:
     @property
     def openapi_bytes(self) -> bytes:
         if self._openapi is None:
-            self._openapi = dump_json(build_openapi([(m.prefix, f.contract) for m, f in self._mounted]))
+            mounted = [(m.prefix, f.contract) for m, f in self._mounted]
+            self._openapi = dump_json(build_openapi(mounted, server_url=self.public_base_url))
         return self._openapi
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request. Never raises for anything a client can send."""
+        headers = request.headers
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
+        if len(headers) > self.max_headers or size > self.max_header_bytes:
+            return self.refuse_head(request, fields=len(headers), size=size)
+        if request.public_base_url is None and self.public_base_url is not None:
+            request = replace(request, public_base_url=self.public_base_url)
         path = request.path
         if path.startswith(_ADMIN_PREFIX) and self.admin:
             return _headless(request, self._admin(request))
@@ -263,13 +399,50 @@ class Service:
             body = self.openapi_bytes
             headers = (("content-type", "application/json"), ("content-length", str(len(body))))
             return _headless(request, ApiResponse(200, headers, body))
-        handled, face = self._route(request)
-        if request.method == "HEAD" and handled.response.body:
-            handled = replace(handled, response=_headless(request, handled.response))
-        self._record(request, handled, face)
+        if len(request.body) > MAX_STRING:  # long strings: the store and the journal hash each once
+            with marker_scope():
+                handled = self._answer(request, size)
+        else:
+            handled = self._answer(request, size)
         if self.on_deliveries is not None and self.engine.has_open_deliveries():
             self.on_deliveries()
         return handled.response
+
+    def _answer(self, request: ApiRequest, header_bytes: int) -> Handled:
+        handled, face = self._route(request)
+        if request.method == "HEAD" and handled.response.body:
+            handled = replace(handled, response=_headless(request, handled.response))
+        self._record(request, handled, face, long_headers=header_bytes > MAX_STRING)
+        return handled
+
+    def refuse_head(self, request: ApiRequest, *, fields: int, size: int, partial: bool = False) -> ApiResponse:
+        """The face's ``headers_too_large`` for a head past the bounds (journaled with its
+        headers cut to the bound and shortened). ``partial``: the door stopped reading it."""
+        bound = f"(at most {self.max_headers} fields and {self.max_header_bytes} bytes of names and values)"
+        if partial:
+            detail = f"a request head of over {size} bytes, not read further {bound}"
+        else:
+            detail = f"{fields} fields and {size} bytes of names and values {bound}"
+        return self.door_error(request, "headers_too_large", detail, rule="door.headers")
+
+    def door_error(
+        self,
+        request: ApiRequest,
+        key: str,
+        detail: str,
+        *,
+        rule: str,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> ApiResponse:
+        """A door's refusal before the service could read the request (a head past its bound,
+        a body over the in-flight budget or stalled): the catalogue entry ``key`` in the face
+        nearest the path, with ``connection: close``, journaled with ``rule`` (the request's
+        headers cut to the bound and shortened; its body, never read whole, left out)."""
+        face = self.face_for(request)
+        response = face.error(key, detail=detail, headers=(*headers, ("connection", "close")))
+        kept = replace(request, headers=request.headers[: self.max_headers], body=b"")
+        self._record(kept, Handled(response, None, rule=rule), face, long_headers=True)
+        return response
 
     def handle_simple(
         self,
@@ -401,25 +574,40 @@ class Service:
 
     def _admin(self, request: ApiRequest) -> ApiResponse:
         face = self.face
-        origin = request.header("origin")
-        if self.admin_token is None and origin is not None and not _loopback_origin(origin):
-            # A web page the developer visits may POST here (no preflight for text/plain), and a
-            # DNS-rebound one would look same-origin; browsers always name their Origin on POSTs.
-            return face.error("admin_cross_origin", detail=repr(origin[:100]))
         if self.admin_token is not None:
+            # The token is the proof: only who was given it can send it, whatever the address.
             sent = request.header(ADMIN_TOKEN_HEADER) or ""
             if not hmac.compare_digest(
                 sent.encode("utf-8", "surrogatepass"),
                 self.admin_token.encode("utf-8", "surrogatepass"),
             ):
                 return face.error("admin_forbidden")
+        else:
+            # Without a token, the admin API answers only this machine's own clients: a peer on
+            # another address (a server bound beyond loopback by any door) gets no control.
+            if request.client is not None and not is_loopback(request.client):
+                return face.error("admin_forbidden")
+            origin = request.header("origin")
+            if origin is not None and not _loopback_origin(origin):
+                # A web page the developer visits may POST here (no preflight for text/plain);
+                # browsers always name their Origin on POSTs.
+                return face.error("admin_cross_origin", detail=repr(origin[:100]))
+            if not self.recognised_host(request.host, request.server):
+                # DNS rebinding: a page on evil.example re-resolved to 127.0.0.1 reads as
+                # same-origin (no Origin on its GETs), but its Host still says evil.example.
+                return face.error("admin_unknown_host", detail=repr(request.host[:100]))
         limit = face.contract.max_body_bytes
         if request.oversize or len(request.body) > limit:
             return face.error("body_too_large", detail=str(limit))
         return admin.dispatch(self.engine, request, face.error)
 
-    def _record(self, request: ApiRequest, handled: Handled, face: Face) -> None:
+    def _record(self, request: ApiRequest, handled: Handled, face: Face, *, long_headers: bool = False) -> None:
         response = handled.response
+        headers = request.headers
+        host = request.host
+        if long_headers:  # values cut like body strings: the journal's per-string bound holds
+            headers = tuple([(shorten(name), shorten(value)) for name, value in headers])
+            host = shorten(host)
         # JSON bodies are kept as the bytes that crossed the wire and parsed when the journal is
         # read: bytes are invisible to the cyclic GC, while thousands of retained dicts made
         # every collection (and so every request) slower as the journal filled.
@@ -431,9 +619,9 @@ class Service:
             # the fields the face read from it, below)
             request_body = request.body
         else:
-            request_body = dump_json(shorten(handled.request_json))
+            request_body = kept(dump_json(shorten(handled.request_json)))
         if response.payload is not None:
-            response_body: Any = response.body
+            response_body: Any = kept(response.body)
         elif response.body:
             response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
         else:
@@ -443,10 +631,10 @@ class Service:
             handled.operation,
             request.method,
             request.scheme,
-            request.host,
+            host,
             request.path,
             request.query,
-            request.headers,
+            headers,
             request_body,
             response.status,
             response.headers,

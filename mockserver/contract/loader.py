@@ -402,6 +402,21 @@ class Contract:
     def max_json_depth(self) -> int:
         return int(self.index["limits"]["max_json_depth"])
 
+    @property
+    def max_json_values(self) -> int:
+        """Object members and array items a JSON body may hold, counted together."""
+        return int(self.index["limits"]["max_json_values"])
+
+    @property
+    def max_header_bytes(self) -> int:
+        """Bytes of request header names and values, added up over every header."""
+        return int(self.index["limits"]["max_header_bytes"])
+
+    @property
+    def max_headers(self) -> int:
+        """Request header fields per request."""
+        return int(self.index["limits"]["max_headers"])
+
     def response_validator(self, relpath: str) -> jsonschema.protocols.Validator:
         """A ``jsonschema`` validator for a response schema, with $refs resolved in the face."""
         return _response_validator(self, relpath)

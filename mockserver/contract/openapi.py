@@ -11,7 +11,9 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mockserver.contract.loader import Contract
+import jsonschema
+
+from mockserver.contract.loader import Contract, ModelContract, Operation
 
 
 def _component_name(relpath: str) -> str:
@@ -51,9 +53,12 @@ def _prefix_local_refs(node: Any, prefix: str) -> Any:
     return node
 
 
-def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str, Any]:
+def build_openapi(
+    mounts: Contract | Sequence[tuple[str, Contract]], *, server_url: str | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of one face, or of every mounted face (``(prefix, contract)``
-    pairs, as a server mounts them).
+    pairs, as a server mounts them). ``server_url``: the running fake's own address, listed
+    first in ``servers``.
 
     With several faces, component names and security schemes carry the face's name
     (``official_error``), and a face mounted again under a prefix gets operation ids prefixed
@@ -88,6 +93,10 @@ def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str
             paths.setdefault(path, {}).update(item)
     first = pairs[0][1]
     index = first.index
+    # The running fake's own address first (a fuzzer or client pointed at the document reaches
+    # the fake, not the provider), then the providers' hosts the faces stand in for.
+    servers = [{"url": server_url, "description": "this fake"}] if server_url else []
+    servers.extend({"url": url} for prefix, c in pairs for url in c.base_urls if prefix == "")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -95,7 +104,7 @@ def build_openapi(mounts: Contract | Sequence[tuple[str, Contract]]) -> dict[str
             "version": "kling-v2-6",
             "description": index.get("$comment", "") if not several else "Faces: " + ", ".join(faces),
         },
-        "servers": [{"url": url} for _, c in pairs for url in c.base_urls if _ == ""],
+        "servers": servers,
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": security},
     }
@@ -112,6 +121,10 @@ def _schemas(contract: Contract, ns: str) -> dict[str, Any]:
     for model in contract.models.values():
         for mode, schema in model.request_schemas.items():
             body = {k: v for k, v in schema.items() if k not in ("$id", "$schema", "$comment")}
+            naming = _names_its_model(contract, model, body)
+            cross = _cross_field(model, mode)
+            if cross or naming:
+                body["allOf"] = [*body.get("allOf", []), *naming, *cross]
             body["x-rules"] = [
                 {"id": r.id, "param": r.param, "message": r.message, "source": r.source}
                 for r in model.rules
@@ -121,8 +134,103 @@ def _schemas(contract: Contract, ns: str) -> dict[str, Any]:
     return schemas
 
 
+def _names_its_model(contract: Contract, model: ModelContract, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The server picks the model by its field or an alias (absent: the default model), so only
+    the default model's schema may leave them all out: a body valid for another model's schema
+    without them would be judged as the default model's."""
+    spec = contract.request
+    names = [n for n in (spec.model_field, *spec.model_aliases) if n in body.get("properties", {})]
+    required = set(body.get("required", []))
+    if not names or model.name == spec.default_model or required & set(names):
+        return []
+    return [{"anyOf": [{"required": [n]} for n in names]}]
+
+
+def _on_defaults(schema: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` as it reads on a body *before* the form's defaults are applied: a property
+    whose default the subschema refuses must be present (absent, the default would apply)."""
+    out = dict(schema)
+    required = list(schema.get("required", []))
+    for name, sub in schema.get("properties", {}).items():
+        if (
+            name not in required
+            and name in defaults
+            and not jsonschema.Draft202012Validator(sub).is_valid(defaults[name])
+        ):
+            required.append(name)
+    if required:
+        out["required"] = required
+    return out
+
+
+def _single_item_sum(model: ModelContract, mode: str, rule: Any) -> list[dict[str, Any]]:
+    """What JSON Schema can say of a ``sum_equals`` rule: with one item, the item's field *is*
+    the total, so for each value the total may take, one item must carry that value. Sums over
+    several items stay unstated (``x-rules``)."""
+    spec = rule.spec
+    props = model.request_schemas[mode].get("properties", {})
+    values = props.get(spec["total"], {}).get("enum")
+    if spec["items"] not in props or not values:
+        return []
+    default = model.defaults.get(spec["total"])
+    out = []
+    for value in values:
+        when: dict[str, Any] = {"properties": {spec["total"]: {"const": value}}}
+        if value != default:
+            when["required"] = [spec["total"]]
+        one_item = {"items": {"properties": {spec["item_field"]: {"const": value}}, "required": [spec["item_field"]]}}
+        then = {"properties": {spec["items"]: {"if": {"maxItems": 1}, "then": one_item}}}
+        out.append({"if": when, "then": then, "x-rule": rule.id})
+    return out
+
+
+def _cross_field(model: ModelContract, mode: str) -> list[dict[str, Any]]:
+    """The model's ``requires`` rules as ``if``/``then`` (what JSON Schema can say of them), and
+    the one-item case of its sums: a fuzzer that honours them generates bodies the rules accept.
+    Rules JSON Schema cannot state (sums over several shots, image content) stay in ``x-rules``."""
+    out = []
+    for rule in model.rules:
+        if rule.kind == "sum_equals" and rule.applies is None and rule.applies_to(mode):
+            out.extend(_single_item_sum(model, mode, rule))
+        if rule.kind != "requires" or rule.warning or not rule.applies_to(mode):
+            continue
+        when, then = rule.spec["when"], rule.spec["then"]
+        if rule.phase != "before_schema":  # checked with defaults applied: restate for raw bodies
+            when, then = _on_defaults(when, model.defaults), _on_defaults(then, model.defaults)
+        out.append({"if": when, "then": then, "x-rule": rule.id})
+    return out
+
+
 def _request_name(ns: str, model: str, mode: str) -> str:
     return f"{ns}{model.replace('-', '_').replace('.', '_')}_{mode}_request"
+
+
+#: errors any door may answer for any operation before the face sees it (bounds of issue 13)
+_DOOR_ERRORS = ("headers_too_large", "server_busy")
+#: and for an operation that takes a body
+_BODY_ERRORS = ("body_too_large", "body_too_complex", "request_timeout")
+
+
+def _door_errors(contract: Contract, op: Operation) -> list[str]:
+    keys = [*_DOOR_ERRORS, *(_BODY_ERRORS if op.method in ("POST", "PUT", "PATCH") else ())]
+    return [k for k in keys if k in contract.errors and k not in op.errors]
+
+
+def _path_schema(contract: Contract, name: str) -> dict[str, Any]:
+    """A path parameter's schema: task ids and media file names carry the face's id pattern."""
+    pattern = contract.id_format.pattern
+    if name == "file":
+        return {"type": "string", "pattern": f"^{pattern}\\.mp4$", "description": "<task id>.mp4"}
+    if name == "task_id":
+        lookup = contract.index.get("lookup", {}).get("by", ["task_id"])
+        if "external_task_id" in lookup:  # the caller's own ids are looked up on the same path
+            return {
+                "type": "string",
+                "minLength": 1,
+                "description": f"a task id (pattern ^{pattern}$) or the caller's external_task_id",
+            }
+        return {"type": "string", "pattern": f"^{pattern}$"}
+    return {"type": "string"}
 
 
 def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
@@ -146,7 +254,7 @@ def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
                     "description": "success",
                     "content": {"application/json": {"schema": {"$ref": ref}}},
                 }
-        for key in op.errors:
+        for key in (*op.errors, *_door_errors(contract, op)):
             spec = contract.errors[key]
             if spec.http_status == 0:
                 continue
@@ -167,7 +275,7 @@ def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
             "responses": responses,
         }
         params = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
-        parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+        parameters = [{"name": p, "in": "path", "required": True, "schema": _path_schema(contract, p)} for p in params]
         parameters.extend(
             {
                 "name": name,

@@ -18,12 +18,43 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jsonschema
+import orjson
 
 from mockserver.contract import IdFormat, compile_schema
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
-from mockserver.engine.journal import Journal
+from mockserver.engine.journal import MAX_STRING, Journal, shorten
 from mockserver.engine.lifecycle import Outcome, Progression, Status, _require_keys, transitions
+
+#: Bytes of its request a task keeps (compact JSON, after long strings became markers); past it,
+#: the largest top-level members are replaced by ``<dropped N bytes>`` until it fits.
+MAX_STORED_REQUEST = 2048
+
+
+def compact_request(request: Mapping[str, Any]) -> bytes:
+    """What a task keeps of its request: compact JSON, every string over 1 024 characters (an
+    image, a URL) as ``<N chars sha256:xxxxxxxx>`` (its size and digest), at most
+    :data:`MAX_STORED_REQUEST` bytes (the largest top-level members dropped, and marked, first).
+
+    >>> compact_request({"mode": "pro", "image": "A" * 5000})
+    b'{"mode":"pro","image":"<5000 chars sha256:26067979>"}'
+    >>> len(compact_request({f"k{i}": "v" * 1000 for i in range(10)})) <= MAX_STORED_REQUEST
+    True
+    """
+    data = orjson.dumps(request)
+    if len(data) <= MAX_STRING:  # no string in it can be long: the common case needs no walk
+        return bytes(memoryview(data))  # exactly sized: orjson's output keeps a 4 KiB buffer
+    short = shorten(request)
+    data = orjson.dumps(short)
+    if len(data) <= MAX_STORED_REQUEST:
+        return bytes(memoryview(data))  # exactly sized: orjson's output keeps a 4 KiB buffer
+    sizes = sorted(((len(orjson.dumps(v)), k) for k, v in short.items()), reverse=True)
+    for size, key in sizes:
+        short[key] = f"<dropped {size} bytes>"
+        data = orjson.dumps(short)
+        if len(data) <= MAX_STORED_REQUEST:
+            return bytes(memoryview(data))
+    return bytes(memoryview(orjson.dumps({"dropped": f"<{len(short)} members>"})))
 
 
 class TaskNotFound(KeyError):
@@ -163,7 +194,8 @@ class _Task:
     id: str
     model: str
     kind: str
-    request: Mapping[str, Any]
+    #: :func:`compact_request` of the accepted request (bytes: compact, and invisible to the GC)
+    request: bytes
     video: VideoSpec
     seed: int
     created_at: float
@@ -197,12 +229,20 @@ class TaskView:
     polls: int
     progression: Progression
     outcome: Outcome
-    request: Mapping[str, Any]
+    #: what the task kept of its request (:func:`compact_request`); read it as :attr:`request`
+    request_json: bytes
     history: tuple[tuple[Status, float], ...]
     face: str = ""
     account: str = ""
     external_id: str | None = None
     callback_url: str | None = None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The accepted request as the task kept it: long strings (images, image URLs) as
+        ``<N chars sha256:...>`` markers, at most :data:`MAX_STORED_REQUEST` bytes in all."""
+        value: dict[str, Any] = orjson.loads(self.request_json)
+        return value
 
     @property
     def finished_at(self) -> float | None:
@@ -269,6 +309,8 @@ class Engine:
         self.fault_check: Callable[[FaultPlan], None] | None = None
         #: nesting limit for admin JSON bodies (the service sets its faces' contract limit)
         self.max_json_depth = 32
+        #: values (members and items) allowed in an admin JSON body (the service sets its faces')
+        self.max_json_values = 4096
         self._reset_state()
 
     # -- state -------------------------------------------------------------------------------
@@ -424,6 +466,11 @@ class Engine:
         ``slots`` (at most that many unfinished tasks per account: :class:`SlotsExhausted`).
         With ``callback_url``, every status change queues a :class:`Delivery` in the outbox.
         """
+        if external_id is not None:
+            # kept (and looked up) as its size-and-digest marker past 1 024 characters
+            external_id = shorten(external_id)
+        if callback_url is not None and len(callback_url) > MAX_STRING:
+            raise ValueError(f"callback_url is over {MAX_STRING} characters")
         with self._lock:
             if len(self._tasks) >= self.max_tasks:
                 raise OverflowError(f"the engine holds {self.max_tasks} tasks (max_tasks); reset it")
@@ -455,7 +502,8 @@ class Engine:
                 id=self._new_id(id_format),
                 model=model,
                 kind=kind,
-                request=request,
+                # outcome rules matched the whole request above; the task keeps what answers need
+                request=compact_request(request),
                 video=video,
                 seed=self._rng.randrange(2**31),
                 created_at=now,
@@ -621,7 +669,7 @@ class Engine:
     def _visible(self, task_id: str, account: str | None, external: bool) -> _Task:
         task = self._tasks.get(task_id)
         if task is None and external and account is not None:
-            found = self._external.get((account, task_id))
+            found = self._external.get((account, shorten(task_id)))
             task = self._tasks.get(found) if found is not None else None
         # Decision (the official docs are silent): another account's task does not exist for you.
         if task is None or (account is not None and task.account != account):
@@ -693,7 +741,7 @@ class Engine:
             polls=task.polls,
             progression=task.progression,
             outcome=task.outcome,
-            request=task.request,
+            request_json=task.request,
             history=tuple(task.history),
             face=task.face,
             account=task.account,

@@ -1,25 +1,44 @@
 """The journal: every exchange the fake answered, with the contract warnings it raised.
 
 It is bounded (oldest entries are dropped and counted) so a long-running shared server cannot
-grow without limit, and it never holds a secret: Authorization values are replaced by a
-fingerprint, and long strings (base64 images) by a marker with their length and digest.
+grow without limit, and it never returns a secret: what it hands out (entries, exports) has
+every credential replaced by a fingerprint, by one rule (:func:`is_credential_name` for
+header, query and body key names; any configured secret or JWT wherever it appears), and long
+strings (base64 images, huge header values) replaced by a marker with their length and digest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 import orjson
 
 #: Strings longer than this are stored as a marker; keeps a 10 MB image out of memory twice.
 MAX_STRING = 1024
+#: Header names always redacted (the rule below catches these too; kept for readers of the list)
 SECRET_HEADERS = frozenset({"authorization", "x-mock-admin-token", "cookie", "x-api-key"})
+#: The redaction rule for names (headers, query parameters, JSON body keys, case-insensitive):
+#: a name that says it carries a credential. ``Proxy-Authorization``, ``Api-Key``,
+#: ``X-Goog-Api-Key``, ``X-Auth-Token``, ``api_key``, ``access_token``, ``client_secret``,
+#: ``password``, ``Set-Cookie``, ``X-Amz-Signature``, ``session`` all match; ``keep-alive``,
+#: ``external_task_id`` and the contract's request fields do not.
+CREDENTIAL_NAME = re.compile(
+    r"auth|token|secret|passw|pwd|cookie|session|credential|signature|jwt|bearer"
+    r"|apikey|api[-_.]key|access[-_.]key|private[-_.]key|(?:^|[-_.])key(?:$|[-_.])",
+    re.IGNORECASE,
+)
+#: Any JSON Web Token, wherever it appears (a signed token is a credential by itself).
+JWT_VALUE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +73,154 @@ def _redact(value: str) -> str:
     return f"{shown}<redacted {fingerprint(value)}>"
 
 
-def redact_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Headers with secret values (Authorization, admin token...) replaced by a fingerprint.
+@functools.lru_cache(maxsize=1024)
+def is_credential_name(name: str) -> bool:
+    """Whether a header, query parameter or body key name says it carries a credential.
 
-    Names are expected in lower case (as :class:`~mockserver.http.ApiRequest` holds them).
+    >>> [is_credential_name(n) for n in ("Proxy-Authorization", "X-Goog-Api-Key", "api_key", "keep-alive")]
+    [True, True, True, False]
     """
-    return tuple([(name, _redact(value)) if name in SECRET_HEADERS else (name, value) for name, value in headers])
+    return name.lower() in SECRET_HEADERS or CREDENTIAL_NAME.search(name) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _secret_pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    """One regex for every configured secret (longest first) and every JWT: one search a value."""
+    alternatives = [re.escape(secret) for secret in sorted(secrets, key=len, reverse=True)]
+    return re.compile("|".join([*alternatives, JWT_VALUE.pattern]))
+
+
+#: every word :data:`CREDENTIAL_NAME` looks for, unanchored, and a JWT's start, searched in a
+#: lower-cased body (a superset: a hint, not the rule)
+_NAME_HINT = re.compile(b"auth|token|secret|passw|pwd|cookie|session|credential|signature|jwt|bearer|key|eyj")
+
+
+def _may_hold(value: str, secrets: frozenset[str]) -> bool:
+    """A cheap prefilter (substring tests in C) before the regex: a JWT or a secret could be in it."""
+    return "eyJ" in value or any(secret in value for secret in secrets)
+
+
+def _raw_may_need(raw: bytes, secrets: frozenset[str]) -> bool:
+    """Whether a raw JSON body could hold anything to redact (a credential-like name, a secret,
+    a JWT): bodies without a hit are handed out as parsed, with no walk."""
+    return _NAME_HINT.search(raw.lower()) is not None or any(
+        secret.encode("utf-8", "surrogatepass") in raw for secret in secrets
+    )
+
+
+def redact_text(value: str, secrets: frozenset[str] = frozenset()) -> str:
+    """``value`` with every configured secret and every JWT in it replaced by a fingerprint.
+
+    >>> redact_text("key=ak-secret-1 and more", frozenset({"ak-secret-1"}))[:14]
+    'key=<redacted '
+    """
+    return _secret_pattern(secrets).sub(lambda m: f"<redacted {fingerprint(m.group(0))}>", value)
+
+
+def redact_headers(
+    headers: Iterable[tuple[str, str]], secrets: frozenset[str] = frozenset()
+) -> tuple[tuple[str, str], ...]:
+    """Headers with credentials replaced by a fingerprint: every header whose name says it
+    carries one (:data:`CREDENTIAL_NAME`), and any value holding a configured secret or a JWT.
+
+    >>> [v[:10] for _, v in redact_headers([("x-goog-api-key", "k1"), ("accept", "ak-k2")], frozenset({"ak-k2"}))]
+    ['<redacted ', '<redacted ']
+    """
+    pattern = _secret_pattern(secrets)
+    out = []
+    for name, value in headers:
+        if is_credential_name(name):
+            value = _redact(value)
+        elif _may_hold(value, secrets) and pattern.search(value) is not None:
+            value = redact_text(value, secrets)
+        out.append((name, value))
+    return tuple(out)
+
+
+def redact_query(query: str, secrets: frozenset[str] = frozenset()) -> str:
+    """A query string with the values of credential-named parameters (and configured secrets
+    and JWTs anywhere) replaced by a fingerprint; other parameters as they were sent.
+
+    >>> redact_query("api_key=sk-1&pageNum=2").replace(fingerprint("sk-1"), "sha256:...")
+    'api_key=%3Credacted%20sha256%3A...%3E&pageNum=2'
+    """
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    named = any(is_credential_name(k) for k, _ in pairs)
+    # (the decoded values too: a secret may arrive percent-encoded)
+    if not named and not _may_hold(query, secrets) and not any(_may_hold(v, secrets) for _, v in pairs):
+        return query
+    parts = []
+    for name, value in pairs:
+        shown = f"<redacted {fingerprint(value)}>" if is_credential_name(name) else redact_text(value, secrets)
+        parts.append(f"{quote(name, safe='')}={quote(shown, safe='')}")
+    return "&".join(parts)
+
+
+def redact_json(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
+    """A JSON value with credential-named members, configured secrets and JWTs redacted."""
+    pattern = _secret_pattern(secrets)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return redact_text(item, secrets) if _may_hold(item, secrets) and pattern.search(item) else item
+        if isinstance(item, Mapping):
+            return {
+                (redact_text(k, secrets) if _may_hold(k, secrets) else k): (
+                    f"<redacted {fingerprint(orjson.dumps(v).decode())}>" if is_credential_name(k) else walk(v)
+                )
+                for k, v in item.items()
+            }
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def _redacted_body(raw: bytes, secrets: frozenset[str]) -> Any:
+    """A JSON body as stored (its bytes) parsed and redacted; walked only when it could need it."""
+    value = orjson.loads(raw)
+    if not _raw_may_need(raw, secrets):
+        return value
+    return redact_json(value, secrets)
+
+
+#: Markers already computed while one request is answered (id -> (string, marker)): the task
+#: store and the journal both shorten the same 10 MB image, and hashing it once is enough. The
+#: string is kept in the entry, so its id cannot be reused while the scope lasts.
+_MARKERS: ContextVar[dict[int, tuple[str, str]] | None] = ContextVar("kling_markers", default=None)
+
+
+@contextlib.contextmanager
+def marker_scope() -> Iterator[None]:
+    """Share long-string markers between everything that shortens values in this block."""
+    token = _MARKERS.set({})
+    try:
+        yield
+    finally:
+        _MARKERS.reset(token)
+
+
+def _marker(value: str) -> str:
+    memo = _MARKERS.get()
+    if memo is not None:
+        hit = memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+    # Not the cached fingerprint: its cache would keep the last 256 images (10 MB each) alive.
+    marker = f"<{len(value)} chars {_digest(value)}>"
+    if memo is not None:
+        memo[id(value)] = (value, marker)
+    return marker
 
 
 def shorten(value: Any) -> Any:
     """A copy of a JSON value with long strings replaced by ``<N chars sha256:...>`` markers."""
     if isinstance(value, str):
         if len(value) > MAX_STRING:
-            # Not the cached fingerprint: its cache would keep the last 256 images (10 MB each) alive.
-            return f"<{len(value)} chars {_digest(value)}>"
+            return _marker(value)
         return value
     if isinstance(value, Mapping):
         return {k: shorten(v) for k, v in value.items()}
@@ -167,17 +320,28 @@ def exchange_record(
 RawEntry = tuple[Any, ...]
 
 
-def _materialize(raw: RawEntry) -> JournalEntry:
+def _materialize(raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
     seq, time, operation, method, scheme, host, path, query, headers, request_body = raw[:10]
     status, response_headers, response_body, task_id, warnings, fault, face, rule, param = raw[10:]
+    query = redact_query(query, secrets)
     url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
     # JSON bodies are stored as their wire bytes (see Service._record); text and None as is.
     if isinstance(request_body, bytes):
-        request_body = orjson.loads(request_body)
+        request_body = _redacted_body(request_body, secrets)
+    elif isinstance(request_body, str):
+        request_body = redact_text(request_body, secrets)
     if isinstance(response_body, bytes):
         response_body = orjson.loads(response_body)
+    if warnings and any(_may_hold(f"{w.param} {w.message}", secrets) for w in warnings):
+        # a warning names what was sent: an unknown field may be named like a secret
+        warnings = tuple(
+            ContractWarning(
+                w.rule, None if w.param is None else redact_text(w.param, secrets), redact_text(w.message, secrets)
+            )
+            for w in warnings
+        )
     return JournalEntry(
-        seq, time, operation, method, url, redact_headers(headers), request_body, status,
+        seq, time, operation, method, url, redact_headers(headers, secrets), request_body, status,
         response_headers, response_body, task_id, warnings, fault, face, rule, param,
     )  # fmt: skip
 
@@ -198,6 +362,9 @@ class Journal:
         self._seq = 0
         self.dropped = 0
         self._lock = threading.Lock()
+        #: values redacted wherever they appear when the journal is read (configured keys,
+        #: secret keys, the admin token); only ever added to, so a reconfigured key stays hidden
+        self.secrets: frozenset[str] = frozenset()
 
     def record(self, *fields: Any) -> None:
         """Add one exchange (the :data:`RawEntry` fields after ``seq``); the oldest entry is
@@ -212,8 +379,9 @@ class Journal:
         """The kept exchanges, oldest first, optionally for one operation and/or task."""
         with self._lock:
             items = list(self._entries)
+        secrets = self.secrets
         return [
-            _materialize(raw)
+            _materialize(raw, secrets)
             for raw in items
             if (operation is None or raw[2] == operation) and (task_id is None or raw[13] == task_id)
         ]
@@ -221,6 +389,12 @@ class Journal:
     def warnings(self) -> list[tuple[JournalEntry, ContractWarning]]:
         """Every contract warning, with the exchange that raised it."""
         return [(e, w) for e in self.entries() for w in e.warnings]
+
+    def add_secrets(self, values: Iterable[str]) -> None:
+        """Redact these values wherever they appear in what the journal returns."""
+        # Very short values would redact ordinary words; a key shorter than 6 characters is
+        # caught by its header's or parameter's name only.
+        self.secrets = self.secrets | {v for v in values if isinstance(v, str) and len(v) >= 6 and v != "*"}
 
     def clear(self) -> None:
         with self._lock:

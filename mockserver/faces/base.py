@@ -11,7 +11,7 @@ Adding a dialect is a contract folder plus one module that defines a class with 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -115,6 +115,11 @@ class Face(Protocol):
     ) -> ApiResponse: ...
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None: ...
+
+    def secrets(self) -> Collection[str]:
+        """Values this face's auth accepts that no journal, export or log may show in clear
+        (API keys, secret keys)."""
+        ...
 
     def callback_body(self, task: TaskView, base_url: str) -> Any: ...
 

@@ -59,6 +59,10 @@ class GatewayFace:
             self.media_op.id: lambda engine, request, params, account: self.media(engine, request, params["file"]),
         }
 
+    def secrets(self) -> tuple[str, ...]:
+        """The accepted API keys (as sent, and without the ``sk-`` prefix)."""
+        return tuple(k for key in self.keys if key != "*" for k in (key, self._bearer.strip(key)))
+
     # -- errors ------------------------------------------------------------------------------
 
     def error(
@@ -136,7 +140,7 @@ class GatewayFace:
                 rule=self.contract.request_rule("task_exists"),
                 param="task_id",
             )
-        return Handled(ApiResponse.json(200, self.project(task, request.base_url)), self.get_op.id, task.id)
+        return Handled(ApiResponse.json(200, self.project(task, request.link_base_url)), self.get_op.id, task.id)
 
     def media(self, engine: Engine, request: ApiRequest, file: str) -> Handled:
         op = self.media_op.id

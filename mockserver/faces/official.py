@@ -34,7 +34,7 @@ from mockserver.engine import (
     TaskView,
     VideoSpec,
 )
-from mockserver.engine.journal import ContractWarning, fingerprint
+from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, retry_after_headers, serve_video
 from mockserver.http import ApiRequest, ApiResponse
@@ -110,6 +110,10 @@ class OfficialFace:
             else:  # a contract operation this module has no answer for is a contract error
                 raise ValueError(f"official face: no handler for operation {op.id!r} (verb {op.verb!r})")
         return out
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret keys of the accepted pairs and the single API keys."""
+        return (*self.key_pairs.values(), *(k for k in self.keys if k != "*"))
 
     def _create_handler(self, op: Operation) -> Handler:
         return lambda engine, request, params, account: self.create(engine, request, op, account)
@@ -275,13 +279,22 @@ class OfficialFace:
         warnings = list(result.warnings)
         accepted = result.body
         callback = accepted.get("callback_url")
+        if isinstance(callback, str) and len(callback) > MAX_STRING:
+            warnings.append(
+                ContractWarning(
+                    self.contract.request_rule("callback_host"),
+                    "callback_url",
+                    f"a callback URL of {len(callback)} characters (over {MAX_STRING}) will get no callbacks",
+                )
+            )
+            callback = None
         if isinstance(callback, str) and callback and not self._callback_allowed(callback):
             warnings.append(
                 ContractWarning(
                     self.contract.request_rule("callback_host"),
                     "callback_url",
                     f"callbacks go only to allow-listed hosts ({', '.join(sorted(self.callback_hosts))}); "
-                    f"{urlsplit(callback).hostname or callback[:80]!r} will get none",
+                    f"{_host_of(callback)!r} will get none",
                 )
             )
             callback = None
@@ -335,7 +348,7 @@ class OfficialFace:
             task = engine.poll_task(task_id, account=account, external=True)
         except TaskNotFound:
             return self._not_found(op, task_id)
-        return Handled(self.ok(engine, self.project(task, request.base_url)), op.id, task.id)
+        return Handled(self.ok(engine, self.project(task, request.link_base_url)), op.id, task.id)
 
     def list_tasks(self, engine: Engine, request: ApiRequest, op: Operation, account: str) -> Handled:
         query = validate_query(op, request.query)
@@ -349,13 +362,13 @@ class OfficialFace:
                 found = [engine.poll_task(external, account=account, external=True)]
             except TaskNotFound:
                 found = []
-            found = [t for t in found if t.external_id == external]
-            return Handled(self.ok(engine, [self.project(t, request.base_url) for t in found]), op.id)
+            found = [t for t in found if t.external_id == shorten(external)]
+            return Handled(self.ok(engine, [self.project(t, request.link_base_url) for t in found]), op.id)
         paging = self._paging
         number = int(query.get("pageNum", paging["pageNum"]["default"]))
         size = int(query.get("pageSize", paging["pageSize"]["default"]))
         tasks = engine.list_tasks(account=account, kind=op.kind, offset=(number - 1) * size, limit=size)
-        return Handled(self.ok(engine, [self.project(t, request.base_url) for t in tasks]), op.id)
+        return Handled(self.ok(engine, [self.project(t, request.link_base_url) for t in tasks]), op.id)
 
     def costs(self, engine: Engine, request: ApiRequest, op: Operation) -> Handled:
         """``GET /account/costs``: one SDK checks its key with it at start-up; the fake's
@@ -441,8 +454,11 @@ class OfficialFace:
         return self.project(task, base_url)
 
     def _callback_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:  # "http://0[" and other URLs urllib cannot split: no host to allow
+            return False
         return (
             parts.scheme in ("http", "https")
             and bool(host)
@@ -451,6 +467,13 @@ class OfficialFace:
 
 
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or url[:80]
+    except ValueError:
+        return url[:80]
 
 
 def _plain(exc: Exception) -> str:

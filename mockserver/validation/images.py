@@ -19,7 +19,10 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-_DATA_URI = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
+#: RFC 2397: the scheme, the media type and ``base64`` are case-insensitive (``DATA:IMAGE/PNG;BASE64,``)
+_DATA_URI = re.compile(
+    r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII | re.IGNORECASE
+)
 _MIME_FORMAT = {
     "image/jpeg": "JPEG",
     "image/jpg": "JPEG",

@@ -26,7 +26,7 @@ from jsonschema.exceptions import best_match
 
 from mockserver.contract import Contract, ModelContract, Operation, Rule, compile_schema
 from mockserver.engine.journal import ContractWarning
-from mockserver.http import load_json
+from mockserver.http import TooManyValues, load_json
 from mockserver.validation.images import ImageInfo, ImageProblem, inspect_image
 
 Path = Sequence[str | int]
@@ -101,7 +101,7 @@ def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) 
         return []
     # The usual body has no unknown member: a subset test avoids building a difference set.
     found: list[tuple[str | int, ...]] = (
-        [] if value.keys() <= shape.keys else [(*path, k) for k in value.keys() - shape.keys]
+        [] if value.keys() <= shape.keys else [(*path, k) for k in value if k not in shape.keys]
     )
     for name, child in shape.children.items():
         member = value.get(name)
@@ -164,18 +164,24 @@ def _compiled(model: ModelContract) -> _Compiled:
     return found
 
 
-def _without(value: Any, path: tuple[str | int, ...]) -> Any:
-    """A copy of ``value`` without the member at ``path`` (copies only along the path)."""
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        if not rest:
-            return {k: v for k, v in value.items() if k != head}
-        return {**value, head: _without(value[head], rest)}
-    assert isinstance(value, list)
-    assert isinstance(head, int)
-    copy = list(value)
-    copy[head] = _without(value[head], rest)
-    return copy
+def _known_only(value: Any, shape: _Shape) -> Any:
+    """A copy of ``value`` keeping only the members ``shape`` knows, at every level: one pass
+    over the body, however many unknown members it has (dropping them one by one, each with a
+    copy of the body, made the work grow with the square of their number)."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, member in value.items():
+        if key not in shape.keys:
+            continue
+        child = shape.children.get(key)
+        if child is None:
+            out[key] = member
+        elif key in shape.arrays and isinstance(member, list):
+            out[key] = [_known_only(item, child) for item in member]
+        else:
+            out[key] = _known_only(member, child)
+    return out
 
 
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
@@ -286,7 +292,9 @@ def parse_json_body(contract: Contract, content_type: str | None, raw: bytes) ->
     if not raw.strip():
         return Violation("invalid_json", None, contract.request_rule("body_json"), "the body is empty")
     try:
-        return load_json(raw, contract.max_json_depth)
+        return load_json(raw, contract.max_json_depth, contract.max_json_values)
+    except TooManyValues as exc:
+        return Violation("body_too_complex", None, contract.request_rule("body_values"), str(exc.limit))
     except ValueError as exc:  # malformed, NaN/Infinity, non-UTF-8, lone surrogates, too deep
         detail = str(exc)[:200]
         if "depth limit" in detail:
@@ -392,18 +400,16 @@ def validate_create(
         for rule in compiled.warn_early
         if rule.applies_to(mode) and _check_requires(rule, body)
     ]
-    for path in _unknown_paths(body, compiled.shapes[mode]):
-        param = format_param(path)
+    unknown = _unknown_paths(body, compiled.shapes[mode])
+    if unknown:
+        unknown_rule = contract.request_rule("unknown_field")
         if strict:
-            return Violation("unknown_field", param, contract.request_rule("unknown_field"), "not in the contract")
-        warnings.append(
-            ContractWarning(
-                contract.request_rule("unknown_field"),
-                param,
-                f"unknown field {param!r} dropped (the real gateway ignores it)",
-            )
-        )
-        body = _without(body, path)
+            return Violation("unknown_field", format_param(unknown[0]), unknown_rule, "not in the contract")
+        for path in unknown:
+            param = format_param(path)
+            dropped = f"unknown field {param!r} dropped (the real gateway ignores it)"
+            warnings.append(ContractWarning(unknown_rule, param, dropped))
+        body = _known_only(body, compiled.shapes[mode])
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}

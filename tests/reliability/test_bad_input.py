@@ -249,8 +249,17 @@ HEADER_CASES = [
         id="two-different-authorizations",
     ),
     pytest.param(
-        Bad(OK, "invalid_api_key", "over 4096", headers=(("authorization", "Bearer sk-" + "x" * 60_000), JSON)),
+        Bad(OK, "invalid_api_key", "over 4096", headers=(("authorization", "Bearer sk-" + "x" * 6_000), JSON)),
         id="oversized-authorization",
+    ),
+    pytest.param(
+        Bad(
+            OK,
+            "headers_too_large",
+            "16384 bytes of names and values)",
+            headers=(("authorization", "Bearer sk-" + "x" * 60_000), JSON),
+        ),
+        id="authorization-past-the-header-bound",
     ),
     pytest.param(
         Bad(OK, "invalid_api_key", "Bearer sk-", headers=(("authorization", "Basic c2stdGVzdDo="), JSON)),

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import jwt
 from sample_payloads import t2v
 
 from mockserver import ApiRequest, Service, load_contract
+from mockserver.contract import Contract
 from mockserver.http import find_header
 
 CREATE = load_contract().operations["video_generations.create"].path
@@ -114,6 +117,60 @@ class LiveDoor:
 
     def read_reply(self, sock: socket.socket) -> Reply:
         return _read_reply(sock)
+
+
+# -- faces -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceCase:
+    """How the battery speaks one face: its create path, credentials, a valid body, and how an
+    error answer names its catalogue entry (the gateway's ``error.code``, Kling's ``code``)."""
+
+    name: str
+    create: str
+    poll: str
+    auth: tuple[str, str]
+    body: dict[str, Any]
+
+    @property
+    def contract(self) -> Contract:
+        return load_contract(self.name)
+
+    def code(self, reply: Reply) -> Any:
+        payload = reply.json()
+        return payload["error"]["code"] if self.name == "gateway" else payload["code"]
+
+    def assert_error(self, reply: Reply, key: str) -> None:
+        """``reply`` is the face's catalogued error ``key`` (status, code, JSON envelope)."""
+        __tracebackhide__ = True
+        spec = self.contract.errors[key]
+        assert (reply.header("content-type") or "").startswith("application/json"), (reply.status, reply.body[:200])
+        assert (reply.status, self.code(reply)) == (spec.http_status, spec.code), reply.body[:300]
+        assert not sorted(self.contract.error_validator().iter_errors(reply.json()), key=str), reply.body[:300]
+
+
+def official_token(*, lifetime: float = 20 * 365 * 86_400) -> str:
+    """A JWT signed with the official face's default pair, valid on any clock of this decade."""
+    pair = load_contract("official").index["auth"]["default_keys"][0]
+    return jwt.encode({"iss": pair["access_key"], "exp": int(time.time() + lifetime)}, pair["secret_key"])
+
+
+def _op_path(face: str, verb: str) -> str:
+    ops = [op for op in load_contract(face).operations.values() if op.verb == verb]
+    return next(op.path for op in ops if op.kind in (None, "text2video"))
+
+
+FACE_CASES = {
+    "gateway": FaceCase("gateway", _op_path("gateway", "task.create"), _op_path("gateway", "task.get"), AUTH, t2v()),
+    "official": FaceCase(
+        "official",
+        _op_path("official", "task.create"),
+        _op_path("official", "task.get"),
+        ("authorization", f"Bearer {official_token()}"),
+        {"model_name": "kling-v2-6", "prompt": "a red fox in snow", "duration": "5", "mode": "std"},
+    ),
+}
 
 
 # -- payloads --------------------------------------------------------------------------------
