@@ -290,7 +290,7 @@ class OfficialFace:
                     self.contract.request_rule("callback_host"),
                     "callback_url",
                     f"callbacks go only to allow-listed hosts ({', '.join(sorted(self.callback_hosts))}); "
-                    f"{urlsplit(callback).hostname or callback[:80]!r} will get none",
+                    f"{_host(callback) or callback[:80]!r} will get none",
                 )
             )
             callback = None
@@ -459,16 +459,25 @@ class OfficialFace:
         return self.project(task, base_url)
 
     def _callback_allowed(self, url: str) -> bool:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        host = _host(url)
         return (
-            parts.scheme in ("http", "https")
+            url.split(":", 1)[0].lower() in ("http", "https")
             and bool(host)
             and ("*" in self.callback_hosts or host in self.callback_hosts)
         )
 
 
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def _host(url: str) -> str | None:
+    """The URL's host in lower case; None when it has none or cannot be parsed (a callback_url
+    such as ``http://[`` passes the schema's pattern but is no URL: it gets no callback)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
 
 
 def _plain(exc: Exception) -> str:
