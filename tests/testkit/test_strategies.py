@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,9 +23,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
+from hypothesis.stateful import run_state_machine_as_test
 
 from kling_testkit import strategies
 from kling_testkit._strategies.requests import Pins, build_body, cases, shape_of
+from kling_testkit.stateful import TaskLifecycleMachine
 from kling_testkit.strategies import (
     ABSENT,
     IMAGE_PROBLEMS,
@@ -991,3 +995,38 @@ def test_task_timelines_cover_every_transition_of_the_lifecycle(face: str) -> No
 
     collect()
     assert seen == _allowed_pairs(contract)
+
+
+# -- docs/strategies.md ----------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "strategies.md"
+
+
+def _doc_namespace() -> dict[str, Any]:
+    """docs/strategies.md's Python blocks, run in order in one namespace (as a reader pastes them)."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 6
+    namespace: dict[str, Any] = {"__name__": "docs_strategies"}
+    for block in blocks:
+        exec(compile(block, str(DOCS), "exec"), namespace)  # the docs own examples, run as written
+    return namespace
+
+
+DOC_TESTS = sorted(name for name in _doc_namespace() if name.startswith("test_"))
+
+
+@pytest.mark.parametrize("name", DOC_TESTS)
+def test_the_examples_of_docs_strategies_md_run(name: str) -> None:
+    found = _doc_namespace()[name]
+    if getattr(found, "_hypothesis_internal_settings_applied", False):
+        found()  # the example sets its own (small) example count
+    else:
+        settings(LARGE, max_examples=5, database=None)(found)()
+
+
+def test_the_state_machine_example_of_docs_strategies_md_runs() -> None:
+    machines = [v for v in _doc_namespace().values() if isinstance(v, type) and issubclass(v, TaskLifecycleMachine)]
+    assert machines
+    for machine in machines:
+        if machine is not TaskLifecycleMachine:
+            run_state_machine_as_test(machine, settings=settings(max_examples=5, stateful_step_count=10))
