@@ -470,14 +470,21 @@ class OfficialFace:
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
 
 
+#: a URL's authority: ``[user@]host[:port]``, the host a name or a bracketed IPv6 address
+_AUTHORITY = re.compile(r"(?:[^@/?#]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]/?#@]+)(?::[0-9]*)?")
+
+
 def _host(url: str) -> str | None:
     """The URL's host in lower case; None when it has none or cannot be parsed (a callback_url
-    such as ``http://[`` passes the schema's pattern but is no URL: it gets no callback)."""
+    such as ``http://[`` or ``https://a:b`` passes the schema's pattern but is no URL: it gets no
+    callback)."""
     try:
-        host = urlsplit(url).hostname
+        parts = urlsplit(url)
     except ValueError:
         return None
-    return host.lower() if host else None
+    if not _AUTHORITY.fullmatch(parts.netloc):
+        return None
+    return parts.hostname.lower() if parts.hostname else None
 
 
 def _plain(exc: Exception) -> str:

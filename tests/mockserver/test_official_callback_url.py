@@ -1,6 +1,7 @@
 """Kling's own API: a callback_url that the schema's pattern lets through but that is no URL
-(``http://[``) is accepted without a callback, as any host the fake will not call is, instead
-of crashing the create (found by kling_testkit.strategies' valid requests)."""
+(``http://[``, a port that is no number) is accepted without a callback, as any host the fake
+will not call is, instead of crashing the create or, in-process, the delivery (found by
+kling_testkit.strategies' valid requests and the lifecycle state machine)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mockserver.contract import load_contract
 PAIR = load_contract("official").index["auth"]["default_keys"][0]
 
 
-@pytest.mark.parametrize("callback", ["http://[", "http://0[", "https://[::1"])
+@pytest.mark.parametrize("callback", ["http://[", "http://0[", "https://[::1", "https://a:b", "http://[::1]x"])
 def test_a_callback_url_that_is_no_url_gets_a_warning_not_a_crash(callback: str) -> None:
     service = Service(Engine(clock=VirtualClock()), faces=["official"], callback_hosts=["*"])
     now = service.engine.clock.now()
