@@ -1,4 +1,10 @@
-"""Helpers shared by the strategy modules: fixed-value-or-strategy arguments, the ABSENT marker."""
+"""Helpers shared by the strategy modules: the face and its contract, fixed-value-or-strategy
+arguments, the ABSENT marker, cached strategies.
+
+Every strategy takes ``face=`` (a registered face name, default the first registered one,
+``face_names()[0]``) and reads that face's contract when it is first drawn from, never at
+import: a wrong face name is an ``InvalidArgument`` in the test that draws.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import SearchStrategy
 
-from mockserver.contract import ModelContract, load_contract
+from mockserver.contract import Contract, ModelContract, load_contract
+from mockserver.faces import face_names
 
 
 class _Absent:
@@ -37,17 +44,42 @@ def as_strategy(value: Any) -> SearchStrategy[Any]:
     return value if isinstance(value, SearchStrategy) else st.just(value)
 
 
-def resolve_model(name: str) -> ModelContract:
-    """The model's contract, or InvalidArgument naming the known ones (raised when drawn)."""
-    models = load_contract().models
+def face_name(face: str | None) -> str:
+    """``face``, or the default face (the first registered); InvalidArgument for unknown names."""
+    names = face_names()
+    if face is None:
+        return names[0]
+    if not isinstance(face, str) or face not in names:
+        raise InvalidArgument(f"unknown face {face!r}; the registered faces are {list(names)}")
+    return face
+
+
+def contract_for(face: str | None) -> Contract:
+    """The contract of ``face`` (default: the first registered face)."""
+    return load_contract(face_name(face))
+
+
+def resolve_model(name: str, face: str | None = None) -> ModelContract:
+    """The model's contract on ``face``, or InvalidArgument naming the known ones (raised when drawn)."""
+    contract = contract_for(face)
+    models = contract.models
     if name not in models:
-        raise InvalidArgument(f"unknown model {name!r}; the contract knows {sorted(models)}")
+        raise InvalidArgument(f"unknown model {name!r} on face {contract.face!r}; it knows {sorted(models)}")
     return models[name]
 
 
-def model_names() -> SearchStrategy[str]:
-    """The contract's model ids (deferred: the contract is read at the first draw)."""
-    return st.deferred(lambda: st.sampled_from(sorted(load_contract().models)))
+def model_names(face: str | None = None) -> SearchStrategy[str]:
+    """The face's model ids (deferred: the contract is read at the first draw); shrinks to the
+    first in sorted order."""
+    return st.deferred(lambda: st.sampled_from(sorted(contract_for(face).models)))
+
+
+def draw_model(draw: st.DrawFn, model: Any, face: str | None) -> ModelContract:
+    """The model a strategy argument names (a name, a strategy of names, or None for any)."""
+    if model is None:
+        model = model_names(face)
+    name = model if isinstance(model, str) else draw(model)
+    return resolve_model(str(name), face)
 
 
 # Strategies built inside a composite are new objects on every draw, and Hypothesis computes

@@ -25,7 +25,15 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 from PIL import Image, features
 
-from kling_testkit._strategies.common import BOOLEANS, as_strategy, choices, integers, model_names, resolve_model
+from kling_testkit._strategies.common import (
+    BOOLEANS,
+    as_strategy,
+    choices,
+    contract_for,
+    draw_model,
+    integers,
+    resolve_model,
+)
 
 ENCODINGS: Final = ("base64", "data_uri", "url")
 
@@ -43,6 +51,7 @@ IMAGE_PROBLEMS: Final[Mapping[str, str]] = {
     "truncated": "decodable",
     "too_small": "min_side",
     "wrong_aspect": "aspect_ratio",
+    "data_uri_prefix": "encoding",
 }
 
 _MIME: Final = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
@@ -341,6 +350,14 @@ def _p_wrong_aspect(draw: DrawFn, ctx: _Ctx) -> ImagePayload:
     return _bytes_problem(draw, wanted, "wrong_aspect", raw, fmt, (width, height))
 
 
+def _p_data_uri_prefix(draw: DrawFn, ctx: _Ctx) -> ImagePayload:
+    limits, formats = ctx.limits, ctx.formats
+    _pick_encoding(draw, ctx.wanted, ("data_uri",), "data_uri_prefix")
+    raw, fmt, width, height = _good_bytes(draw, limits, formats)
+    value = f"data:{_MIME[fmt]};base64,{_b64(raw)}"
+    return ImagePayload(value, fmt, width, height, "data_uri", "data_uri_prefix", "encoding")
+
+
 _PROBLEM_MAKERS: Final[Mapping[str, _Maker]] = {
     "not_base64": _p_not_base64,
     "bad_url_scheme": _p_bad_url_scheme,
@@ -354,8 +371,49 @@ _PROBLEM_MAKERS: Final[Mapping[str, _Maker]] = {
     "truncated": _p_truncated,
     "too_small": _p_too_small,
     "wrong_aspect": _p_wrong_aspect,
+    "data_uri_prefix": _p_data_uri_prefix,
 }
 assert set(_PROBLEM_MAKERS) == set(IMAGE_PROBLEMS)
+
+#: problems that are only problems where the contract refuses ``data:`` URIs (``data_uri: false``)
+_ONLY_WITHOUT_DATA_URIS: Final = frozenset({"data_uri_prefix"})
+#: problems that need a data URI to break a later check (refused as encoding without data URIs)
+_ONLY_WITH_DATA_URIS: Final = frozenset({"lying_media_type"})
+
+
+def data_uris_allowed(limits: Mapping[str, Any]) -> bool:
+    """Whether the model's ``image_limits`` accept ``data:`` URIs (the gateway's do, Kling's
+    own API wants raw base64)."""
+    return bool(limits.get("data_uri", True))
+
+
+def available_problems(limits: Mapping[str, Any]) -> frozenset[str]:
+    """The problem labels that break the check they name under these ``image_limits``."""
+    if data_uris_allowed(limits):
+        return frozenset(IMAGE_PROBLEMS) - _ONLY_WITHOUT_DATA_URIS
+    return frozenset(IMAGE_PROBLEMS) - _ONLY_WITH_DATA_URIS
+
+
+def encodings_for(limits: Mapping[str, Any]) -> tuple[str, ...]:
+    """The encodings a valid image may use under these ``image_limits``."""
+    return tuple(e for e in ENCODINGS if e != "data_uri" or data_uris_allowed(limits))
+
+
+def image_problems(model: str | None = None, *, face: str | None = None) -> Mapping[str, str]:
+    """The problems :func:`images` can generate for ``model`` on ``face`` (default: those every
+    model of the face has), label -> the contract check each breaks; a sub-mapping of
+    :data:`IMAGE_PROBLEMS`.
+
+    >>> "data_uri_prefix" in image_problems(face="official"), "data_uri_prefix" in image_problems()
+    (True, False)
+    """
+    contract = contract_for(face)
+    names = [model] if model is not None else sorted(contract.models)
+    found = frozenset(IMAGE_PROBLEMS)
+    for name in names:
+        found &= available_problems(resolve_model(name, face).image_limits)
+    return {label: check for label, check in IMAGE_PROBLEMS.items() if label in found}
+
 
 #: problems whose payload is deliberately huge; drawn only when asked for by name
 EXPENSIVE_PROBLEMS: Final = frozenset({"too_large"})
@@ -369,13 +427,14 @@ def problems_for_check(check: str) -> tuple[str, ...]:
 @st.composite
 def _images(
     draw: DrawFn,
+    face: str | None,
     model: Any,
     formats: Any,
     sizes: Any,
     encodings: Any,
     problems: Any,
 ) -> ImagePayload:
-    limits = resolve_model(model if isinstance(model, str) else str(draw(model))).image_limits
+    limits = draw_model(draw, model, face).image_limits
     wanted_formats: Sequence[str] = list(limits["formats"]) if formats is None else [draw(as_strategy(formats))]
     for fmt in wanted_formats:
         if fmt not in limits["formats"]:
@@ -386,15 +445,30 @@ def _images(
             raise InvalidArgument(f"unknown image encoding {encoding!r}; use one of {list(ENCODINGS)}")
     problem = None if problems is None else draw(as_strategy(problems))
     if problem is None:
-        return _draw_valid(draw, limits, wanted_formats, wanted, None if sizes is None else as_strategy(sizes))
+        usable = [e for e in wanted if e in encodings_for(limits)]
+        if not usable:
+            raise InvalidArgument(
+                f"a valid image cannot be sent as {list(wanted)} here; the contract takes {list(encodings_for(limits))}"
+            )
+        return _draw_valid(draw, limits, wanted_formats, usable, None if sizes is None else as_strategy(sizes))
     if problem not in _PROBLEM_MAKERS:
         raise InvalidArgument(f"unknown image problem {problem!r}; use one of {sorted(IMAGE_PROBLEMS)}")
+    if problem not in available_problems(limits):
+        raise InvalidArgument(
+            f"image problem {problem!r} breaks no check of its own under this contract "
+            f"(data URIs {'accepted' if data_uris_allowed(limits) else 'refused'}); "
+            f"use one of {sorted(available_problems(limits))}"
+        )
+    if IMAGE_PROBLEMS[problem] != "encoding":
+        # any data: URI is an encoding problem where the contract refuses them
+        wanted = [e for e in wanted if e in encodings_for(limits)]
     return _PROBLEM_MAKERS[problem](draw, _Ctx(limits, wanted_formats, wanted))
 
 
 def images(
     model: str | SearchStrategy[str] | None = None,
     *,
+    face: str | None = None,
     formats: str | SearchStrategy[str] | None = None,
     sizes: tuple[int, int] | SearchStrategy[tuple[int, int]] | None = None,
     encodings: str | SearchStrategy[str] | None = None,
@@ -402,17 +476,21 @@ def images(
 ) -> SearchStrategy[ImagePayload]:
     """Image field values (``image`` / ``image_tail``) for ``model``, as :class:`ImagePayload`.
 
-    By default: valid images the contract accepts -- real PNG or JPEG bytes (RGB, grey,
-    RGBA or palette PNGs), both sides at least ``min_side`` and the aspect ratio inside the
-    contract's range, as raw base64, a ``data:image/...;base64,`` URI or an http(s) URL.
+    By default: valid images the contract of ``face`` (default: the first registered face)
+    accepts -- real PNG or JPEG bytes (RGB, grey, RGBA or palette PNGs), both sides at least
+    ``min_side`` and the aspect ratio inside the contract's range, as raw base64, a
+    ``data:image/...;base64,`` URI (where the contract accepts one: not on Kling's own API) or
+    an http(s) URL.
     ``formats``, ``sizes`` (``(width, height)``) and ``encodings`` (``"base64"``,
     ``"data_uri"``, ``"url"``) narrow that; each takes a fixed value or a strategy.
 
-    ``problems`` asks for broken images instead: a label of :data:`IMAGE_PROBLEMS` (or a
+    ``problems`` asks for broken images instead: a label of :func:`image_problems` (or a
     strategy of labels, or None for a valid one), and each payload carries its label and the
-    contract check it breaks. Every broken image breaks that one check and passes the ones
-    before it (a truncated PNG still has a valid header; a too-small image keeps a valid
-    aspect ratio). ``"too_large"`` is a real PNG one byte over the limit, built once and cached.
+    contract check it breaks (``data_uri_prefix``, a valid image sent as a data URI, is a
+    problem only where data URIs are refused; ``lying_media_type`` only where they are not).
+    Every broken image breaks that one check and passes the ones before it (a truncated PNG
+    still has a valid header; a too-small image keeps a valid aspect ratio). ``"too_large"``
+    is a real PNG one byte over the limit, built once and cached.
 
     Shrinks towards PNG, the smallest valid size, raw base64, and the first problem label.
     Impossible requests (a size outside the limits without ``problems``, an unknown label)
@@ -422,8 +500,11 @@ def images(
     >>> @given(images(encodings="data_uri"))
     ... def test(payload): assert payload.value.startswith("data:image/")
     >>> test()
+    >>> @given(images(face="official", problems="data_uri_prefix"))
+    ... def test_official(payload): assert payload.check == "encoding"
+    >>> test_official()
     """
-    return _images(model if model is not None else model_names(), formats, sizes, encodings, problems)
+    return _images(face, model, formats, sizes, encodings, problems)
 
 
 __all__ = [
@@ -431,6 +512,9 @@ __all__ = [
     "EXPENSIVE_PROBLEMS",
     "IMAGE_PROBLEMS",
     "ImagePayload",
+    "available_problems",
+    "encodings_for",
+    "image_problems",
     "images",
     "problems_for_check",
 ]

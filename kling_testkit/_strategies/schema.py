@@ -8,8 +8,10 @@ requests cannot promise to honour it), and shows up in :func:`keyword_sites` wit
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,28 +33,71 @@ HONOURED: Final = frozenset(
         "maximum",
         "minLength",
         "maxLength",
+        "pattern",
         "minItems",
         "maxItems",
+        "minProperties",
         "items",
         "properties",
         "required",
         "additionalProperties",
     }
 )
+#: keywords that assert nothing at these values (an empty ``required``, a zero lower bound)
+VACUOUS: Final = {"required": [], "minLength": 0, "minItems": 0, "minProperties": 0}
 #: a marker in instance paths for "some item of this array"
 ITEM: Final = -1
 
 #: no lone surrogates: they cannot be encoded as UTF-8, so not every client can send them
 CHARACTERS: Final = st.characters(codec="utf-8")
+#: strings for ``pattern`` fields: printable ASCII. Python's ``re`` (jsonschema) and ECMA 262
+#: regexes (jsonschema-rs) agree on it; they differ on ``$`` before a final newline and on
+#: which Unicode characters ``\s`` matches
+PATTERN_ALPHABET: Final = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 _SHORT = 40
 SAFE_INTEGER: Final = 2**53 - 1
+JSON_TYPES: Final = ("null", "boolean", "integer", "number", "string", "array", "object")
 
 
 def json_equal(a: Any, b: Any) -> bool:
     """JSON equality: ``True`` is not ``1`` (Python says it is), ``1`` is ``1.0``."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) != isinstance(b, (int, float)):
+        return False
     return bool(a == b)
+
+
+def json_type(value: Any) -> str:
+    """The JSON Schema type of a Python JSON value (``integer`` for whole numbers)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def types_of(schema: Mapping[str, Any]) -> tuple[str, ...]:
+    """The schema's ``type`` as a tuple (every JSON type when it has none)."""
+    kind = schema.get("type")
+    if kind is None:
+        return JSON_TYPES
+    return (kind,) if isinstance(kind, str) else tuple(kind)
+
+
+def type_allows(schema: Mapping[str, Any], value: Any) -> bool:
+    """Whether ``value``'s JSON type is one the schema's ``type`` allows."""
+    allowed = types_of(schema)
+    found = json_type(value)
+    return found in allowed or (found == "integer" and "number" in allowed)
 
 
 @st.composite
@@ -64,6 +109,7 @@ def _near_limit(draw: DrawFn, lo: int, hi: int) -> str:
     return (unit * (length // len(unit) + 1))[:length]
 
 
+@functools.lru_cache(maxsize=256)
 def texts(lo: int, hi: int | None) -> SearchStrategy[str]:
     """Strings of ``lo..hi`` code points (JSON Schema counts code points, as ``len`` does), real
     Unicode without surrogates, often short and sometimes at the upper limit."""
@@ -76,6 +122,26 @@ def texts(lo: int, hi: int | None) -> SearchStrategy[str]:
 def long_texts(lo: int, hi: int) -> SearchStrategy[str]:
     """Strings of exactly ``lo..hi`` code points, built by repetition (cheap for any length)."""
     return _near_limit(lo, hi) if hi - lo <= 8 else st.integers(lo, hi).flatmap(lambda n: _near_limit(n, n))
+
+
+@functools.lru_cache(maxsize=64)
+def matching(pattern: str, lo: int = 0, hi: int | None = None) -> SearchStrategy[str]:
+    """Strings ``pattern`` finds a match in (JSON Schema's ``pattern`` is a search), of
+    ``lo..hi`` characters, in :data:`PATTERN_ALPHABET`."""
+    # from_regex lets ``$`` match before a final newline, as Python's ``re`` does; ECMA 262
+    # (jsonschema-rs, and the JSON Schema spec) does not, so such strings are left out
+    return st.from_regex(pattern, alphabet=PATTERN_ALPHABET).filter(
+        lambda s: "\n" not in s and lo <= len(s) and (hi is None or len(s) <= hi)
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def not_matching(pattern: str, lo: int = 0, hi: int | None = None) -> SearchStrategy[str]:
+    """Strings of ``lo..hi`` characters in :data:`PATTERN_ALPHABET` that ``pattern`` finds no
+    match in (few strings match the contract's patterns, so the filter rarely rejects)."""
+    compiled = re.compile(pattern)
+    size = hi if hi is not None else max(lo, 12)
+    return st.text(PATTERN_ALPHABET, min_size=lo, max_size=size).filter(lambda s: compiled.search(s) is None)
 
 
 def _check_keywords(schema: Mapping[str, Any], where: str) -> None:
@@ -96,13 +162,23 @@ def numbers(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
         -SAFE_INTEGER if lo is None else math.ceil(lo),
         SAFE_INTEGER if hi is None else math.floor(hi),
     )
-    if schema.get("type") == "integer":
+    if "number" not in types_of(schema):
         return ints
     return st.one_of(ints, st.floats(lo, hi, allow_nan=False, allow_infinity=False))
 
 
+def only_types(schema: Mapping[str, Any], kinds: Sequence[str]) -> dict[str, Any]:
+    """``schema`` narrowed to the JSON types ``kinds`` (``type`` set to them, enum filtered)."""
+    out = dict(schema)
+    out["type"] = list(kinds) if len(kinds) != 1 else kinds[0]
+    if "enum" in out:
+        out["enum"] = [v for v in out["enum"] if type_allows(out, v)]
+    return out
+
+
 def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStrategy[str]) -> SearchStrategy[Any]:
-    """Values the schema accepts, built from its keywords (no filtering).
+    """Values the schema accepts, built from its keywords (no filtering but for ``pattern``
+    combined with a length bound).
 
     Shrinks towards the first enum value, the smallest number, the shortest string, the fewest
     items and objects without their optional members.
@@ -113,20 +189,30 @@ def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStra
     if "enum" in schema:
         values = list(schema["enum"])
         plain = st.sampled_from(values)
-        if schema.get("type") == "number" and any(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if types_of(schema) == ("number",) and any(isinstance(v, int) and not isinstance(v, bool) for v in values):
             # a JSON client may well send 5.0 for 5; the contract accepts both
             whole = [float(v) for v in values if isinstance(v, int) and not isinstance(v, bool)]
             return st.one_of(plain, st.sampled_from(whole))
         return plain
-    kind = schema.get("type")
+    kinds = types_of(schema)
+    if len(kinds) > 1:
+        if "type" not in schema:
+            raise InvalidArgument(f"the contract's schema at {where or '/'} has no type this generator knows")
+        return st.one_of([field_values(only_types(schema, [k]), where, image_values) for k in kinds])
+    kind = kinds[0]
     if kind == "string":
         if schema.get("x-content") == "image":
             return image_values
-        return texts(int(schema.get("minLength", 0)), schema.get("maxLength"))
+        lo, hi = int(schema.get("minLength", 0)), schema.get("maxLength")
+        if "pattern" in schema:
+            return matching(str(schema["pattern"]), lo, hi)
+        return texts(lo, hi)
     if kind == "boolean":
         return st.booleans()
     if kind in ("integer", "number"):
         return numbers(schema)
+    if kind == "null":
+        return st.none()
     if kind == "array":
         items = field_values(schema.get("items", {}), f"{where}/items", image_values)
         return st.lists(items, min_size=int(schema.get("minItems", 0)), max_size=schema.get("maxItems"))
@@ -134,11 +220,26 @@ def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStra
         props: Mapping[str, Any] = schema.get("properties", {})
         required = set(schema.get("required", ()))
         strategies = {k: field_values(v, f"{where}/properties/{k}", image_values) for k, v in props.items()}
+        least = int(schema.get("minProperties", 0)) - len(required)
+        if least > 0:
+            return _objects_with(strategies, required, least)
         return st.fixed_dictionaries(
             {k: s for k, s in strategies.items() if k in required},
             optional={k: s for k, s in strategies.items() if k not in required},
         )
     raise InvalidArgument(f"the contract's schema at {where or '/'} has no type this generator knows ({kind!r})")
+
+
+@st.composite
+def _objects_with(
+    draw: DrawFn, strategies: Mapping[str, SearchStrategy[Any]], required: set[str], least: int
+) -> dict[str, Any]:
+    """Objects with the required members and at least ``least`` optional ones (minProperties)."""
+    optional = [k for k in strategies if k not in required]
+    if len(optional) < least:
+        raise InvalidArgument(f"minProperties cannot be met by the members {sorted(strategies)}")
+    chosen = set(draw(st.lists(st.sampled_from(optional), min_size=least, max_size=len(optional), unique=True)))
+    return {k: draw(s) for k, s in strategies.items() if k in required or k in chosen}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +259,18 @@ class Site:
         return "schema:" + "/".join(self.pointer)
 
 
+def vacuous(keyword: str, value: Any) -> bool:
+    """Whether the keyword asserts nothing (``required: []``, ``minLength: 0``...)."""
+    return keyword in VACUOUS and value == VACUOUS[keyword]
+
+
 def keyword_sites(
     schema: Mapping[str, Any], pointer: tuple[str, ...] = (), path: tuple[str | int, ...] = ()
 ) -> Iterator[Site]:
-    """Every assertion keyword of ``schema``, depth first (annotations skipped)."""
+    """Every assertion keyword of ``schema``, depth first (annotations and keywords that assert
+    nothing skipped)."""
     for key, value in schema.items():
-        if key in ANNOTATIONS:
+        if key in ANNOTATIONS or vacuous(key, value):
             continue
         if key == "properties":
             for name, sub in value.items():

@@ -294,7 +294,7 @@ class OfficialFace:
                     self.contract.request_rule("callback_host"),
                     "callback_url",
                     f"callbacks go only to allow-listed hosts ({', '.join(sorted(self.callback_hosts))}); "
-                    f"{_host_of(callback)!r} will get none",
+                    f"{_host(callback) or callback[:80]!r} will get none",
                 )
             )
             callback = None
@@ -454,13 +454,9 @@ class OfficialFace:
         return self.project(task, base_url)
 
     def _callback_allowed(self, url: str) -> bool:
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-        except ValueError:  # "http://0[" and other URLs urllib cannot split: no host to allow
-            return False
+        host = _host(url)
         return (
-            parts.scheme in ("http", "https")
+            url.split(":", 1)[0].lower() in ("http", "https")
             and bool(host)
             and ("*" in self.callback_hosts or host in self.callback_hosts)
         )
@@ -469,11 +465,21 @@ class OfficialFace:
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
 
 
-def _host_of(url: str) -> str:
+#: a URL's authority: ``[user@]host[:port]``, the host a name or a bracketed IPv6 address
+_AUTHORITY = re.compile(r"(?:[^@/?#]*@)?(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]/?#@]+)(?::[0-9]*)?")
+
+
+def _host(url: str) -> str | None:
+    """The URL's host in lower case; None when it has none or cannot be parsed (a callback_url
+    such as ``http://[`` or ``https://a:b`` passes the schema's pattern but is no URL: it gets no
+    callback)."""
     try:
-        return urlsplit(url).hostname or url[:80]
+        parts = urlsplit(url)
     except ValueError:
-        return url[:80]
+        return None
+    if not _AUTHORITY.fullmatch(parts.netloc):
+        return None
+    return parts.hostname.lower() if parts.hostname else None
 
 
 def _plain(exc: Exception) -> str:

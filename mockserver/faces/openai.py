@@ -96,6 +96,10 @@ class OpenAIFace:
                 raise ValueError(f"openai face: no handler for operation {op.id!r} (verb {op.verb!r})")
         return out
 
+    def secrets(self) -> tuple[str, ...]:
+        """The accepted API keys (as sent, and without the ``sk-`` prefix): never shown in clear."""
+        return tuple(k for key in self.keys if key != "*" for k in (key, self._bearer.strip(key)))
+
     # -- errors ------------------------------------------------------------------------------
 
     def error(

@@ -151,6 +151,9 @@ SYBIL = Sybil(
         SkipParser(),
     ],
     patterns=["README.md", "docs/*.md"],
+    # docs/strategies.md's blocks build on each other (one namespace, as a reader runs them in
+    # order); tests/testkit/test_strategies.py runs them that way, as written, every run.
+    excludes=["docs/strategies.md"],
     path=str(ROOT),
     fixtures=["request"],
 )

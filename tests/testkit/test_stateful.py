@@ -1,5 +1,5 @@
-"""kling_testkit.stateful: the lifecycle state machine passes on a correct client and catches
-clients that misreport what the wire said."""
+"""kling_testkit.stateful: the lifecycle state machine passes on a correct client, for every
+face, and catches clients that misreport what the wire said."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import jwt
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -15,6 +16,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from kling_testkit import stateful
 from kling_testkit.stateful import Reply, TaskLifecycleMachine
 from kling_testkit.transports import transport
+from mockserver.contract import load_contract
 
 #: a run is ~20 steps of in-process HTTP; a quarter of the profile's examples keeps this file
 #: near 10 s in CI while the ``long`` profile still runs hundreds of sequences
@@ -33,8 +35,19 @@ TestDefaultClient = TaskLifecycleMachine.TestCase
 TestDefaultClient.settings = RUNS
 
 
+class OfficialDefault(TaskLifecycleMachine):
+    """The default client on Kling's own API, creating both kinds of task."""
+
+    face = "official"
+    request_kinds = None
+
+
+TestOfficialDefaultClient = OfficialDefault.TestCase
+TestOfficialDefaultClient.settings = RUNS
+
+
 class VideoClient:
-    """A stand-in for a user's own client: it owns an httpx.Client and speaks the API."""
+    """A stand-in for a user's own gateway client: it owns an httpx.Client and speaks the API."""
 
     def __init__(self, http: httpx.Client) -> None:
         self.http = http
@@ -46,8 +59,27 @@ class VideoClient:
         return self.http.get(f"/v1/video/generations/{task_id}", headers={"Authorization": "Bearer sk-test"})
 
 
+class KlingClient:
+    """A stand-in for a client of Kling's own API, written the way public ones are: a JWT
+    signed per request with an access/secret pair, one path per kind of task."""
+
+    def __init__(self, http: httpx.Client, access_key: str, secret_key: str, now: Any) -> None:
+        self.http, self.access_key, self.secret_key, self.now = http, access_key, secret_key, now
+
+    def _headers(self) -> dict[str, str]:
+        now = self.now()
+        token = jwt.encode({"iss": self.access_key, "exp": now + 1800, "nbf": now - 5}, self.secret_key)
+        return {"Authorization": f"Bearer {token}"}
+
+    def create(self, kind: str, body: Mapping[str, Any]) -> httpx.Response:
+        return self.http.post(f"/v1/videos/{kind}", json=dict(body), headers=self._headers())
+
+    def status(self, kind: str, task_id: str) -> httpx.Response:
+        return self.http.get(f"/v1/videos/{kind}/{task_id}", headers=self._headers())
+
+
 class UserClientMachine(TaskLifecycleMachine):
-    """How a user plugs their client in: build it on the fake's transport, override two hooks."""
+    """How a user plugs their gateway client in: build it on the fake's transport, override two hooks."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,8 +97,50 @@ class UserClientMachine(TaskLifecycleMachine):
         self.client.http.close()
 
 
-def test_a_users_client_passes_the_lifecycle_machine() -> None:
-    run_state_machine_as_test(UserClientMachine, settings=RUNS)
+class OfficialUserClientMachine(TaskLifecycleMachine):
+    """The same for a client of Kling's own API: the kind of each request (its path) is in
+    ``self.creating`` while a create is sent, and each task's in ``self.kinds``."""
+
+    face = "official"
+    request_kinds = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        pair = load_contract("official").index["auth"]["default_keys"][0]
+        http = httpx.Client(transport=transport(self.mock), base_url="https://api-singapore.klingai.com")
+        self.client = KlingClient(http, pair["access_key"], pair["secret_key"], self.mock.clock.now)
+
+    def send_create(self, body: Mapping[str, Any]) -> Reply:
+        assert self.creating is not None
+        answer = self.client.create(self.creating.kind, body)
+        return Reply(answer.status_code, answer.json())
+
+    def send_poll(self, task_id: str) -> Reply:
+        answer = self.client.status(self.kinds[task_id], task_id)
+        return Reply(answer.status_code, answer.json())
+
+    def teardown(self) -> None:
+        self.client.http.close()
+
+
+@pytest.mark.parametrize("machine", [UserClientMachine, OfficialUserClientMachine], ids=["gateway", "official"])
+def test_a_users_client_passes_the_lifecycle_machine(machine: type[TaskLifecycleMachine]) -> None:
+    run_state_machine_as_test(machine, settings=RUNS)
+
+
+def test_the_official_machine_creates_both_kinds_through_their_own_paths() -> None:
+    kinds: set[str] = set()
+
+    class Recording(OfficialUserClientMachine):
+        def send_create(self, body: Mapping[str, Any]) -> Reply:
+            reply = super().send_create(body)
+            if reply.status == 200:
+                assert self.creating is not None
+                kinds.add(self.creating.kind)
+            return reply
+
+    run_state_machine_as_test(Recording, settings=settings(RUNS, max_examples=30))
+    assert kinds == {"text2video", "image2video"}
 
 
 class SwapsStatuses(UserClientMachine):
@@ -99,12 +173,57 @@ class RetriesSilently(UserClientMachine):
         return super().send_create(body) if reply.status != 200 else reply
 
 
+class OfficialSwapsStatuses(OfficialUserClientMachine):
+    """On Kling's own API: submitted and processing swapped in ``data.task_status``."""
+
+    def send_poll(self, task_id: str) -> Reply:
+        reply = super().send_poll(task_id)
+        if reply.status == 200:
+            swap = {"submitted": "processing", "processing": "submitted"}
+            data = reply.body["data"]
+            data = {**data, "task_status": swap.get(data["task_status"], data["task_status"])}
+            reply = Reply(200, {**reply.body, "data": data})
+        return reply
+
+
+class OfficialDropsTheVideos(OfficialUserClientMachine):
+    """On Kling's own API: a finished task's ``task_result.videos`` lost."""
+
+    def send_poll(self, task_id: str) -> Reply:
+        reply = super().send_poll(task_id)
+        if reply.status == 200 and reply.body["data"].get("task_result", {}).get("videos"):
+            data = {**reply.body["data"], "task_result": {"videos": []}}
+            reply = Reply(200, {**reply.body, "data": data})
+        return reply
+
+
+class OfficialRetriesSilently(OfficialUserClientMachine):
+    """On Kling's own API: a refused create retried and only the retry reported."""
+
+    def send_create(self, body: Mapping[str, Any]) -> Reply:
+        reply = super().send_create(body)
+        return super().send_create(body) if reply.status != 200 else reply
+
+
+class OfficialReadsTheEnvelopeOnly(OfficialUserClientMachine):
+    """On Kling's own API: a client that reports HTTP 200 for any answer with a code (public
+    clients decide by ``code``): an injected error is misreported as a success."""
+
+    def send_poll(self, task_id: str) -> Reply:
+        reply = super().send_poll(task_id)
+        return Reply(200, reply.body)
+
+
 @pytest.mark.parametrize(
     ("machine", "error"),
     [
         pytest.param(SwapsStatuses, AssertionError, id="status-goes-backwards"),
         pytest.param(DropsTheUrl, jsonschema.ValidationError, id="completed-without-url"),
         pytest.param(RetriesSilently, AssertionError, id="fault-hidden-by-a-retry"),
+        pytest.param(OfficialSwapsStatuses, AssertionError, id="official-status-goes-backwards"),
+        pytest.param(OfficialDropsTheVideos, jsonschema.ValidationError, id="official-succeed-without-video"),
+        pytest.param(OfficialRetriesSilently, AssertionError, id="official-fault-hidden-by-a-retry"),
+        pytest.param(OfficialReadsTheEnvelopeOnly, AssertionError, id="official-error-reported-as-success"),
     ],
 )
 def test_the_machine_catches_a_client_that_misreports(
