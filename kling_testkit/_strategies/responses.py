@@ -333,11 +333,16 @@ def _ok_schema(contract: Contract, operation: str) -> str | None:
 
 
 def _field_paths(model: ModelContract) -> list[str]:
+    """Field paths an error may name: every member of the request schemas, and the members of
+    an item of each array of objects (``multi_prompt[0].prompt``)."""
     names: dict[str, None] = {}
     for schema in model.request_schemas.values():
-        for name in schema.get("properties", {}):
+        for name, sub in schema.get("properties", {}).items():
             names[name] = None
-    return [*names, "multi_prompt[0].prompt", "multi_prompt[1].duration"]
+            items = sub.get("items")
+            if isinstance(items, Mapping):
+                names.update({f"{name}[0].{inner}": None for inner in items.get("properties", {})})
+    return list(names)
 
 
 @st.composite
