@@ -49,6 +49,7 @@ from kling_testkit._lifecycle import format_seconds, successors, terminal_status
 from kling_testkit.failures import ContractViolation, Severity, format_json_path
 from kling_testkit.recording import Exchange
 from mockserver.contract import Contract, ErrorSpec, Operation, load_contract
+from mockserver.contract.loader import resolve_pointer
 from mockserver.faces import face_names
 from mockserver.validation import Violation, validate_create
 
@@ -240,16 +241,7 @@ def answered_errors(contract: Contract, status: int, body: Any) -> list[ErrorSpe
 
 
 def _resolve(body: Any, pointer: str) -> Any:
-    value = body
-    for raw in pointer.split("/")[1:]:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(value, Mapping):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
+    return resolve_pointer(body, pointer)
 
 
 def _json_path(pointer: str) -> str:

@@ -166,6 +166,26 @@ class RequestSpec:
     mode_field: str = "image"
 
 
+def resolve_pointer(body: Any, pointer: str) -> Any:
+    """The value at a JSON pointer (RFC 6901) in ``body``; None when any step is missing.
+
+    >>> resolve_pointer({"data": {"videos": [{"url": "u"}]}}, "/data/videos/0/url")
+    'u'
+    """
+    value = body
+    for raw in pointer.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Reader:
     """Where a face's answers keep what a client reads: JSON pointers (RFC 6901) into the body.
@@ -186,20 +206,7 @@ class Reader:
         '1'
         """
         pointer = self.pointers.get(what)
-        if pointer is None:
-            return None
-        value = body
-        for raw in pointer.split("/")[1:]:
-            part = raw.replace("~1", "/").replace("~0", "~")
-            if isinstance(value, Mapping):
-                value = value.get(part)
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return None
-            if value is None:
-                return None
-        return value
+        return None if pointer is None else resolve_pointer(body, pointer)
 
 
 @dataclass(frozen=True, slots=True)
