@@ -205,3 +205,28 @@ def test_a_busy_port_suggests_port_0() -> None:
     assert f"cannot listen on 127.0.0.1:{port}: " in result.stderr
     assert "--port 0 (the chosen port is printed)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "http"], "port must be a number, got 'http'"),
+        (["--port", "70000"], "port must be 0..65535"),
+        (["--outcome", "failed:bored"], "outcome reason must be one of"),
+        (["--progression", "polls:x"], "polls:N"),
+        (["--official-key", ":secret"], "use ACCESS_KEY:SECRET_KEY"),
+    ],
+)
+def test_every_serve_option_is_checked_when_parsed(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from mockserver.serve import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(args)
+    assert refused.value.code == 2
+    assert message in capsys.readouterr().err
