@@ -246,7 +246,7 @@ class OfficialFace:
         try:
             with warnings.catch_warnings():
                 # Test secrets are often short; PyJWT's advice about key length is for production.
-                warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                warnings.simplefilter("ignore", _KEY_LENGTH_WARNING)
                 # exp/nbf are checked by the caller on the engine's clock, not on the wall clock.
                 claims = jwt.decode(
                     token,
@@ -463,6 +463,8 @@ class OfficialFace:
 
 
 _NO_ENGINE_ID = "00000000-0000-4000-8000-000000000000"
+#: PyJWT 2.10 and later warn about short HMAC keys; older ones have no such warning class
+_KEY_LENGTH_WARNING: type[Warning] = getattr(jwt, "InsecureKeyLengthWarning", UserWarning)
 
 
 #: a URL's authority: ``[user@]host[:port]``, the host a name or a bracketed IPv6 address
