@@ -11,6 +11,8 @@ AF_INET/AF_INET6 address outside loopback raises ``NetworkGuardError`` before a 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 
 import network_guard  # tests/support, on pytest's pythonpath
 import pytest
@@ -43,3 +45,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(_GUARD_OWNER, False):
         network_guard.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _trace_hook_is_left_as_found() -> Iterator[None]:
+    """Coverage measures the suite through ``sys.settrace``: a test that takes the hook and does
+    not hand it back silently unmeasures every test after it, so it fails here instead."""
+    before = sys.gettrace()
+    yield
+    after = sys.gettrace()
+    assert after is before, f"the test left sys.settrace at {after!r}; it found {before!r}"
