@@ -459,3 +459,14 @@ def test_inside_given_a_fresh_mock_per_example_counts_polls(polls: int, duration
     assert "completed" not in statuses[:-1]
     assert polls_before_end(api, task_id) == 2 * polls - 1
     assert api.task(task_id).video.duration == duration
+
+
+def test_an_injected_async_transport_refuses_urls_outside_its_base_urls() -> None:
+    api = KlingMock()
+
+    async def fetch() -> None:
+        async with httpx.AsyncClient(transport=transport(api)) as client:
+            await client.get("https://elsewhere.test/v1/videos")
+
+    with pytest.raises(httpx.ConnectError, match=f"not served by the Kling fake \\(base URLs: {BASE}"):
+        asyncio.run(fetch())
