@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import decimal
 import time
 from typing import Any
 
@@ -215,3 +216,65 @@ def test_sleeping_in_another_thread_advances_the_same_clock() -> None:
         worker.start()
         worker.join()
         assert clock.now() - start == 12
+
+
+def test_starting_twice_is_one_start_and_active_says_so() -> None:
+    virtual = VirtualTime(VirtualClock())
+    assert not virtual.active
+    with virtual:
+        assert virtual.start() is virtual  # a second start installs nothing twice
+        assert virtual.active
+        patched = time.sleep
+    assert not virtual.active
+    assert time.sleep is not patched
+
+
+def test_monotonic_ns_moves_with_the_clock_in_nanoseconds() -> None:
+    clock = VirtualClock()
+    with VirtualTime(clock):
+        before = time.monotonic_ns()
+        clock.advance(2.5)
+        assert time.monotonic_ns() - before >= 2_500_000_000
+
+
+@pytest.mark.parametrize("seconds", [True, 2**3, pytest.param(decimal.Decimal("1.5"), id="decimal")])
+def test_sleep_takes_what_the_real_one_takes(seconds: Any) -> None:
+    clock = VirtualClock()
+    start = clock.now()
+    with VirtualTime(clock):
+        time.sleep(seconds)
+    assert clock.now() - start == pytest.approx(float(seconds))
+
+
+def test_asyncio_sleep_forever_or_nan_is_left_to_the_real_one() -> None:
+    clock = VirtualClock()
+    start = clock.now()
+
+    async def main() -> None:
+        forever = asyncio.ensure_future(asyncio.sleep(float("inf")))
+        await asyncio.sleep(0)
+        forever.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await forever
+
+    with VirtualTime(clock):
+        asyncio.run(main())
+    assert clock.now() == start  # "forever" did not move the fake's clock to infinity
+
+
+def test_a_patch_that_fails_to_install_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    originals = (time.sleep, time.monotonic)
+    virtual = VirtualTime(VirtualClock())
+
+    def broken(owner: Any, name: str, replacement: Any) -> None:
+        if name == "sleep" and owner is time:
+            raise RuntimeError("cannot patch time.sleep")
+        VirtualTime._patch(virtual, owner, name, replacement)
+
+    monkeypatch.setattr(virtual, "_patch", broken)
+    with pytest.raises(RuntimeError, match="cannot patch"):
+        virtual.start()
+    assert (time.sleep, time.monotonic) == originals
+    assert not virtual.active
+    with VirtualTime(VirtualClock()):  # and the process's time is free again
+        pass
