@@ -236,3 +236,30 @@ def test_a_tls_live_server_serves_https_with_a_ca_bundle_for_clients() -> None:
         assert (answer.status_code, answer.json()["code"]) == (401, 1001)
         with pytest.raises(httpx.ConnectError):  # a client that does not trust the CA refuses it
             httpx.get(server.base_url + "/openapi.json")
+
+
+CONTROLS: list[Any] = [
+    pytest.param(lambda s: s.advance_clock(1), id="advance_clock"),
+    pytest.param(lambda s: s.set_progression("instant"), id="set_progression"),
+    pytest.param(lambda s: s.set_outcome("failed"), id="set_outcome"),
+    pytest.param(lambda s: s.add_outcome_rule({"match": {}, "outcome": "failed"}), id="add_outcome_rule"),
+    pytest.param(lambda s: s.arm_fault(operation="video_generations.create", error="rate_limited"), id="arm_fault"),
+    pytest.param(lambda s: s.clear_faults(), id="clear_faults"),
+    pytest.param(lambda s: s.journal, id="journal"),
+    pytest.param(lambda s: s.entries(), id="entries"),
+    pytest.param(lambda s: s.warnings(), id="warnings"),
+    pytest.param(lambda s: s.task("task_x"), id="task"),
+    pytest.param(lambda s: s.advance("task_x"), id="advance"),
+]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_every_control_call_reports_a_server_thread_error_before_it_acts(
+    monkeypatch: pytest.MonkeyPatch, control: Any
+) -> None:
+    # A test that drives the fake only through its controls must still learn the fake crashed.
+    with LiveServer() as server:
+        monkeypatch.setattr(server.service, "handle", _raising)
+        httpx.get(server.base_url + "/openapi.json")
+        with pytest.raises(ServerError, match="boom in the fake"):
+            control(server)
