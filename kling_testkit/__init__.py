@@ -44,6 +44,7 @@ __all__ = [
     "KlingTransport",
     "UnmatchedRequest",
     "VirtualTime",
+    "httpx2_transport",
     "mock",
     "transport",
     # the values the controls take and return (also in mockserver, re-exported for tests)
@@ -104,6 +105,7 @@ _LOCATIONS = {
     "VirtualClock": "mockserver",
     "KlingTransport": "kling_testkit.transports",
     "transport": "kling_testkit.transports",
+    "httpx2_transport": "kling_testkit.transports",
     "AdminClient": "kling_testkit.server",
     "LiveServer": "kling_testkit.server",
     "ServerError": "kling_testkit.server",
@@ -155,7 +157,7 @@ if TYPE_CHECKING:
     from kling_testkit.recording import Exchange, read_recording, write_journal
     from kling_testkit.server import AdminClient, LiveServer, ServerError
     from kling_testkit.stateful import TaskLifecycleMachine
-    from kling_testkit.transports import KlingTransport, transport
+    from kling_testkit.transports import KlingTransport, httpx2_transport, transport
     from mockserver import FaultPlan, JournalEntry, Outcome, OutcomeRule, Progression, TaskView, VirtualClock
 
 

@@ -322,6 +322,8 @@ class CheckContext:
                 raise KeyError(f"no operation {operation!r} in the contract; known: {', '.join(known)}")
         self.timelines: dict[str, TaskTimeline] = {}
         self.rate_limited: dict[tuple[str, str], tuple[float, float, str | None]] = {}
+        #: task id -> (when, seconds, source) of the last query answer that hinted a poll interval
+        self.poll_hints: dict[str, tuple[float, float, str | None]] = {}
         self.exchanges = 0
         self.unmatched = 0
         self._last_route: tuple[Exchange, tuple[FaceRules, Operation] | None] | None = None
@@ -422,6 +424,12 @@ class CheckContext:
         task_id = self.task_id_of(exchange)
         if task_id is None:
             return
+        hint = rules.contract.poll_hint
+        if hint is not None and op.verb == GET and exchange.timestamp is not None:
+            if exchange.response_header(hint[0]) is not None:
+                self.poll_hints[task_id] = (exchange.timestamp, hint[1], exchange.source)
+            else:
+                self.poll_hints.pop(task_id, None)
         timeline = self.timelines.setdefault(task_id, TaskTimeline(face=rules.face))
         timeline.statuses.append((status, exchange.source))
         task = rules.task_object(exchange.response_body) or {}
@@ -874,9 +882,10 @@ def url_exactly_when_completed(ctx: CheckContext, exchange: Exchange) -> None:
     if route is None or route[1].verb != GET or current is None or current not in route[0].reachable:
         return  # unknown spellings are the schema check's finding
     rules = route[0]
-    url = rules.read("result_url", exchange.response_body)
+    # named in the answer, or (a face whose answers name none) its result path with the task id
+    url = rules.contract.result_url(exchange.response_body)
     has_url = isinstance(url, str) and bool(url)
-    where = rules.path_of("result_url")
+    where = rules.path_of("result_url" if "result_url" in rules.contract.reader.pointers else "task_id")
     if current == rules.completed and not has_url:
         raise _violation(
             "lifecycle.url_when_completed",
@@ -892,6 +901,40 @@ def url_exactly_when_completed(ctx: CheckContext, exchange: Exchange) -> None:
             json_path=where,
             expected="null",
             actual=url,
+        )
+
+
+@check(side="server")
+def poll_hint_while_running(ctx: CheckContext, exchange: Exchange) -> None:
+    """Where the contract names a poll-interval header (``Contract.poll_hint``), a query answer
+    carries it, with the contract's value, exactly while the task is not finished."""
+    route = ctx.route_of(exchange)
+    current = _wire_status(ctx, exchange)
+    hint = route[0].contract.poll_hint if route is not None else None
+    if route is None or route[1].verb != GET or current is None or hint is None:
+        return
+    rules = route[0]
+    header, seconds = hint
+    sent = exchange.response_header(header)
+    running = current not in rules.terminal
+    wanted = f"{seconds * 1000:g}"
+    if running and sent != wanted:
+        raise _violation(
+            "lifecycle.poll_hint",
+            f"the task is {current!r} but the answer's {header} header is {sent!r}",
+            json_path="$",
+            part="response",
+            expected=wanted,
+            actual=sent,
+        )
+    if not running and sent is not None:
+        raise _violation(
+            "lifecycle.poll_hint",
+            f"the task is {current!r} (finished) but the answer still sends {header}: {sent}",
+            json_path="$",
+            part="response",
+            expected=None,
+            actual=sent,
         )
 
 
@@ -1112,6 +1155,31 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
             "client.retry_after",
             f"called {op.id} {format_seconds(waited)} after a 429 that asked to wait {format_seconds(wait)}"
             + (f" ({source})" if source else ""),
+            json_path="$",
+            part="timeline",
+            expected=f">= {format_seconds(wait)}",
+            actual=format_seconds(waited),
+        )
+
+
+@check(side="client")
+def poll_hint_honoured(ctx: CheckContext, exchange: Exchange) -> None:
+    """After a query answer with a poll-interval hint (``Contract.poll_hint``), the next query
+    of that task waits at least that long (the OpenAI SDK's ``create_and_poll`` does)."""
+    route = ctx.route_of(exchange)
+    if route is None or route[1].verb != GET or exchange.timestamp is None:
+        return
+    task_id = ctx.task_id_of(exchange, route[1])
+    hinted = ctx.poll_hints.get(task_id) if task_id is not None else None
+    if hinted is None:
+        return
+    at, wait, source = hinted
+    waited = exchange.timestamp - at
+    if waited + 1e-6 < wait:
+        raise _violation(
+            "client.poll_hint",
+            f"polled task {task_id} {format_seconds(waited)} after an answer that asked to wait "
+            f"{format_seconds(wait)}" + (f" ({source})" if source else ""),
             json_path="$",
             part="timeline",
             expected=f">= {format_seconds(wait)}",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from hypothesis import strategies as st
@@ -144,10 +144,19 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
 
     def send_create(self, body: Mapping[str, Any]) -> Reply:
         """Create a task with your client; return the status and JSON body it received (the
-        path for the request's kind: ``self.creating.path``)."""
-        assert self.creating is not None
+        path for the request's kind: ``self.creating.path``; on a face that takes forms,
+        ``self.creating.content_type`` says whether it is a JSON body or a
+        ``multipart/form-data`` form, ``body`` its text fields and ``self.creating.files`` its
+        file parts, as httpx's ``data=`` and ``files=`` take them)."""
+        creating = self.creating
+        assert creating is not None
         with self.mock.client() as client:
-            answer = client.post(self.creating.path, json=dict(body), headers=self.auth_headers())
+            if creating.content_type == "application/json":
+                answer = client.post(creating.path, json=dict(body), headers=self.auth_headers())
+            else:
+                encoded = replace(creating, body=dict(body)).encoded()
+                headers = (*self.auth_headers(), ("content-type", encoded.content_type))
+                answer = client.post(creating.path, content=encoded.data, headers=headers)
         return Reply(answer.status_code, answer.json())
 
     def send_poll(self, task_id: str) -> Reply:
@@ -189,7 +198,7 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
             assert (previous, status) in self._reachable, f"{task_id}: status went {previous} -> {status}"
             assert previous not in self._terminal or previous == status, f"{task_id}: left terminal {previous}"
         if result:
-            url = self.reader.get("result_url", body)
+            url = self.contract.result_url(body)  # named in the answer, or the face's result path
             assert (url is not None) == (status == self._succeeded), f"{task_id}: result url {url!r} in {status}"
         self.last_seen[task_id] = status
 

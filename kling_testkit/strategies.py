@@ -1,7 +1,8 @@
 """Hypothesis strategies derived from the contract: requests, labelled invalid requests, answers.
 
-Every strategy takes ``face=`` (a registered face: ``"gateway"``, the default, or
-``"official"`` for Kling's own API) and reads that face's contract through
+Every strategy takes ``face=`` (a registered face: ``"gateway"``, the default,
+``"official"`` for Kling's own API, ``"openai"`` for the gateway's OpenAI-compatible
+``/v1/videos``, whose creates are also ``multipart/form-data`` forms) and reads that face's contract through
 :func:`mockserver.contract.load_contract` when it is first drawn from (never at import), so a
 test module can build strategies at import time and a broken contract or an impossible
 narrowing shows up as ``InvalidArgument`` in the test that draws, not as an import error.
@@ -41,11 +42,13 @@ from kling_testkit._strategies.requests import (
     valid_requests,
 )
 from kling_testkit._strategies.responses import WireResponse, responses, task_ids, task_timelines
+from kling_testkit._strategies.wire import EncodedBody
 
 __all__ = [
     "ABSENT",
     "IMAGE_PROBLEMS",
     "CreateRequest",
+    "EncodedBody",
     "ImagePayload",
     "Rejection",
     "WireResponse",

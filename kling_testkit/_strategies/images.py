@@ -379,6 +379,8 @@ assert set(_PROBLEM_MAKERS) == set(IMAGE_PROBLEMS)
 _ONLY_WITHOUT_DATA_URIS: Final = frozenset({"data_uri_prefix"})
 #: problems that need a data URI to break a later check (refused as encoding without data URIs)
 _ONLY_WITH_DATA_URIS: Final = frozenset({"lying_media_type"})
+#: problems whose payload is always a ``data:`` URI (the others can be raw base64 or a URL)
+DATA_URI_PROBLEMS: Final = frozenset({"malformed_data_uri", "empty_payload", "data_uri_prefix", "lying_media_type"})
 
 
 def data_uris_allowed(limits: Mapping[str, Any]) -> bool:

@@ -74,8 +74,10 @@ from kling_testkit._strategies.solver import (
     unsupported,
     valid,
 )
+from kling_testkit._strategies.wire import JSON, MULTIPART, EncodedBody, encode_form
 from mockserver.contract import Contract, ModelContract, Operation, Rule, load_contract
 from mockserver.faces import face_names
+from mockserver.http import dump_json
 from mockserver.validation import format_param
 
 JsonBody = dict[str, Any]
@@ -97,6 +99,7 @@ class _Shape:
         "props",
         "required",
         "requires",
+        "restrict",
         "selectors",
         "sums",
         "union",
@@ -104,10 +107,15 @@ class _Shape:
         "warnings",
     )
 
-    def __init__(self, contract: Contract, model: ModelContract, variant: str = "") -> None:
+    def __init__(
+        self, contract: Contract, model: ModelContract, variant: str = "", restrict: tuple[tuple[str, Any], ...] = ()
+    ) -> None:
         self.contract = contract
         self.model = model
         self.variant = variant
+        #: fields pinned in every body built on this shape (name -> value, ABSENT or strategy):
+        #: a form mapped onto this model can send only some of its fields
+        self.restrict: Mapping[str, Any] = dict(restrict)
         self.kinds: tuple[str, ...] = tuple(model.request_schemas)
         #: kind -> field -> schema
         self.props: Mapping[str, Mapping[str, Mapping[str, Any]]] = {
@@ -181,8 +189,10 @@ def _schema_ids(model: ModelContract) -> frozenset[int]:
 
 
 @functools.cache
-def _shape(contract: Contract, model: ModelContract, variant: str = "") -> _Shape:
-    return _Shape(contract, model, variant)
+def _shape(
+    contract: Contract, model: ModelContract, variant: str = "", restrict: tuple[tuple[str, Any], ...] = ()
+) -> _Shape:
+    return _Shape(contract, model, variant, restrict)
 
 
 def contract_of(model: ModelContract, face: str | None = None) -> Contract:
@@ -354,7 +364,7 @@ def start(draw: DrawFn, shape: _Shape, pins: Pins) -> tuple[str, Body]:
     repairs turn into a valid body."""
     model = shape.model
     pinned: dict[str, Any] = {}
-    for name, given in pins.fields.items():
+    for name, given in {**shape.restrict, **pins.fields}.items():
         if name not in shape.union:
             raise InvalidArgument(f"{model.name} has no field {name!r}; its fields are {sorted(shape.union)}")
         drawn = draw(as_strategy(given))
@@ -600,6 +610,11 @@ class CreateRequest:
     ``operation`` is the face's operation id (``video_generations.create``,
     ``image2video.create``), ``method``/``path`` where to send ``body``; ``kind`` is the
     request kind (``text2video``/``image2video``) and ``model`` the model id.
+    ``content_type`` is how the body is sent: ``application/json`` (``body`` is the JSON
+    object), or ``multipart/form-data`` where the face's contract takes forms (``body`` holds
+    the text fields, ``files`` the file parts as httpx takes them: name -> ``(filename,
+    bytes, media type)``, so ``httpx.post(url, data=c.body, files=c.files)`` sends it).
+    :meth:`encoded` gives the exact bytes and ``Content-Type`` either way.
 
     >>> CreateRequest("video_generations.create", "POST", "/v1/video/generations", "text2video",
     ...               "kling-v2-6", {"model": "kling-v2-6"}).path
@@ -612,6 +627,22 @@ class CreateRequest:
     kind: str
     model: str
     body: JsonBody
+    content_type: str = "application/json"
+    files: Mapping[str, tuple[str, bytes, str]] = field(default_factory=dict)
+
+    def encoded(self) -> EncodedBody:
+        """The body as it goes on the wire: its ``Content-Type`` and bytes.
+
+        >>> create = CreateRequest("videos.create", "POST", "/v1/videos", "text2video", "kling-v2-6",
+        ...                        {"prompt": "a fox"}, "multipart/form-data")
+        >>> encoded = create.encoded()
+        >>> encoded.content_type.startswith("multipart/form-data; boundary="), b'name="prompt"' in encoded.data
+        (True, True)
+        """
+        if self.content_type == MULTIPART:
+            files = [(name, *part) for name, part in self.files.items()]
+            return encode_form([(k, str(v)) for k, v in self.body.items()], files)
+        return EncodedBody(self.content_type, dump_json(self.body))
 
 
 def create_operation(contract: Contract, kind: str) -> Operation:
@@ -635,9 +666,17 @@ def _model_and_kind(draw: DrawFn, face: str | None, model: Any, kinds: Any) -> t
 
 
 @st.composite
-def _valid(draw: DrawFn, face: str | None, model: Any, pins: Pins) -> CreateRequest:
+def _valid(draw: DrawFn, face: str | None, model: Any, pins: Pins, content_types: Any = None) -> CreateRequest:
     found, kind_pin = _model_and_kind(draw, face, model, pins.kind)
     contract = contract_for(face)
+    if contract.form_mapping is not None:
+        from kling_testkit._strategies.forms import valid_form
+
+        return valid_form(draw, contract, found, replace(pins, kind=kind_pin), content_types)
+    if content_types is not None:
+        allowed = contract.request.content_types
+        if draw(as_strategy(content_types)) not in allowed:
+            raise InvalidArgument(f"face {contract.face!r} takes create bodies as {list(allowed)} only")
     variant = "clean" if pins.clean else pins.variant
     kind, body = _build(draw, _shape(contract, found, variant), replace(pins, kind=kind_pin))
     op = create_operation(contract, kind)
@@ -662,20 +701,25 @@ def valid_creates(
     shot_counts: int | SearchStrategy[int] | None = None,
     prompts: str | SearchStrategy[str] | None = None,
     clean: bool = False,
+    content_types: str | SearchStrategy[str] | None = None,
     **fields: Any,
 ) -> SearchStrategy[CreateRequest]:
     """Creates the fake accepts, as :class:`CreateRequest`: the body of :func:`valid_requests`
     with the operation and path it goes to. Use it on a face whose create path depends on the
     request kind (Kling's own API: ``/v1/videos/text2video``, ``/v1/videos/image2video``).
 
-    Takes the same arguments as :func:`valid_requests`.
+    Takes the same arguments as :func:`valid_requests`, and ``content_types``: how the body is
+    sent, among the face's ``request.content_types`` (default: any of them). On a face whose
+    contract takes ``multipart/form-data`` (the OpenAI-compatible route) a create is a form
+    as the OpenAI SDK sends it: text fields in ``body``, an image-to-video frame as an uploaded
+    JPEG or PNG file in ``files``.
 
     >>> from hypothesis import given
     >>> @given(valid_creates(face="official", kinds="image2video"))
     ... def test(create): assert create.path == "/v1/videos/image2video" and create.kind == "image2video"
     >>> test()
     """
-    return _valid(face, model, _pins(kinds, shot_counts, prompts, clean, fields))
+    return _valid(face, model, _pins(kinds, shot_counts, prompts, clean, fields), content_types)
 
 
 def valid_requests(
@@ -696,7 +740,8 @@ def valid_requests(
     field present or absent, shot durations that add up to ``duration``, prompts from one
     character up to the length limit in real Unicode (no lone surrogates), images that pass
     every image rule (see :func:`images`). On a face with one create path per kind, send the
-    body to that kind's path: :func:`valid_creates` says which.
+    body to that kind's path: :func:`valid_creates` says which. Bodies are JSON objects; on a
+    face that also takes forms, :func:`valid_creates` makes those.
 
     Narrow it with keyword arguments, each a fixed value or a strategy: ``kinds``
     (``"text2video"``/``"image2video"``), ``shot_counts`` (items of ``multi_prompt``; the
@@ -720,7 +765,8 @@ def valid_requests(
     ... def test_official(body): assert body["mode"] == "pro" and body.get("image_tail") is None
     >>> test_official()
     """
-    return _valid(face, model, _pins(kinds, shot_counts, prompts, clean, fields)).map(lambda c: c.body)
+    pins = _pins(kinds, shot_counts, prompts, clean, fields)
+    return _valid(face, model, pins, JSON).map(lambda c: c.body)
 
 
 # -- invalid requests ------------------------------------------------------------------------
@@ -820,6 +866,10 @@ class Case:
     kinds: tuple[str, ...]
     build: Builder
     strict: bool = False
+    #: the media types the case can be sent as
+    content_types: tuple[str, ...] = (JSON,)
+    #: a builder that is told the media types to draw among (cases of forms)
+    build_as: Callable[[DrawFn, str, tuple[str, ...]], tuple[Any, Rejection]] | None = None
 
 
 def _rejection(
@@ -1241,6 +1291,12 @@ def _schema_case(shape: _Shape, site: Site, kinds: tuple[str, ...]) -> Case | No
         return Case(site.id, kinds, build_model)
     if keyword == "type":
         return Case(site.id, kinds, set_value(wrong_types(value, field_schema)))
+    if keyword == "anyOf":
+        # a value of a JSON type no branch admits (a branch without ``type`` admits any: no case)
+        admitted = [types_of(branch) for branch in value]
+        if not all(admitted):
+            return None
+        return Case(site.id, kinds, set_value(wrong_types([t for ts in admitted for t in ts], {})))
     if keyword == "const":
         return Case(site.id, kinds, set_value(other_values(field_schema, [value])))
     if keyword == "enum":
@@ -1342,15 +1398,28 @@ def _cases(shape: _Shape) -> Mapping[str, Case]:
 
 def cases(model: ModelContract, face: str | None = None) -> Mapping[str, Case]:
     """Every way :func:`invalid_requests` can break ``model``'s contract, by case id."""
+    contract = contract_of(model, face)
+    if contract.form_mapping is not None:
+        from kling_testkit._strategies.forms import form_cases
+
+        return form_cases(contract, model)
     return _cases(shape_of(model, face))
 
 
 @st.composite
-def _invalid(draw: DrawFn, face: str | None, model: Any, rules: Any, kinds: Any, strict: bool) -> tuple[Any, Rejection]:
+def _invalid(
+    draw: DrawFn, face: str | None, model: Any, rules: Any, kinds: Any, strict: bool, content_types: Any = None
+) -> tuple[Any, Rejection]:
     found, kinds = _model_and_kind(draw, face, model, kinds)
     table = cases(found, face_name(face))
     if rules is None:
         ids = sorted(k for k, c in table.items() if strict or not c.strict)
+        if content_types is not None:
+            wanted_type = draw(as_strategy(content_types))
+            ids = [k for k in ids if wanted_type in table[k].content_types]
+            if not ids:
+                raise InvalidArgument(f"no invalid case of face {face_name(face)!r} is sent as {wanted_type!r}")
+            content_types = wanted_type
         case_id = draw(st.sampled_from(ids))
     else:
         case_id = draw(as_strategy(rules))
@@ -1359,13 +1428,21 @@ def _invalid(draw: DrawFn, face: str | None, model: Any, rules: Any, kinds: Any,
         if table[case_id].strict and not strict:
             raise InvalidArgument(f"{case_id!r} is refused only by a strict fake: pass strict=True")
     case = table[case_id]
+    if content_types is not None:
+        wanted_type = draw(as_strategy(content_types))
+        if wanted_type not in case.content_types:
+            raise InvalidArgument(f"{case_id!r} is sent as {list(case.content_types)} only, not {wanted_type!r}")
+        case = replace(case, content_types=(wanted_type,))
     usable = list(case.kinds)
     if kinds is not None:
         wanted = draw(as_strategy(kinds))
         usable = [k for k in usable if k == wanted]
         if not usable:
             raise InvalidArgument(f"{case_id!r} does not apply to {wanted!r} requests (only {list(case.kinds)})")
-    return case.build(draw, draw(st.sampled_from(usable)))
+    kind = draw(st.sampled_from(usable))
+    if case.build_as is not None:
+        return case.build_as(draw, kind, case.content_types)
+    return case.build(draw, kind)
 
 
 def invalid_requests(
@@ -1375,6 +1452,7 @@ def invalid_requests(
     rules: str | SearchStrategy[str] | None = None,
     kinds: str | SearchStrategy[str] | None = None,
     strict: bool = False,
+    content_types: str | SearchStrategy[str] | None = None,
 ) -> SearchStrategy[tuple[Any, Rejection]]:
     """``(body, rejection)`` pairs: a create body that breaks exactly one rule, and the answer
     the fake must give (:class:`Rejection`: status, code, ``param``, rule id, and the create
@@ -1393,6 +1471,14 @@ def invalid_requests(
     ``strict=True`` unknown-field cases are included; they need a fake started with
     ``strict=True``.
 
+    On a face whose contract takes ``multipart/form-data`` forms mapped onto another face's
+    model (the OpenAI-compatible route), the cases are the form's own schema keywords (JSON
+    bodies), the target model's named rules a form can break (sent as JSON or as a form), and
+    the form's own rules: no boundary, cut short, a part without a name (``body.multipart``),
+    too many parts, a part over its size limit, a field sent twice, a file part of a refused
+    media type. A case sent as a form is an :class:`EncodedBody` (its ``Content-Type`` and
+    bytes); ``content_types`` narrows the cases to those sent as that media type.
+
     Shrinks towards the first case id in sorted order, with the rest of the body shrinking as
     :func:`valid_requests` does.
 
@@ -1404,7 +1490,7 @@ def invalid_requests(
     ... def test_official(case): assert (case[1].status, case[1].code, case[1].param) == (400, 1201, "image")
     >>> test_official()
     """
-    return _invalid(face, model, rules, kinds, strict)
+    return _invalid(face, model, rules, kinds, strict, content_types)
 
 
 def invalid_case_ids(

@@ -371,10 +371,16 @@ def _error(draw: DrawFn, contract: Contract, operation: str, key: str, model: Mo
 
 
 @st.composite
-def _query(draw: DrawFn, op: Operation) -> dict[str, Any]:
-    """Query parameters the operation accepts, drawn from its contract schemas."""
+def _query(draw: DrawFn, op: Operation, ids: Sequence[str] = ()) -> dict[str, Any]:
+    """Query parameters the operation accepts, drawn from its contract schemas; a parameter
+    whose schema says it holds a task id (``x-content: task_id``, a list's cursor) names one
+    of the listed tasks ``ids``, or is left out when there are none."""
     out: dict[str, Any] = {}
     for name, schema in op.query.items():
+        if schema.get("x-content") == "task_id":
+            if ids and (name in op.required_query or draw(st.booleans())):
+                out[name] = draw(st.sampled_from(list(ids)))
+            continue
         if name in op.required_query or draw(st.booleans()):
             clean = {k: v for k, v in schema.items() if k not in ("default", "description")}
             out[name] = draw(field_values(clean, f"query/{name}", st.nothing()))
@@ -399,7 +405,7 @@ def _ok(draw: DrawFn, contract: Contract, op: Operation, model: ModelContract, s
     elif op.verb == _LIST:
         for _ in range(draw(st.integers(0, 3))):
             engine.views.append(draw(_view_in(contract, draw(_task(contract, model, kinds)), statuses)))
-        answer = _answer(face, engine, op, base, query=draw(_query(op)))
+        answer = _answer(face, engine, op, base, query=draw(_query(op, [view.id for view in engine.views])))
     else:
         answer = _answer(face, engine, op, base, query=draw(_query(op)))
     if answer.status != 200:

@@ -37,6 +37,8 @@ HONOURED: Final = frozenset(
         "minItems",
         "maxItems",
         "minProperties",
+        "maxProperties",
+        "anyOf",
         "items",
         "properties",
         "required",
@@ -184,6 +186,15 @@ def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStra
     items and objects without their optional members.
     """
     _check_keywords(schema, where)
+    if "anyOf" in schema:
+        # one branch at a time, each with the rest of the schema (shrinks to the first branch)
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        return st.one_of(
+            [
+                field_values({**rest, **branch}, f"{where}/anyOf/{i}", image_values)
+                for i, branch in enumerate(schema["anyOf"])
+            ]
+        )
     if "const" in schema:
         return st.just(schema["const"])
     if "enum" in schema:
@@ -221,8 +232,11 @@ def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStra
         required = set(schema.get("required", ()))
         strategies = {k: field_values(v, f"{where}/properties/{k}", image_values) for k, v in props.items()}
         least = int(schema.get("minProperties", 0)) - len(required)
-        if least > 0:
-            return _objects_with(strategies, required, least)
+        most = schema.get("maxProperties")
+        if least > 0 or most is not None:
+            return _objects_with(
+                strategies, required, max(least, 0), None if most is None else int(most) - len(required)
+            )
         return st.fixed_dictionaries(
             {k: s for k, s in strategies.items() if k in required},
             optional={k: s for k, s in strategies.items() if k not in required},
@@ -232,13 +246,15 @@ def field_values(schema: Mapping[str, Any], where: str, image_values: SearchStra
 
 @st.composite
 def _objects_with(
-    draw: DrawFn, strategies: Mapping[str, SearchStrategy[Any]], required: set[str], least: int
+    draw: DrawFn, strategies: Mapping[str, SearchStrategy[Any]], required: set[str], least: int, most: int | None = None
 ) -> dict[str, Any]:
-    """Objects with the required members and at least ``least`` optional ones (minProperties)."""
+    """Objects with the required members and ``least`` to ``most`` optional ones
+    (minProperties, maxProperties)."""
     optional = [k for k in strategies if k not in required]
-    if len(optional) < least:
-        raise InvalidArgument(f"minProperties cannot be met by the members {sorted(strategies)}")
-    chosen = set(draw(st.lists(st.sampled_from(optional), min_size=least, max_size=len(optional), unique=True)))
+    top = len(optional) if most is None else min(most, len(optional))
+    if top < least:
+        raise InvalidArgument(f"minProperties/maxProperties cannot be met by the members {sorted(strategies)}")
+    chosen = set(draw(st.lists(st.sampled_from(optional), min_size=least, max_size=top, unique=True)))
     return {k: draw(s) for k, s in strategies.items() if k in required or k in chosen}
 
 

@@ -164,6 +164,58 @@ class RequestSpec:
     default_model: str | None = None
     mode_from: str = "body"
     mode_field: str = "image"
+    #: the media types a create body may be sent as (``request.content_types``; JSON when the
+    #: contract lists none), in the contract's order
+    content_types: tuple[str, ...] = ("application/json",)
+
+
+@dataclass(frozen=True, slots=True)
+class FormMapping:
+    """How a face's create form maps onto another face's model (``index.json`` ``request``
+    with ``maps_onto``), as a gateway converts a request before the provider checks it.
+
+    ``fields``: form field -> the target's fields it sets (``size`` -> ``mode``,
+    ``aspect_ratio``); ``tables``: for a field with a ``table``, form value -> the target
+    fields' values (``"10"`` -> ``{"duration": "10"}``); ``passthrough``: target fields sent
+    under their own names; ``file_field``: the form field sent as a file part (``type:
+    file``), ``file_types`` the media types such a part may declare; ``multipart``: the
+    form's limits (``limits.multipart``).
+
+    >>> mapping = load_contract("openai").form_mapping
+    >>> mapping.target, mapping.fields["seconds"], mapping.tables["seconds"]["10"]
+    (('official', 'kling-v2-6'), ('duration',), {'duration': '10'})
+    """
+
+    target: tuple[str, str]
+    fields: Mapping[str, tuple[str, ...]]
+    tables: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    defaults: Mapping[str, Any]
+    passthrough: tuple[str, ...]
+    file_field: str | None
+    file_types: tuple[str, ...]
+    multipart: Mapping[str, int]
+
+    def form_name(self, target_field: str) -> str:
+        """The form field a target field comes from (the mapping's inverse; passthrough and
+        unmapped fields keep their name).
+
+        >>> load_contract("openai").form_mapping.form_name("mode")
+        'size'
+        """
+        for name, targets in self.fields.items():
+            if target_field in targets:
+                return name
+        return target_field
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRule:
+    """A rule of a face's request pipeline that belongs to no model (``request_rules``)."""
+
+    id: str
+    error: str | None
+    param: str | None
+    warning: bool = False
 
 
 def resolve_pointer(body: Any, pointer: str) -> Any:
@@ -326,7 +378,56 @@ class Contract:
             default_model=spec.get("default_model"),
             mode_from=spec.get("mode_from", "body"),
             mode_field=spec.get("mode_field", "image"),
+            content_types=tuple(spec.get("content_types", ("application/json",))),
         )
+
+    @functools.cached_property
+    def form_mapping(self) -> FormMapping | None:
+        """How the create form maps onto another face's model (None: the face's own requests
+        are checked as they are)."""
+        spec = self.index.get("request", {})
+        target = spec.get("maps_onto")
+        if target is None:
+            return None
+        fields = {
+            name: (row["kling"],) if isinstance(row["kling"], str) else tuple(row["kling"])
+            for name, row in spec["fields"].items()
+        }
+        tables = {
+            name: {
+                value: {k: v for k, v in entry.items() if k in fields[name]}
+                for value, entry in _rows(self.index[row["table"]]).items()
+            }
+            for name, row in spec["fields"].items()
+            if "table" in row
+        }
+        files = [name for name, row in spec["fields"].items() if row.get("type") == "file"]
+        file_field = files[0] if files else None
+        return FormMapping(
+            target=(str(target["face"]), str(target["model"])),
+            fields=fields,
+            tables=tables,
+            defaults={name: row["default"] for name, row in spec["fields"].items() if "default" in row},
+            passthrough=tuple(spec.get("passthrough", ())),
+            file_field=file_field,
+            file_types=tuple(spec["fields"][file_field].get("content_types", ())) if file_field else (),
+            multipart={k: int(v) for k, v in self.index.get("limits", {}).get("multipart", {}).items()},
+        )
+
+    @functools.cached_property
+    def request_rules(self) -> Mapping[str, RequestRule]:
+        """The request pipeline's rules by their key in ``index.json`` ``request_rules``
+        (``body_object``, ``multipart``...).
+
+        >>> load_contract("openai").request_rules["multipart_part_size"].error
+        'part_too_large'
+        """
+        spec = self.index.get("request_rules", {})
+        return {
+            key: RequestRule(str(row["id"]), row.get("error"), row.get("param"), bool(row.get("warning", False)))
+            for key, row in spec.items()
+            if not key.startswith("$")
+        }
 
     @functools.cached_property
     def reader(self) -> Reader:
@@ -354,6 +455,22 @@ class Contract:
         if not isinstance(task_id, str) or reader.get("status", body) != self.status_projection["succeeded"]:
             return None
         return base_url + reader.result_path.replace("{task_id}", quote(task_id, safe=""))
+
+    @functools.cached_property
+    def poll_hint(self) -> tuple[str, float] | None:
+        """The header a query answer of an unfinished task carries to say how long to wait
+        before the next poll, and the seconds it says (``index.json`` ``video.poll_header``,
+        ``poll_after_ms``); None where the face sends no such hint.
+
+        >>> load_contract("openai").poll_hint
+        ('openai-poll-after-ms', 1.0)
+        >>> load_contract("gateway").poll_hint is None
+        True
+        """
+        spec = self.index.get("video", {})
+        if "poll_header" not in spec:
+            return None
+        return str(spec["poll_header"]).lower(), float(spec["poll_after_ms"]) / 1000
 
     @functools.cached_property
     def faults(self) -> Mapping[str, str]:
@@ -576,10 +693,13 @@ def _mapped_model(
     prompt = {k: v for k, v in t2v[fields["prompt"]["kling"]].items() if k in ("maxLength",)}
     image_ref = {
         "anyOf": [
-            {"type": "string", "minLength": 1},
+            {"type": "string", "minLength": 1, "x-content": "image"},
             {
                 "type": "object",
-                "properties": {"image_url": {"type": "string", "minLength": 1}, "file_id": {"type": "string"}},
+                "properties": {
+                    "image_url": {"type": "string", "minLength": 1, "x-content": "image"},
+                    "file_id": {"type": "string"},
+                },
                 "minProperties": 1,
                 "maxProperties": 1,
                 "additionalProperties": False,

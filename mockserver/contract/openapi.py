@@ -131,7 +131,29 @@ def _schemas(contract: Contract, ns: str) -> dict[str, Any]:
                 if r.kind != "image" or r.param in body.get("properties", {})
             ]
             schemas[_request_name(ns, model.name, mode)] = body
+            form = _form_variant(contract, body)
+            if form is not None:
+                schemas[_request_name(ns, model.name, mode) + "_form"] = form
     return schemas
+
+
+def _form_variant(contract: Contract, body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The request schema as a ``multipart/form-data`` form (where the contract takes forms):
+    the file field a binary part (its media types in the requestBody's ``encoding``), every
+    other field as in JSON (a form sends it as text, which the face reads as the schema says)."""
+    mapping = contract.form_mapping
+    if mapping is None or MULTIPART not in contract.request.content_types:
+        return None
+    out = copy.deepcopy(dict(body))
+    props = out.get("properties", {})
+    if mapping.file_field is not None and mapping.file_field in props:
+        described = props[mapping.file_field].get("description")
+        props[mapping.file_field] = {
+            "type": "string",
+            "contentMediaType": "application/octet-stream",
+            **({"description": described} if described else {}),
+        }
+    return out
 
 
 def _names_its_model(contract: Contract, model: ModelContract, body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -199,6 +221,10 @@ def _cross_field(model: ModelContract, mode: str) -> list[dict[str, Any]]:
             when, then = _on_defaults(when, model.defaults), _on_defaults(then, model.defaults)
         out.append({"if": when, "then": then, "x-rule": rule.id})
     return out
+
+
+#: the media type of a form body (RFC 7578)
+MULTIPART = "multipart/form-data"
 
 
 def _request_name(ns: str, model: str, mode: str) -> str:
@@ -295,10 +321,18 @@ def _paths(contract: Contract, ns: str, prefix: str) -> dict[str, Any]:
                 for mode in model.request_schemas
                 if op.kind is None or mode == op.kind
             ]
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": {"anyOf": refs}}},
-            }
+            content: dict[str, Any] = {}
+            for media_type in contract.request.content_types:
+                if media_type == MULTIPART and contract.form_mapping is not None:
+                    mapping = contract.form_mapping
+                    form_refs = [{"$ref": ref["$ref"] + "_form"} for ref in refs]
+                    content[media_type] = {"schema": {"anyOf": form_refs}}
+                    if mapping.file_field is not None:
+                        types = ", ".join(mapping.file_types)
+                        content[media_type]["encoding"] = {mapping.file_field: {"contentType": types}}
+                else:
+                    content[media_type] = {"schema": {"anyOf": refs}}
+            operation["requestBody"] = {"required": True, "content": content}
         operation["security"] = [{f"{ns}bearer": []}] if op.auth else []
         paths.setdefault(prefix + op.path, {})[op.method.lower()] = operation
     return paths

@@ -90,3 +90,27 @@ def test_the_running_fakes_address_is_the_first_server(live: Live) -> None:
 def test_an_in_process_document_lists_the_providers_hosts() -> None:
     doc = Service().handle_simple("GET", "/openapi.json")
     assert doc.status == 200
+
+
+@pytest.mark.parametrize("face", [*FACES, "openai"])
+def test_a_create_documents_every_media_type_its_contract_takes(face: str) -> None:
+    """JSON everywhere; on the OpenAI-compatible route also the form the OpenAI SDK sends, its
+    file part binary with the media types the contract lets it declare."""
+    contract = load_contract(face)
+    doc = build_openapi(contract)
+    mapping = contract.form_mapping
+    for op in contract.operations.values():
+        if op.verb != "task.create":
+            continue
+        content = doc["paths"][op.path]["post"]["requestBody"]["content"]
+        assert list(content) == list(contract.request.content_types)
+        form = content.get("multipart/form-data")
+        if form is None:
+            continue
+        assert mapping is not None
+        assert mapping.file_field is not None
+        assert form["encoding"][mapping.file_field]["contentType"].split(", ") == list(mapping.file_types)
+        for ref in form["schema"]["anyOf"]:
+            schema = doc["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
+            part = schema["properties"].get(mapping.file_field)
+            assert part is None or part["contentMediaType"] == "application/octet-stream"

@@ -331,6 +331,7 @@ def test_registry_names_are_unique_and_selectable_by_side() -> None:
         "request_conforms",
         "request_not_refused",
         "no_unknown_request_fields",
+        "poll_hint_honoured",
         "retry_after_honoured",
         "token_valid_when_sent",
         "within_concurrency_slots",
@@ -610,3 +611,78 @@ def test_assert_conforms_takes_an_official_operation_and_face() -> None:
     )
     with pytest.raises(KeyError, match="no operation 'nope'"):
         assert_conforms(wrong, "nope")
+
+
+# -- the OpenAI-compatible route ---------------------------------------------------------------
+
+OPENAI_FORM = [("model", "kling-v2-6"), ("prompt", "a fox in snow"), ("seconds", "10"), ("size", "1920x1080")]
+OPENAI_HINT = load_contract("openai").poll_hint
+
+
+def _openai_timeline() -> list[Exchange]:
+    """A form create (as the OpenAI SDK sends it), then polls one hint apart until completed,
+    then the content: exchanges from the journal of a real fake serving the route."""
+    from kling_testkit._strategies.wire import encode_form
+
+    assert OPENAI_HINT is not None
+    service = Service(Engine(clock=VirtualClock(), seed=3), faces=["openai"])
+    form = encode_form(OPENAI_FORM)
+    headers = [*AUTH, ("content-type", form.content_type)]
+    created = service.handle(ApiRequest.build("POST", BASE + "/v1/videos", headers, form.data))
+    task_id = created.payload["id"]
+    for _ in range(3):
+        service.engine.advance_clock(max(OPENAI_HINT[1], 2))
+        service.handle_simple("GET", f"/v1/videos/{task_id}", headers=AUTH, base_url=BASE)
+    return [Exchange.from_journal_entry(e) for e in service.engine.journal.entries()]
+
+
+def _openai_edit(index: int, change: Callable[[dict[str, Any]], None]) -> list[Exchange]:
+    records = [e.to_record() for e in _openai_timeline()]
+    change(records[index])
+    return [Exchange.from_record(r, source=f"line {i + 1}") for i, r in enumerate(records)]
+
+
+def test_a_recorded_openai_timeline_passes_every_check() -> None:
+    exchanges = _openai_timeline()
+    statuses = [e.response_body.get("status") for e in exchanges]
+    assert statuses[0] == "queued"
+    assert statuses[-1] == "completed"  # the hint while running, then none
+    assert exchanges[0].request_body == dict(OPENAI_FORM)  # the form is recorded as its fields
+    assert check_exchanges(Exchange.from_record(e.to_record()) for e in exchanges) == []
+
+
+def _header(name: str, value: str | None) -> Callable[[dict[str, Any]], None]:
+    def change(record: dict[str, Any]) -> None:
+        pairs = [(h["name"], h["value"]) if isinstance(h, dict) else tuple(h) for h in record["response"]["headers"]]
+        headers = [[k, v] for k, v in pairs if k.lower() != name]
+        record["response"]["headers"] = headers + ([[name, value]] if value is not None else [])
+
+    return change
+
+
+def _sooner(seconds: float) -> Callable[[dict[str, Any]], None]:
+    def change(record: dict[str, Any]) -> None:
+        record["timestamp"] -= seconds
+
+    return change
+
+
+assert OPENAI_HINT is not None
+OPENAI_DEFECTS = [
+    pytest.param(3, _header(OPENAI_HINT[0], "1000"), "lifecycle.poll_hint", "$", id="hint-after-completion"),
+    pytest.param(1, _header(OPENAI_HINT[0], None), "lifecycle.poll_hint", "$", id="no-hint-while-running"),
+    pytest.param(1, _header(OPENAI_HINT[0], "5"), "lifecycle.poll_hint", "$", id="hint-of-another-value"),
+    pytest.param(2, _sooner(2 - OPENAI_HINT[1] / 2), "client.poll_hint", "$", id="polled-before-the-hint"),
+    pytest.param(3, _set("response.body.seconds", 10), "schema:properties/seconds/type", "$.seconds", id="seconds-int"),
+    pytest.param(3, _set("response.body.id", "task_" + "B" * 32), "ids.stable", "$.id", id="other-video"),
+    pytest.param(0, _set("request.body.size", "1024x1792"), "schema:properties/size/enum", "$.size", id="openai-size"),
+]
+
+
+@pytest.mark.parametrize(("index", "change", "rule", "path"), OPENAI_DEFECTS)
+def test_each_defect_of_an_openai_recording_is_named(
+    index: int, change: Callable[[dict[str, Any]], None], rule: str, path: str
+) -> None:
+    found = check_exchanges(_openai_edit(index, change))
+    assert (rule, path) in {(v.rule, v.json_path) for v in found}, found
+    assert {v.where for v in found} == {f"line {index + 1}"}, "only the edited exchange is blamed"

@@ -20,6 +20,7 @@ PUBLIC = {
     "KlingTransport",
     "UnmatchedRequest",
     "VirtualTime",
+    "httpx2_transport",
     "mock",
     "transport",
     # the values the controls take and return

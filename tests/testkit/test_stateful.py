@@ -3,6 +3,7 @@ face, and catches clients that misreport what the wire said."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from kling_testkit import stateful
 from kling_testkit.stateful import Reply, TaskLifecycleMachine
+from kling_testkit.strategies import CreateRequest
 from kling_testkit.transports import transport
 from mockserver.contract import load_contract
 
@@ -44,6 +46,18 @@ class OfficialDefault(TaskLifecycleMachine):
 
 TestOfficialDefaultClient = OfficialDefault.TestCase
 TestOfficialDefaultClient.settings = RUNS
+
+
+class OpenAIDefault(TaskLifecycleMachine):
+    """The default client on the gateway's OpenAI-compatible route, creating both kinds (forms
+    and JSON, an image-to-video frame as an uploaded file)."""
+
+    face = "openai"
+    request_kinds = None
+
+
+TestOpenAIDefaultClient = OpenAIDefault.TestCase
+TestOpenAIDefaultClient.settings = RUNS
 
 
 class VideoClient:
@@ -123,9 +137,74 @@ class OfficialUserClientMachine(TaskLifecycleMachine):
         self.client.http.close()
 
 
-@pytest.mark.parametrize("machine", [UserClientMachine, OfficialUserClientMachine], ids=["gateway", "official"])
+class OpenAIClient:
+    """A stand-in for a client of the OpenAI-compatible route written with httpx: a form as the
+    OpenAI SDK sends it (multipart, with or without a file: httpx's ``data=`` alone would send
+    a form without files URL-encoded, which the route refuses), or JSON."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self.http = http
+        self.headers = {"Authorization": "Bearer sk-test"}
+
+    def create(self, create: CreateRequest) -> httpx.Response:
+        if create.content_type == "application/json":
+            return self.http.post("/v1/videos", json=dict(create.body), headers=self.headers)
+        form = create.encoded()
+        return self.http.post(
+            "/v1/videos", content=form.data, headers={**self.headers, "Content-Type": form.content_type}
+        )
+
+    def status(self, task_id: str) -> httpx.Response:
+        return self.http.get(f"/v1/videos/{task_id}", headers=self.headers)
+
+
+class OpenAIUserClientMachine(TaskLifecycleMachine):
+    """The same for the OpenAI-compatible route: ``self.creating`` says how the create goes
+    (``content_type``) and holds its file parts (``files``)."""
+
+    face = "openai"
+    request_kinds = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = OpenAIClient(httpx.Client(transport=transport(self.mock), base_url=self.mock.base_url))
+
+    def send_create(self, body: Mapping[str, Any]) -> Reply:
+        assert self.creating is not None
+        answer = self.client.create(dataclasses.replace(self.creating, body=dict(body)))
+        return Reply(answer.status_code, answer.json())
+
+    def send_poll(self, task_id: str) -> Reply:
+        answer = self.client.status(task_id)
+        return Reply(answer.status_code, answer.json())
+
+    def teardown(self) -> None:
+        self.client.http.close()
+
+
+@pytest.mark.parametrize(
+    "machine",
+    [UserClientMachine, OfficialUserClientMachine, OpenAIUserClientMachine],
+    ids=["gateway", "official", "openai"],
+)
 def test_a_users_client_passes_the_lifecycle_machine(machine: type[TaskLifecycleMachine]) -> None:
     run_state_machine_as_test(machine, settings=RUNS)
+
+
+def test_the_openai_machine_creates_both_kinds_as_forms_and_as_json() -> None:
+    accepted: set[tuple[str, str]] = set()
+
+    class Recording(OpenAIUserClientMachine):
+        def send_create(self, body: Mapping[str, Any]) -> Reply:
+            reply = super().send_create(body)
+            if reply.status == 200:
+                assert self.creating is not None
+                accepted.add((self.creating.kind, self.creating.content_type))
+            return reply
+
+    run_state_machine_as_test(Recording, settings=settings(RUNS, max_examples=30))
+    kinds = ("text2video", "image2video")
+    assert accepted == {(k, t) for k in kinds for t in ("multipart/form-data", "application/json")}
 
 
 def test_the_official_machine_creates_both_kinds_through_their_own_paths() -> None:
@@ -171,6 +250,28 @@ class RetriesSilently(UserClientMachine):
     def send_create(self, body: Mapping[str, Any]) -> Reply:
         reply = super().send_create(body)
         return super().send_create(body) if reply.status != 200 else reply
+
+
+class OpenAISwapsStatuses(OpenAIUserClientMachine):
+    """On the OpenAI-compatible route: queued and in_progress swapped."""
+
+    def send_poll(self, task_id: str) -> Reply:
+        reply = super().send_poll(task_id)
+        if reply.status == 200:
+            swap = {"queued": "in_progress", "in_progress": "queued"}
+            reply = Reply(200, {**reply.body, "status": swap.get(reply.body["status"], reply.body["status"])})
+        return reply
+
+
+class OpenAIReportsFailedAsCompleted(OpenAIUserClientMachine):
+    """On the OpenAI-compatible route: a failed video reported as completed (its error kept),
+    which the video object's schema refuses."""
+
+    def send_poll(self, task_id: str) -> Reply:
+        reply = super().send_poll(task_id)
+        if reply.status == 200 and reply.body["status"] == "failed":
+            reply = Reply(200, {**reply.body, "status": "completed"})
+        return reply
 
 
 class OfficialSwapsStatuses(OfficialUserClientMachine):
@@ -224,10 +325,16 @@ class OfficialReadsTheEnvelopeOnly(OfficialUserClientMachine):
         pytest.param(OfficialDropsTheVideos, jsonschema.ValidationError, id="official-succeed-without-video"),
         pytest.param(OfficialRetriesSilently, AssertionError, id="official-fault-hidden-by-a-retry"),
         pytest.param(OfficialReadsTheEnvelopeOnly, AssertionError, id="official-error-reported-as-success"),
+        pytest.param(OpenAISwapsStatuses, AssertionError, id="openai-status-goes-backwards"),
+        pytest.param(
+            OpenAIReportsFailedAsCompleted,
+            (AssertionError, jsonschema.ValidationError),
+            id="openai-failed-as-completed",
+        ),
     ],
 )
 def test_the_machine_catches_a_client_that_misreports(
-    machine: type[TaskLifecycleMachine], error: type[Exception]
+    machine: type[TaskLifecycleMachine], error: type[Exception] | tuple[type[Exception], ...]
 ) -> None:
     # finding the bug is the point here, not its minimal form: skip the (slow) shrink phase
     quick = settings(RUNS, max_examples=200, phases=[Phase.explicit, Phase.generate], print_blob=False)

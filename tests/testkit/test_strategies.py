@@ -9,6 +9,7 @@ reader has no slot for (timestamps), the face's path is named in a table here.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 import math
@@ -32,6 +33,7 @@ from kling_testkit.strategies import (
     ABSENT,
     IMAGE_PROBLEMS,
     CreateRequest,
+    EncodedBody,
     Rejection,
     from_contract,
     image_problems,
@@ -47,18 +49,31 @@ from mockserver import Engine, Service, VirtualClock
 from mockserver.contract import Contract, ModelContract, Reader, Rule, load_contract
 from mockserver.engine import JournalEntry
 from mockserver.faces import face_names
-from mockserver.http import ApiResponse
+from mockserver.http import ApiRequest, ApiResponse
+from mockserver.multipart import FormLimits, FormProblem, parse_form
 from mockserver.validation import inspect_image
 
-#: the faces the strategies cover; the OpenAI-compatible route's multipart forms are not yet
-#: generated (its strategies, checks and verify are what remains of that face's issue)
-FACES = tuple(face for face in face_names() if face != "openai")
+#: every registered face: the strategies read each one's contract, none is special-cased
+FACES = face_names()
 CONTRACTS = {face: load_contract(face) for face in FACES}
 GATEWAY = CONTRACTS["gateway"]
 OFFICIAL = CONTRACTS["official"]
+OPENAI = CONTRACTS["openai"]
 MODEL = GATEWAY.models["kling-v2-6"]
 #: the model each face's per-case tables run on (every model is covered by the properties)
-MAIN = {"gateway": MODEL, "official": OFFICIAL.models["kling-v2-6"]}
+MAIN = {"gateway": MODEL, "official": OFFICIAL.models["kling-v2-6"], "openai": OPENAI.models["kling-v2-6"]}
+
+
+def checked_by(contract: Contract, model: ModelContract) -> ModelContract:
+    """The model whose named rules and image limits check ``model``'s requests: its own, or
+    for a form mapped onto another face's model (``request.maps_onto``), that model."""
+    mapping = contract.form_mapping
+    if mapping is None:
+        return model
+    face, name = mapping.target
+    return load_contract(face).models[name]
+
+
 #: find() without shrinking: where the first example found is all a test needs
 FIRST = settings(database=None, phases=[Phase.generate], max_examples=500)
 #: Hypothesis regards a several-megabyte body (the over-limit image case) as large data
@@ -91,15 +106,22 @@ class Sent:
 
 
 def send(face: str, path: str, body: Any, *, strict: bool = False) -> Sent:
-    """One create through a fresh fake serving ``face`` (built per example, as L2 advises)."""
+    """One create through a fresh fake serving ``face`` (built per example, as L2 advises): a
+    JSON body, or an :class:`EncodedBody` sent as its bytes with its Content-Type."""
     service = Service(Engine(clock=VirtualClock()), faces=[face], strict=strict)
     headers = credentials(CONTRACTS[face], service.engine.clock.now())
-    response = service.handle_simple("POST", path, json=body, headers=headers)
+    if isinstance(body, EncodedBody):
+        sent_headers = [*headers, ("content-type", body.content_type)]
+        response = service.handle(ApiRequest.build("POST", "http://127.0.0.1" + path, sent_headers, body.data))
+    else:
+        response = service.handle_simple("POST", path, json=body, headers=headers)
     return Sent(response, service.engine.journal.entries()[-1])
 
 
 def send_create(face: str, create: CreateRequest, *, strict: bool = False) -> Sent:
-    return send(face, create.path, create.body, strict=strict)
+    if create.content_type == "application/json":
+        return send(face, create.path, create.body, strict=strict)
+    return send(face, create.path, create.encoded(), strict=strict)
 
 
 def send_case(case: tuple[Any, Rejection], *, strict: bool = False) -> tuple[Sent, Rejection]:
@@ -123,6 +145,7 @@ def test_public_names_are_locked() -> None:
         "ABSENT",
         "IMAGE_PROBLEMS",
         "CreateRequest",
+        "EncodedBody",
         "ImagePayload",
         "Rejection",
         "WireResponse",
@@ -422,10 +445,72 @@ def _selected(contract: Contract, body: dict[str, Any]) -> tuple[str | None, Any
     return None, spec.get("default_model")
 
 
+def _target_request(contract: Contract, form: Mapping[str, Any]) -> dict[str, Any]:
+    """The request a form maps onto, read here from ``index.json`` ``request`` (fields, their
+    tables, passthrough) and applied to the form with its defaults."""
+    spec = contract.index["request"]
+    out: dict[str, Any] = {}
+    full = {name: row["default"] for name, row in spec["fields"].items() if "default" in row} | dict(form)
+    for name, row in spec["fields"].items():
+        if name not in full:
+            continue
+        targets = [row["kling"]] if isinstance(row["kling"], str) else row["kling"]
+        if "table" in row:
+            out.update({k: v for k, v in contract.index[row["table"]][full[name]].items() if k in targets})
+        elif isinstance(full[name], dict):  # an image reference object
+            out[targets[0]] = full[name]["image_url"]
+        else:
+            out[targets[0]] = full[name]
+    out.update({name: full[name] for name in spec.get("passthrough", ()) if name in full})
+    return out
+
+
+def _form_fields(contract: Contract, body: EncodedBody) -> dict[str, Any] | set[str]:
+    """A form's fields (a file as base64), or the request rule it breaks as a form (what the
+    multipart parser reports, a field twice, a file of a media type the contract refuses)."""
+    rules = contract.index["request_rules"]
+    limits = contract.index["limits"]["multipart"]
+    parts = parse_form(body.data, body.content_type, FormLimits(**limits))
+    if isinstance(parts, FormProblem):
+        key = {"too_many_parts": "multipart_parts", "part_too_large": "multipart_part_size"}.get(
+            parts.kind, "multipart"
+        )
+        return {rules[key]["id"]}
+    out: dict[str, Any] = {}
+    for part in parts:
+        if part.name in out:
+            return {rules["duplicate_field"]["id"]}
+        if part.is_file:
+            types = contract.index["request"]["fields"][part.name]["content_types"]
+            if part.content_type not in types:
+                return {rules["file_content_type"]["id"]}
+            out[part.name] = base64.b64encode(part.data).decode()
+        elif part.name in _numeric_fields(contract):
+            text = part.data.decode()
+            out[part.name] = int(text) if text.lstrip("-").isdigit() else float(text)
+        else:
+            out[part.name] = part.data.decode()
+    return out
+
+
+def _numeric_fields(contract: Contract) -> set[str]:
+    """Passthrough fields the target takes as numbers (a form sends them as text)."""
+    spec = contract.index["request"]
+    target = load_contract(spec["maps_onto"]["face"]).models[spec["maps_onto"]["model"]]
+    props = target.request_schemas["text2video"]["properties"]
+    return {name for name in spec.get("passthrough", ()) if props[name].get("type") in ("number", "integer")}
+
+
 def broken_rules(contract: Contract, body: Any, path_kind: str | None) -> set[str]:
     """Every rule ``body`` breaks, found independently of the fake: all schema errors of the
     reference validator (not just the best match), and every named rule checked on its own
-    (rules that only warn never refuse)."""
+    (rules that only warn never refuse). A form mapped onto another face's model breaks its
+    own schema, else what the request it maps onto breaks there."""
+    if isinstance(body, EncodedBody):
+        fields = _form_fields(contract, body)
+        if isinstance(fields, set):
+            return fields
+        body = fields
     if not isinstance(body, dict):
         return {contract.request_rule("body_object")}
     _field, name = _selected(contract, body)
@@ -435,6 +520,14 @@ def broken_rules(contract: Contract, body: Any, path_kind: str | None) -> set[st
         return {contract.request_rule("model_known")}
     model = contract.models[name]
     spec = contract.index.get("request", {})
+    if "maps_onto" in spec:
+        form_kind = model.mode_for(body, spec["mode_field"])
+        cleaned_form = _drop_unknown(body, model.request_schemas[form_kind])[0]
+        errors = list(model.explainers[form_kind].iter_errors(cleaned_form))
+        if errors:
+            return {"schema:" + "/".join(map(str, e.relative_schema_path)) for e in errors}
+        target = load_contract(spec["maps_onto"]["face"])
+        return broken_rules(target, _target_request(contract, body), form_kind)
     kind = (
         model.mode_for(body, spec.get("mode_field", "image")) if spec.get("mode_from", "body") == "body" else path_kind
     )
@@ -531,12 +624,13 @@ def test_a_label_compares_the_message_and_the_journal_exactly() -> None:
     assert label.diff(200, {"code": 0, "message": "SUCCEED", "request_id": "x", "data": {}}) != []
 
 
-def _family(model: ModelContract, case_id: str) -> str:
-    """Cases that are built the same way: a schema keyword, or a rule kind (and phase)."""
+def _family(contract: Contract, model: ModelContract, case_id: str) -> str:
+    """Cases that are built the same way: a schema keyword, or a rule kind (and phase); a
+    rule of a form's own pipeline is a family of its own."""
     if case_id.startswith("schema:"):
         return "keyword:" + case_id.rsplit("/", 1)[-1].removeprefix("schema:")
-    rule = next(r for r in model.rules if r.id == case_id)
-    return f"rule:{rule.kind}:{rule.phase}"
+    rule = next((r for r in checked_by(contract, model).rules if r.id == case_id), None)
+    return f"rule:{rule.kind}:{rule.phase}" if rule is not None else f"request:{case_id}"
 
 
 def _shrink_cases() -> list[Any]:
@@ -555,7 +649,7 @@ def _shrink_cases() -> list[Any]:
                 return ("text2video" not in table[case_id].kinds, case_id.count("/"), case_id)
 
             for case_id in sorted(ids, key=cost):
-                firsts.setdefault(_family(MAIN[face], case_id), case_id)
+                firsts.setdefault(_family(CONTRACTS[face], MAIN[face], case_id), case_id)
             ids = sorted(firsts.values())
         out.extend(pytest.param(face, case_id, id=f"{face}-{case_id}") for case_id in ids)
     return out
@@ -601,6 +695,41 @@ def _contract_rule_ids(model: ModelContract) -> set[str]:
 
     keywords = {site for schema in model.request_schemas.values() for site in walk(schema, "")}
     return {rule.id for rule in model.rules if not rule.warning} | keywords
+
+
+#: the request rules of a form's own pipeline that a form body can break alone
+FORM_RULES = ("multipart", "multipart_parts", "multipart_part_size", "duplicate_field", "file_content_type")
+
+
+def _form_rule_ids(contract: Contract, model: ModelContract) -> set[str]:
+    """What must have a generator for a form mapped onto another face's model: the form's own
+    schema keywords and pipeline rules, and every refusing rule of the target model whose
+    fields (its param, the fields its conditions read) all map from a form field."""
+    spec = contract.index["request"]
+    carried = set(spec.get("passthrough", ()))
+    for row in spec["fields"].values():
+        carried |= {row["kling"]} if isinstance(row["kling"], str) else set(row["kling"])
+
+    def reads(schema: Any) -> set[str]:
+        if not isinstance(schema, Mapping):
+            return set()
+        found = set(schema.get("required", ())) | set(schema.get("properties", {}))
+        for key in ("not", "anyOf", "oneOf", "allOf"):
+            value = schema.get(key)
+            for sub in value if isinstance(value, list) else [value]:
+                found |= reads(sub)
+        return found
+
+    target = checked_by(contract, model)
+    rules = {
+        rule.id
+        for rule in target.rules
+        if not rule.warning
+        and rule.kind in ("requires", "image")
+        and {rule.param, *reads(rule.spec.get("when")), *reads(rule.spec.get("then"))} <= carried
+    }
+    own = {contract.index["request_rules"][key]["id"] for key in FORM_RULES if key in contract.index["request_rules"]}
+    return _contract_rule_ids(model) | rules | own
 
 
 def _refused_outright(model: ModelContract, kind: str) -> list[tuple[str, set[str], dict[str, list[Any]]]]:
@@ -680,9 +809,11 @@ def _shadowed(model: ModelContract) -> set[str]:
 
 @pytest.mark.parametrize(("face", "model"), MODELS)
 def test_every_rule_and_schema_keyword_of_the_contract_has_an_invalid_case(face: str, model: str) -> None:
-    found = CONTRACTS[face].models[model]
-    assert _contract_rule_ids(found) - _shadowed(found) - invalid_case_ids(found, face=face) == set()
-    assert invalid_case_ids(found, face=face) - _contract_rule_ids(found) == set()
+    contract = CONTRACTS[face]
+    found = contract.models[model]
+    expected = _form_rule_ids(contract, found) if contract.form_mapping else _contract_rule_ids(found)
+    assert expected - _shadowed(found) - invalid_case_ids(found, face=face) == set()
+    assert invalid_case_ids(found, face=face) - expected == set()
     assert invalid_case_ids(found, face=face) & _shadowed(found) == set()
 
 
@@ -781,9 +912,8 @@ def test_a_schema_keyword_without_a_generator_is_reported_and_refused_by_valid_r
 @LARGE
 @given(data=st.data())
 def test_compiled_and_reference_validators_agree(face: str, data: st.DataObject) -> None:
-    body = data.draw(
-        st.one_of(valid_requests(face=face), invalid_requests(face=face, strict=True).map(lambda case: case[0]))
-    )
+    json_cases = invalid_requests(face=face, strict=True, content_types="application/json")
+    body = data.draw(st.one_of(valid_requests(face=face), json_cases.map(lambda case: case[0])))
     for model in CONTRACTS[face].models.values():
         for mode in model.request_schemas:
             assert model.fast_validators[mode].is_valid(body) == model.explainers[mode].is_valid(body)
@@ -796,7 +926,7 @@ def test_compiled_and_reference_validators_agree(face: str, data: st.DataObject)
 @given(data=st.data())
 def test_valid_images_pass_every_image_check(face: str, data: st.DataObject) -> None:
     payload = data.draw(images(face=face))
-    limits = MAIN[face].image_limits
+    limits = checked_by(CONTRACTS[face], MAIN[face]).image_limits
     found = inspect_image(payload.value, limits)
     assert not hasattr(found, "check"), found
     if payload.encoding != "url":
@@ -818,13 +948,19 @@ PROBLEMS = [
 def test_each_image_problem_breaks_its_labelled_check(face: str, problem: str, data: st.DataObject) -> None:
     payload = data.draw(images(face=face, problems=problem))
     assert (payload.problem, payload.check) == (problem, IMAGE_PROBLEMS[problem])
-    found = inspect_image(payload.value, MAIN[face].image_limits)
+    found = inspect_image(payload.value, checked_by(CONTRACTS[face], MAIN[face]).image_limits)
     assert getattr(found, "check", None) == payload.check
 
 
 @pytest.mark.parametrize("face", FACES)
 def test_every_image_check_of_the_contract_has_a_problem_generator(face: str) -> None:
-    checks = {rule.spec["check"] for m in CONTRACTS[face].models.values() for rule in m.rules if rule.kind == "image"}
+    contract = CONTRACTS[face]
+    checks = {
+        rule.spec["check"]
+        for m in contract.models.values()
+        for rule in checked_by(contract, m).rules
+        if rule.kind == "image"
+    }
     assert checks == set(image_problems(face=face).values())
 
 
@@ -928,13 +1064,19 @@ def test_every_query_status_is_generated(face: str, operation: str, status: str,
     answer = data.draw(responses(operation, face=face, statuses=status))
     assert contract.reader.get("status", answer.body) == status
     contract.response_validator(answer.schema).validate(answer.body)
-    url = contract.reader.get("result_url", answer.body)
+    url = contract.result_url(answer.body)
     assert (url is not None) == (status == contract.status_projection["succeeded"])
     assert bool(contract.reader.get("failure", answer.body)) == (status == contract.status_projection["failed"])
 
 
-#: where each face keeps the task's timestamps (the reader has no slot for them)
-TIMESTAMPS = {"gateway": ("/created_at", "/updated_at"), "official": ("/data/created_at", "/data/updated_at")}
+#: where each face keeps the task's creation and update times (the reader has no slot for them;
+#: OpenAI's video object has no update time) and its progress, if it shows one
+TIMESTAMPS: dict[str, tuple[str, str | None]] = {
+    "gateway": ("/created_at", "/updated_at"),
+    "official": ("/data/created_at", "/data/updated_at"),
+    "openai": ("/created_at", None),
+}
+PROGRESS = {"gateway": "/progress", "openai": "/progress"}
 
 
 def _allowed_pairs(contract: Contract) -> set[tuple[str, str]]:
@@ -954,20 +1096,24 @@ def test_task_timelines_are_what_a_real_task_could_produce(face: str, data: st.D
     for body in timeline:
         validator.validate(body)
         status = reader.get("status", body)
-        assert (reader.get("result_url", body) is not None) == (status == wire["succeeded"])
+        assert (contract.result_url(body) is not None) == (status == wire["succeeded"])
         assert bool(reader.get("failure", body)) == (status == wire["failed"])
     statuses = [reader.get("status", b) for b in timeline]
     assert statuses[0] == wire[contract.lifecycle["initial"]]
     terminal = {wire[s] for s in contract.lifecycle["terminal"]}
     assert statuses[-1] in terminal
     assert not terminal & set(statuses[:-1])
-    created, updated = (Reader({"at": pointer}) for pointer in TIMESTAMPS[face])
+    created_at, updated_at = TIMESTAMPS[face]
+    created = Reader({"at": created_at})
     for before, after in itertools.pairwise(timeline):
         pair = (reader.get("status", before), reader.get("status", after))
         assert pair[0] == pair[1] or pair in _allowed_pairs(contract)
-        assert updated.get("at", before) <= updated.get("at", after)
-        if face == "gateway":
-            assert before["progress"] <= after["progress"]
+        if updated_at is not None:
+            updated = Reader({"at": updated_at})
+            assert updated.get("at", before) <= updated.get("at", after)
+        if face in PROGRESS:
+            progress = Reader({"at": PROGRESS[face]})
+            assert progress.get("at", before) <= progress.get("at", after)
     assert len({(reader.get("task_id", b), created.get("at", b)) for b in timeline}) == 1
 
 
