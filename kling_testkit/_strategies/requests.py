@@ -79,6 +79,7 @@ from mockserver.contract import Contract, ModelContract, Operation, Rule, load_c
 from mockserver.faces import face_names
 from mockserver.http import dump_json
 from mockserver.validation import format_param
+from mockserver.validation.request import as_number
 
 JsonBody = dict[str, Any]
 
@@ -231,15 +232,6 @@ def rule_broken(rule: Rule, body: JsonBody, shape: _Shape) -> bool:
     return False
 
 
-def _as_int(value: Any) -> float:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return math.nan
-    return float(value)
-
-
 def _sum_applies(rule: Rule, view: JsonBody) -> bool:
     return rule.applies is None or bool(rule.applies.is_valid(view))
 
@@ -251,8 +243,8 @@ def _sum_broken(rule: Rule, view: JsonBody) -> bool:
     items = view.get(spec["items"])
     if not isinstance(items, list):
         return False
-    actual = sum(_as_int(item.get(spec["item_field"], 0)) for item in items if isinstance(item, Mapping))
-    return not math.isclose(actual, _as_int(view[spec["total"]]))
+    actual = sum(as_number(item.get(spec["item_field"], 0)) for item in items if isinstance(item, Mapping))
+    return not math.isclose(actual, as_number(view[spec["total"]]))
 
 
 def _check_rule_form(rule: Rule) -> None:
@@ -517,7 +509,7 @@ def compose(b: Body, shape: _Shape, kind: str, rule: Rule) -> None:
         return
     lo, high, kinds = _item_range(rule, shape, kind)
     raw_total = view.get(total_name)
-    total_f = _as_int(raw_total) if raw_total is not None else math.nan
+    total_f = as_number(raw_total) if raw_total is not None else math.nan
     if not math.isfinite(total_f) or total_f != int(total_f):
         raise InvalidArgument(f"rule {rule.id!r}: {total_name} is {raw_total!r}; shots need a whole total")
     total = int(total_f)
@@ -525,7 +517,7 @@ def compose(b: Body, shape: _Shape, kind: str, rule: Rule) -> None:
         not b.can_put((items_name, i, item_field)) for i in range(len(items))
     ):
         # the caller pinned the shots: only the total may follow them
-        actual = sum(_as_int(item.get(item_field, 0)) for item in items)
+        actual = sum(as_number(item.get(item_field, 0)) for item in items)
         if math.isclose(actual, total):
             return
         if actual == int(actual) and _put_total(b, shape, kind, total_name, int(actual), raw_total):
@@ -544,7 +536,7 @@ def compose(b: Body, shape: _Shape, kind: str, rule: Rule) -> None:
             feasible = _feasible_totals(shape, kind, total_name, n, lo, high)
             if not feasible or not _put_total(b, shape, kind, total_name, b.draw(choices(tuple(feasible))), raw_total):
                 raise InvalidArgument(f"rule {rule.id!r}: {n} shots cannot add up to {total_name}={raw_total!r}")
-            total = int(_as_int(b.view()[total_name]))
+            total = int(as_number(b.view()[total_name]))
             hi = high if high is not None else total
         items = b.value[items_name]
     parts = b.draw(_composition(total, len(items), lo, hi))
@@ -554,12 +546,12 @@ def compose(b: Body, shape: _Shape, kind: str, rule: Rule) -> None:
 
 def _feasible_totals(shape: _Shape, kind: str, name: str, n: int, lo: int, high: int | None) -> list[int]:
     values = shape.props[kind].get(name, {}).get("enum", [])
-    totals = sorted({int(_as_int(v)) for v in values if math.isfinite(_as_int(v))})
+    totals = sorted({int(as_number(v)) for v in values if math.isfinite(as_number(v))})
     return [t for t in totals if n * lo <= t and (high is None or t <= n * high)]
 
 
 def _put_total(b: Body, shape: _Shape, kind: str, name: str, total: int, current: Any) -> bool:
-    values = [v for v in shape.props[kind].get(name, {}).get("enum", [total]) if _as_int(v) == total]
+    values = [v for v in shape.props[kind].get(name, {}).get("enum", [total]) if as_number(v) == total]
     if not values:
         return False
     same = [v for v in values if type(v) is type(current)]
@@ -1088,7 +1080,7 @@ def _sum_case(shape: _Shape, rule: Rule) -> Case | None:
             items = b.value[rule.spec["items"]]
             lo, high, _kinds = _item_range(rule, shape, kind_)
             at = draw(integers(0, len(items) - 1))
-            current = int(_as_int(items[at][rule.spec["item_field"]]))
+            current = int(as_number(items[at][rule.spec["item_field"]]))
             top = high if high is not None else max(current + 5, lo + 1)
             others = [v for v in range(lo, top + 1) if v != current]
             items[at][rule.spec["item_field"]] = _spelled(

@@ -237,15 +237,21 @@ def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
         return None
     items = body.get(spec["items"], [])
     # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
-    actual = sum(_as_number(item.get(spec["item_field"], 0)) for item in items)
+    actual = sum(as_number(item.get(spec["item_field"], 0)) for item in items)
     expected = body.get(spec["total"])
-    if expected is None or math.isclose(actual, _as_number(expected)):
+    if expected is None or math.isclose(actual, as_number(expected)):
         return None
     detail = rule.message.format(actual=_number(actual), expected=_number(expected))
     return Violation(rule.error, rule.param, rule.id, detail)
 
 
-def _as_number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """A duration as the sum rule reads it: Kling's own API spells numbers as strings (``"5"``);
+    a string that is no number reads as NaN, which equals nothing.
+
+    >>> as_number("5"), as_number(10), as_number("five") != as_number("five")
+    (5.0, 10.0, True)
+    """
     if isinstance(value, str):
         try:
             return float(value)
