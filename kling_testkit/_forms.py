@@ -31,6 +31,9 @@ FilePart = tuple[str, bytes, str]
 
 MULTIPART = "multipart/form-data"
 FILENAMES = ("frame.png", "frame.jpg", "image", "upload")
+#: media types a file part may declare that an image field may refuse (those the contract
+#: accepts are left out where used)
+OTHER_FILE_TYPES = ("image/gif", "image/webp", "image/bmp", "text/plain", "application/pdf", "video/mp4")
 
 
 def json_equal(a: Any, b: Any) -> bool:

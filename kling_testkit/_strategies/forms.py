@@ -23,13 +23,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn
 
-from kling_testkit._forms import FormView, as_file, text
+from kling_testkit._forms import OTHER_FILE_TYPES, FormView, as_file, text
 from kling_testkit._strategies.common import ABSENT, as_strategy, choices, integers
 from kling_testkit._strategies.images import (
     DATA_URI_PROBLEMS,
@@ -54,10 +54,6 @@ from kling_testkit._strategies.requests import (
 from kling_testkit._strategies.schema import field_values
 from kling_testkit._strategies.wire import BOUNDARY, JSON, MULTIPART, EncodedBody, encode_form, form_parts
 from mockserver.contract import Contract, ModelContract, Rule
-
-#: media types a file part may not declare, drawn for ``file_content_type`` cases (those the
-#: contract accepts are left out when drawn)
-_OTHER_FILE_TYPES: Final = ("image/gif", "image/webp", "image/bmp", "text/plain", "application/pdf", "video/mp4")
 
 
 class _Form(FormView):
@@ -341,7 +337,7 @@ def _multipart_cases(form: _Form) -> dict[str, Case]:
         return encode_form([*fields[:later], again, *fields[later:]], files), name
 
     def wrong_type(draw: DrawFn, fields: list[tuple[str, str]], files: list[Any]) -> tuple[EncodedBody, str]:
-        refused = tuple(t for t in _OTHER_FILE_TYPES if t not in form.mapping.file_types)
+        refused = tuple(t for t in OTHER_FILE_TYPES if t not in form.mapping.file_types)
         name, filename, data, _declared = files[0]
         return encode_form(fields, [(name, filename, data, draw(choices(refused)))]), name
 
