@@ -45,10 +45,13 @@ import httpx
 import jwt
 from PIL import Image
 
+from kling_testkit._forms import FILENAMES, OTHER_FILE_TYPES, FormView, as_file, form_view
+from kling_testkit._strategies.wire import JSON, MULTIPART, EncodedBody, encode_form
 from kling_testkit.checks import CHECKS, CheckContext, FaceRules, check_exchange, retry_after_seconds
 from kling_testkit.failures import ContractViolation, Report, Severity
 from kling_testkit.recording import Exchange
 from mockserver.contract import Contract, ModelContract, Operation, Rule, load_contract
+from mockserver.engine.journal import shorten
 from mockserver.faces import face_names
 from mockserver.validation import Violation, validate_create
 
@@ -114,6 +117,10 @@ class Case:
     credentials: str = "valid"
     operation: str | None = None
     kind: str | None = None
+    #: the exact bytes sent and their ``Content-Type``, for a body that is not JSON (a form);
+    #: ``body`` then holds the form's fields (a file part as base64), as the fake's journal
+    #: records a form, or None where the bytes are no form at all (a form cut short)
+    encoded: EncodedBody | None = None
 
     @property
     def follow(self) -> bool:
@@ -130,6 +137,9 @@ class Case:
             text += "  (no Authorization header)"
         elif self.credentials != "valid":
             text += f"  ({self.credentials.replace('_', ' ')} credentials)"
+        if self.encoded is not None:
+            media_type = self.encoded.content_type.split(";")[0]
+            text += f"\n    sent as {media_type}, {len(self.encoded.data)} bytes"
         if self.body is not None:
             text += "\n    body " + json.dumps(_cut(self.body))
         return text
@@ -660,8 +670,31 @@ def _unknown_task_id(contract: Contract) -> str:
     return fmt.prefix + head + fill * (fmt.length - 1)
 
 
+def _get_cases(contract: Contract) -> list[Case]:
+    """A query for a task that does not exist (the face's ``task_exists`` rule)."""
+    get = _Kinds(contract).get_for(None)
+    if get is None:
+        return []
+    lookup = contract.index["request_rules"]["task_exists"]
+    not_found = contract.errors[lookup["error"]]
+    return [
+        Case(
+            "get:task_not_exist",
+            get.method,
+            get.path.replace("{task_id}", _unknown_task_id(contract)),
+            expect=Expectation(
+                lookup["error"], not_found.http_status, not_found.code, lookup.get("param"), lookup["id"]
+            ),
+            operation=get.id,
+            kind=get.kind,
+        )
+    ]
+
+
 @functools.cache
 def _build(contract: Contract, model_name: str) -> tuple[list[Case], dict[str, str]]:
+    if contract.form_mapping is not None:
+        return _FormCases(form_view(contract, contract.models[model_name])).build()
     model = contract.models[model_name]
     builder = _Builder(contract, model)
     kinds = _Kinds(contract)
@@ -672,22 +705,7 @@ def _build(contract: Contract, model_name: str) -> tuple[list[Case], dict[str, s
         assert create is not None
         cases.append(Case(f"valid:{mode}", create.method, create.path, body, operation=create.id, kind=mode))
     cases += _auth_cases(contract, valid, kinds)
-    get = kinds.get_for(None)
-    lookup = contract.index["request_rules"]["task_exists"]
-    if get is not None:
-        not_found = contract.errors[lookup["error"]]
-        cases.append(
-            Case(
-                "get:task_not_exist",
-                get.method,
-                get.path.replace("{task_id}", _unknown_task_id(contract)),
-                expect=Expectation(
-                    lookup["error"], not_found.http_status, not_found.code, lookup.get("param"), lookup["id"]
-                ),
-                operation=get.id,
-                kind=get.kind,
-            )
-        )
+    cases += _get_cases(contract)
     invalid: list[Case] = []
     omitted: dict[str, str] = {}
     seen: set[str] = set()
@@ -737,6 +755,275 @@ def _build(contract: Contract, model_name: str) -> tuple[list[Case], dict[str, s
     head = [c for c in invalid if not c.name.startswith("invalid:image_tail.")]
     tail = [c for c in invalid if c.name.startswith("invalid:image_tail.")]
     return cases + head + schema_cases + tail, omitted
+
+
+# -- faces whose create form maps onto another face's model ----------------------------------
+
+
+def _media_type_of(data: bytes, offered: Sequence[str]) -> str:
+    """The media type a client declares for ``data``: the image format its bytes start with
+    where the contract offers it, else the first type offered."""
+    for magic, media_type in ((b"\x89PNG", "image/png"), (b"\xff\xd8", "image/jpeg")):
+        if data.startswith(magic) and media_type in offered:
+            return media_type
+    return offered[0]
+
+
+class _FormCases:
+    """The case list of a face whose create form maps onto another face's model
+    (``Contract.form_mapping``): target requests built by the target's own builder (which
+    only knows the target's schemas and rules), restricted to what a form carries and mapped
+    back through :class:`~kling_testkit._forms.FormView`, the mapping the strategies use.
+
+    Each valid form is confirmed twice, as the face checks it: the form by the form's schema
+    (``validate_create`` on this face's contract), the target request it maps onto by the
+    target's. A target rule's refusal names the form field its field comes from. The form's
+    own rules (``request_rules``) whose bodies the kit knows how to break get a case each;
+    creates go as the face's first content type (the form as an SDK sends it) where a form can
+    carry them, and one valid create per other content type.
+    """
+
+    def __init__(self, view: FormView) -> None:
+        self.view = view
+        self.contract = view.contract
+        self.kinds = _Kinds(view.contract)
+        self.target_kinds = _Kinds(view.target_contract)
+        self.builder = _Builder(view.target_contract, view.target)
+        self.content_types = tuple(t for t in view.contract.request.content_types if t in (MULTIPART, JSON))
+        self.omitted: dict[str, str] = {}
+
+    # -- forms from target requests ------------------------------------------------------------
+
+    def form(
+        self, kind: str, body: Mapping[str, Any], content_type: str
+    ) -> tuple[dict[str, Any], EncodedBody | None] | None:
+        """(the fields as the journal records them, the encoded body or None for JSON) of the
+        form mapping onto ``body``; None when no form of ``content_type`` does."""
+        image = self.view.image_field
+        raw = as_file(body.get(image)) if image is not None else None
+
+        def first(purpose: str, options: Sequence[Any]) -> Any:
+            if purpose == "file_type" and raw is not None:
+                return _media_type_of(raw, options)
+            return options[0]
+
+        found = self.view.fields_of(kind, body, content_type, {}, first)
+        if found is None:
+            return None
+        fields, files = found
+        if content_type != MULTIPART:
+            return fields, None
+        recorded = {**fields, **{name: base64.b64encode(part[1]).decode("ascii") for name, part in files.items()}}
+        encoded = encode_form(list(fields.items()), [(name, *part) for name, part in files.items()])
+        return recorded, encoded
+
+    def form_verdict(self, kind: str, body: Mapping[str, Any]) -> Violation | None:
+        """What the form's own schema says of the JSON form mapping onto ``body``."""
+        found = self.form(kind, body, JSON)
+        if found is None:
+            return Violation("invalid_parameter", None, "form.mapping", "no form maps onto it")
+        return _oracle(self.contract, found[0], self.kinds.oracle_mode(kind))
+
+    def target_verdict(self, kind: str, body: Mapping[str, Any]) -> Violation | None:
+        return _oracle(self.view.target_contract, body, self.target_kinds.oracle_mode(kind))
+
+    def case(
+        self, name: str, kind: str, body: Mapping[str, Any], expect: Expectation | None, types: Sequence[str] = ()
+    ) -> Case | None:
+        """The case sending the form that maps onto ``body``, in the first of ``types`` (the
+        face's content types) a form can carry it in."""
+        create = self.kinds.create_for(kind)
+        assert create is not None
+        for content_type in types or self.content_types:
+            found = self.form(kind, body, content_type)
+            if found is not None:
+                fields, encoded = found
+                return Case(
+                    name,
+                    create.method,
+                    create.path,
+                    fields,
+                    expect=expect,
+                    operation=create.id,
+                    kind=kind,
+                    encoded=encoded,
+                )
+        return None
+
+    def fields_case(
+        self, name: str, kind: str, fields: Mapping[str, Any], expect: Expectation, encoded: EncodedBody | None = None
+    ) -> Case:
+        create = self.kinds.create_for(kind)
+        assert create is not None
+        return Case(
+            name,
+            create.method,
+            create.path,
+            dict(fields),
+            expect=expect,
+            operation=create.id,
+            kind=kind,
+            encoded=encoded,
+        )
+
+    def expectation(self, error: str, param: str | None, rule: str) -> Expectation:
+        spec = self.contract.errors[error]
+        return Expectation(error, spec.http_status, spec.code, param, rule)
+
+    # -- the case list -------------------------------------------------------------------------
+
+    def valid_targets(self) -> dict[str, dict[str, Any]]:
+        """One accepted target request per kind, with what the form always sends (its
+        required fields that map onto one target field) filled in."""
+        view = self.view
+        out: dict[str, dict[str, Any]] = {}
+        for kind, body in _valid_bodies(self.builder, self.target_kinds).items():
+            schema = view.model.request_schemas.get(kind)
+            if schema is None:
+                continue
+            full = dict(body)
+            for name in schema.get("required", ()):
+                targets = view.mapping.fields.get(name, ())
+                if len(targets) == 1 and targets[0] not in full:
+                    sample = _sample(view.target, kind, self.builder.field(kind, (targets[0],)))
+                    if sample is not _NOTHING:
+                        full[targets[0]] = sample
+            repaired = _repair(self.builder, self.target_kinds, kind, full, None)
+            if repaired is None or self.form_verdict(kind, repaired) is not None:
+                raise AssertionError(f"verify cannot build a valid {kind} form for {view.model.name}")
+            out[kind] = repaired
+        return out
+
+    def build(self) -> tuple[list[Case], dict[str, str]]:
+        targets = self.valid_targets()
+        cases: list[Case] = []
+        for kind, body in targets.items():
+            found = self.case(f"valid:{kind}", kind, body, None)
+            assert found is not None
+            cases.append(found)
+        first = next(iter(targets))
+        for content_type in self.content_types[1:]:
+            # the other ways to send a create: one valid create each, on the first kind
+            found = self.case(
+                f"valid:{first}:{content_type.split('/')[-1]}", first, targets[first], None, [content_type]
+            )
+            if found is not None:
+                cases.append(found)
+        json_forms = {kind: self.form(kind, body, JSON) for kind, body in targets.items()}
+        valid_forms = {kind: found[0] for kind, found in json_forms.items() if found is not None}
+        cases += _auth_cases(self.contract, valid_forms, self.kinds)
+        cases += _get_cases(self.contract)
+        rule_cases = self.target_rule_cases(targets)
+        schema_cases = self.schema_cases(first, targets[first], {c.name for c in rule_cases})
+        return cases + rule_cases + schema_cases + self.request_rule_cases(targets), dict(self.omitted)
+
+    def target_rule_cases(self, targets: Mapping[str, dict[str, Any]]) -> list[Case]:
+        """One case per target rule a form can carry, built on the target and mapped back."""
+        view = self.view
+        out: list[Case] = []
+        rules = [r for r in view.target.rules if not r.warning and view.carried(r)]
+        for rule in sorted(rules, key=lambda r: r.kind == "image"):
+            name = f"invalid:{rule.id}"
+            start = _start_mode(self.builder, self.target_kinds, rule, targets)
+            draft = _rule_body(self.builder, rule, start, targets) if start is not None else None
+            repaired = _repair(self.builder, self.target_kinds, start, draft, rule.id) if draft and start else None
+            found = self.target_verdict(start, repaired) if repaired is not None and start is not None else None
+            if start is None or repaired is None or found is None or found.rule != rule.id:
+                reason = "needs an upload over the size limit" if rule.spec.get("check") == "max_bytes" else None
+                self.omitted[name] = reason or f"no form breaking {rule.id} alone could be built from the contract"
+                continue
+            if not set(repaired) <= view.expressible or self.form_verdict(start, repaired) is not None:
+                self.omitted[name] = f"the form cannot carry a request breaking {rule.id} alone"
+                continue
+            case = self.case(
+                name, start, repaired, self.expectation(found.error, _renamed(view, found.param), found.rule)
+            )
+            if case is None:
+                self.omitted[name] = f"no form maps onto a request breaking {rule.id}"
+                continue
+            out.append(case)
+        return out
+
+    def schema_cases(self, kind: str, target: Mapping[str, Any], seen: set[str]) -> list[Case]:
+        """One case per keyword of the form's own schema, sent as a form where its values are
+        text (a form carries nothing else), else as JSON."""
+        found_form = self.form(kind, target, JSON)
+        assert found_form is not None
+        out: list[Case] = []
+        for body in _schema_bodies(self.view.model, kind, found_form[0]):
+            found = _oracle(self.contract, body, self.kinds.oracle_mode(kind))
+            if found is None or f"invalid:{found.rule}" in seen:
+                continue
+            seen.add(f"invalid:{found.rule}")
+            expect = self.expectation(found.error, found.param, found.rule)
+            as_text = MULTIPART in self.content_types and all(isinstance(v, str) for v in body.values())
+            encoded = encode_form(list(body.items())) if as_text else None
+            out.append(self.fields_case(f"invalid:{found.rule}", kind, body, expect, encoded))
+        return out
+
+    def request_rule_cases(self, targets: Mapping[str, dict[str, Any]]) -> list[Case]:
+        """The form's own rules (``request_rules``) the kit knows how to break, each in a form
+        otherwise valid: a form without a boundary, one part too many, a text part over its
+        size limit, a field sent twice, a file part of a type the field refuses, and a member
+        of an object field the face does not serve (the rule's ``param`` path)."""
+        view = self.view
+        rules = self.contract.request_rules
+        limits = view.mapping.multipart
+        file_field = view.mapping.file_field
+        out: list[Case] = []
+        with_file = next((k for k in targets if file_field in view.model.request_schemas[k].get("required", ())), None)
+        plain_kind = next(iter(targets))
+        plain = self.form(plain_kind, targets[plain_kind], MULTIPART) if MULTIPART in self.content_types else None
+        filed = self.form(with_file, targets[with_file], MULTIPART) if plain is not None and with_file else None
+
+        def add(key: str, kind: str, fields: Mapping[str, Any] | None, encoded: EncodedBody, param: str | None) -> None:
+            rule = rules.get(key)
+            if rule is None or rule.error is None:
+                return
+            expect = self.expectation(rule.error, param, rule.id)
+            out.append(self.fields_case(f"invalid:{rule.id}", kind, fields or {}, expect, encoded))
+            if fields is None:
+                out[-1] = dataclasses.replace(out[-1], body=None)
+
+        if plain is not None:
+            fields = dict(plain[0])
+            items = list(fields.items())
+            encoded = encode_form(items)
+            add("multipart", plain_kind, None, EncodedBody(MULTIPART, encoded.data), None)
+            padding = [(f"x_extra_{i}", "x") for i in range(limits["max_parts"] + 1 - len(items))]
+            add("multipart_parts", plain_kind, {**fields, **dict(padding)}, encode_form([*items, *padding]), None)
+            big = (items[0][0], "a" * (limits["max_field_bytes"] + 1))
+            add("multipart_part_size", plain_kind, {**fields, big[0]: big[1]}, encode_form([big, *items[1:]]), big[0])
+            add("duplicate_field", plain_kind, fields, encode_form([*items, items[0]]), items[0][0])
+        if filed is not None and file_field is not None and with_file is not None:
+            fields = {k: v for k, v in filed[0].items() if k != file_field}
+            image = as_file(filed[0][file_field])
+            assert image is not None
+            refused = next(t for t in OTHER_FILE_TYPES if t not in view.mapping.file_types)
+            encoded = encode_form(list(fields.items()), [(file_field, FILENAMES[0], image, refused)])
+            add("file_content_type", with_file, filed[0], encoded, file_field)
+        for rule in rules.values():
+            head, _, member = (rule.param or "").partition(".")
+            if rule.error is None or not member or with_file is None or head != file_field:
+                continue
+            # a member of the field's object form the face refuses to serve (a reference it
+            # cannot resolve): the form's schema takes it, the face names it
+            json_form = self.form(with_file, targets[with_file], JSON)
+            assert json_form is not None
+            body = {**json_form[0], head: {member: f"{member}-0"}}
+            if _oracle(self.contract, body, self.kinds.oracle_mode(with_file)) is None:
+                out.append(
+                    self.fields_case(
+                        f"invalid:{rule.id}", with_file, body, self.expectation(rule.error, rule.param, rule.id)
+                    )
+                )
+            else:
+                self.omitted[f"invalid:{rule.id}"] = f"the form's schema refuses {rule.param} before the face can"
+        return out
+
+
+def _renamed(view: FormView, param: str | None) -> str | None:
+    return None if param is None else view.form_param(param)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -941,6 +1228,63 @@ class Verifier:
                 if status in rules.terminal or status not in rules.reachable or exchange.status >= 400:
                     # terminal, or an answer the contract cannot follow (already reported)
                     del open_tasks[task_id]
+                    if status == rules.wire_status.get("succeeded") and exchange.status == 200:
+                        self._download(client, ctx, name, exchange, result)
+
+    def _download(
+        self, client: httpx.Client, ctx: CheckContext, name: str, answer: Exchange, result: VerifyResult
+    ) -> None:
+        """Fetch a finished task's result where the face serves it itself (its contract's
+        ``reader.result_path``, behind the same credentials): that route is part of the
+        contract under test. A result URL pointing elsewhere (a CDN) is not fetched."""
+        if self.contract.reader.result_path is None:
+            return
+        path = self.contract.result_url(answer.response_body, "")
+        if path is None:
+            return
+        key = f"{name}::content"
+        case = Case(key, "GET", path)
+        case = dataclasses.replace(case, operation=self._operation_of(case))
+        try:
+            exchange = self._send(client, case, result=result)
+        except BudgetExhausted:
+            result.report.skipped[key] = f"budget of {self.max_requests} requests exhausted before the download"
+            return
+        except httpx.HTTPError as exc:
+            result.report.cases[key] = [_transport_violation(key, exc)]
+            return
+        found = check_exchange(ctx, exchange, CHECKS.select(side="server"))
+        found += self._content_expectations(case, exchange)
+        result.report.cases[key] = found
+        self.progress(f"[{self.sent}/{self.max_requests}] {key}: {_verdict(found)}")
+
+    def _content_expectations(self, case: Case, exchange: Exchange) -> list[ContractViolation]:
+        """A download answers 200 with the media type its operation declares."""
+        op = self.contract.operations.get(case.operation or "")
+        declared = op.spec.get("content_type") if op is not None else None
+        got = (exchange.response_header("content-type") or "").split(";")[0].strip().lower()
+        problem: tuple[str, Any, Any, str] | None = None
+        if exchange.status != 200:
+            problem = ("$", 200, exchange.status, f"the result download answered {exchange.status}")
+        elif declared is not None and got != str(declared).lower():
+            problem = ("$.content-type", declared, got or None, f"the result is not {declared}")
+        if problem is None:
+            return []
+        where, expected, actual, message = problem
+        return [
+            ContractViolation(
+                "verify.result_downloaded",
+                message,
+                operation=case.operation,
+                status=exchange.status,
+                part="response" if where == "$" else "response.headers",
+                json_path=where,
+                expected=expected,
+                actual=actual,
+                check="verify",
+                face=self.rules.face,
+            )
+        ]
 
     # -- credentials -------------------------------------------------------------------------
 
@@ -975,11 +1319,20 @@ class Verifier:
             if self.sent >= self.max_requests:
                 raise BudgetExhausted
             self.sent += 1
-            response = client.request(
-                case.method, self.base_url + case.path, json=case.body, headers=self._headers(case)
-            )
+            headers = self._headers(case)
+            if case.encoded is None:
+                response = client.request(case.method, self.base_url + case.path, json=case.body, headers=headers)
+            else:
+                headers["Content-Type"] = case.encoded.content_type
+                response = client.request(
+                    case.method, self.base_url + case.path, content=case.encoded.data, headers=headers
+                )
             exchange = Exchange.from_httpx(response, timestamp=self.wall(), source=f"request {self.sent}")
             exchange = dataclasses.replace(exchange, face=self.contract.face)  # --record says which face
+            if case.encoded is not None and case.body is not None:
+                # a form is recorded as its fields, as the fake's journal records it, so that
+                # `check` can judge the recording
+                exchange = dataclasses.replace(exchange, request_body=shorten(case.body))
             result.exchanges.append(exchange)
             wait = retry_after_seconds(response.headers.get("retry-after"), self.wall())
             expected_429 = case.expect is not None and case.expect.status == 429

@@ -20,18 +20,17 @@ problems do not describe what such a form is refused for.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn
 
-from kling_testkit._strategies.common import ABSENT, BOOLEANS, as_strategy, choices, integers
+from kling_testkit._forms import OTHER_FILE_TYPES, FormView, as_file, text
+from kling_testkit._strategies.common import ABSENT, as_strategy, choices, integers
 from kling_testkit._strategies.images import (
     DATA_URI_PROBLEMS,
     IMAGE_PROBLEMS,
@@ -43,7 +42,6 @@ from kling_testkit._strategies.images import (
 from kling_testkit._strategies.requests import (
     Case,
     CreateRequest,
-    JsonBody,
     Pins,
     Rejection,
     _build,
@@ -53,45 +51,18 @@ from kling_testkit._strategies.requests import (
     _shape,
     create_operation,
 )
-from kling_testkit._strategies.schema import field_values, json_equal
-from kling_testkit._strategies.solver import top_fields
+from kling_testkit._strategies.schema import field_values
 from kling_testkit._strategies.wire import BOUNDARY, JSON, MULTIPART, EncodedBody, encode_form, form_parts
-from mockserver.contract import Contract, FormMapping, ModelContract, Rule, load_contract
-
-#: media types a file part may not declare, drawn for ``file_content_type`` cases (those the
-#: contract accepts are left out when drawn)
-_OTHER_FILE_TYPES: Final = ("image/gif", "image/webp", "image/bmp", "text/plain", "application/pdf", "video/mp4")
-_FILENAMES: Final = st.sampled_from(["frame.png", "frame.jpg", "image", "upload"])
+from mockserver.contract import Contract, ModelContract, Rule
 
 
-class _Form:
+class _Form(FormView):
     """A form face's model, its mapping and the restricted target shapes, read once."""
 
-    __slots__ = (
-        "_restriction",
-        "_targets",
-        "contract",
-        "expressible",
-        "form_shape",
-        "mapping",
-        "model",
-        "target",
-        "target_contract",
-    )
+    __slots__ = ("_restriction", "_targets", "form_shape")
 
     def __init__(self, contract: Contract, model: ModelContract) -> None:
-        mapping = contract.form_mapping
-        assert mapping is not None
-        self.contract = contract
-        self.model = model
-        self.mapping: FormMapping = mapping
-        target_face, target_model = mapping.target
-        self.target_contract = load_contract(target_face, contract.root)
-        self.target = self.target_contract.models[target_model]
-        #: target fields a form can carry
-        self.expressible = frozenset(
-            {name for names in mapping.fields.values() for name in names} | set(mapping.passthrough)
-        )
+        super().__init__(contract, model)
         self.form_shape = _shape(contract, model)
         self._targets: dict[str, _Shape] = {}
         self._restriction = self._restrict()
@@ -122,94 +93,21 @@ class _Form:
             out[targets[0]] = field_values(form_props[name], f"properties/{name}", st.nothing())
         return tuple(out.items())
 
-    def ignored(self, field: str, kind: str) -> bool:
-        """Whether the target ignores ``field`` in ``kind`` requests (a warning rule says so):
-        the form then need not agree with it."""
-        return any(
-            rule.warning and rule.applies_to(kind) and rule.spec.get("when") == {"required": [field]}
-            for rule in self.target.rules
-        )
-
-    def __repr__(self) -> str:
-        return f"<form of {self.model.name} on {self.contract.face}>"
-
 
 @functools.cache
 def form_of(contract: Contract, model: ModelContract) -> _Form:
     return _Form(contract, model)
 
 
-def _loose_equal(a: Any, b: Any) -> bool:
-    """Equal as JSON, or as the text a form sends (``5`` and ``"5"``)."""
-    return json_equal(a, b) or (not isinstance(a, bool) and not isinstance(b, bool) and str(a) == str(b))
-
-
-def _rows_for(form: _Form, name: str, body: Mapping[str, Any], kind: str) -> list[str]:
-    """The values of table field ``name`` whose row agrees with the target request ``body``
-    (absent fields at the target's defaults; fields the target ignores in ``kind`` not compared)."""
-    view = {**form.target.defaults, **body}
-    return [
-        value
-        for value, row in form.mapping.tables[name].items()
-        if all(form.ignored(k, kind) or _loose_equal(view.get(k), v) for k, v in row.items())
-    ]
-
-
-def _as_file(value: Any) -> bytes | None:
-    """The bytes of a raw base64 image (None for a URL or anything that is not base64)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _text(value: Any) -> str:
-    """A form field's text: strings as they are, numbers as a client prints them."""
-    return value if isinstance(value, str) else str(value)
-
-
 def to_form(
     draw: DrawFn, form: _Form, kind: str, body: Mapping[str, Any], content_type: str, chosen: Mapping[str, str]
 ) -> CreateRequest | None:
-    """The form that maps onto the target request ``body`` (None when none does)."""
-    mapping = form.mapping
-    out: JsonBody = {}
-    files: dict[str, tuple[str, bytes, str]] = {}
-    for name, targets in mapping.fields.items():
-        if name in mapping.tables:
-            rows = _rows_for(form, name, body, kind)
-            if name in chosen:
-                if chosen[name] not in rows:
-                    return None
-                out[name] = chosen[name]
-                continue
-            if not rows:
-                return None
-            value = draw(choices(tuple(rows)))
-            # a form may leave out a field at its default (the face fills it in)
-            if value != mapping.defaults.get(name) or draw(BOOLEANS):
-                out[name] = value
-        elif name == mapping.file_field:
-            if targets[0] not in body:
-                continue
-            if content_type == MULTIPART:
-                raw = _as_file(body[targets[0]])
-                if raw is None:
-                    return None
-                files[name] = (draw(_FILENAMES), raw, draw(choices(mapping.file_types)))
-            else:
-                out[name] = body[targets[0]]
-        elif name == form.contract.request.model_field:
-            out[name] = form.model.name
-        elif targets[0] in body:
-            out[name] = body[targets[0]]
-    for name in mapping.passthrough:
-        if name in body:
-            out[name] = body[name]
-    if content_type == MULTIPART:
-        out = {k: _text(v) for k, v in out.items()}
+    """The form that maps onto the target request ``body`` (None when none does), drawing
+    among the forms that do."""
+    found = form.fields_of(kind, body, content_type, chosen, lambda _purpose, options: draw(choices(tuple(options))))
+    if found is None:
+        return None
+    out, files = found
     op = create_operation(form.contract, kind)
     return CreateRequest(op.id, op.method, op.path, kind, form.model.name, out, content_type, files)
 
@@ -298,25 +196,9 @@ def _label(form: _Form, rule: str, param: str | None, error: str, kind: str, cas
     )
 
 
-def _form_param(form: _Form, param: str) -> str:
-    """A target field path renamed to the form field it comes from (``image`` ->
-    ``input_reference``, ``mode`` -> ``size``)."""
-    cut = min((i for i in (param.find("."), param.find("[")) if i >= 0), default=len(param))
-    return form.mapping.form_name(param[:cut]) + param[cut:]
-
-
-def _carried(form: _Form, rule: Rule) -> bool:
-    """Whether a form can break ``rule`` alone: every field it reads is one a form carries."""
-    if rule.kind == "requires":
-        return top_fields(rule.spec["when"]) | top_fields(rule.spec["then"]) <= form.expressible
-    if rule.kind == "image":
-        return rule.param in form.expressible
-    return False
-
-
 def _sendable(content_types: Sequence[str], body: Mapping[str, Any], image: str) -> tuple[str, ...]:
     """The media types a target request's form can go as: a form only with a base64 image."""
-    return tuple(t for t in content_types if t != MULTIPART or image not in body or _as_file(body[image]) is not None)
+    return tuple(t for t in content_types if t != MULTIPART or image not in body or as_file(body[image]) is not None)
 
 
 def _target_rule_case(form: _Form, rule: Rule, target_case: Case) -> Case:
@@ -332,7 +214,7 @@ def _target_rule_case(form: _Form, rule: Rule, target_case: Case) -> Case:
             if created is None:
                 return None
             sent = created.encoded() if created.content_type == MULTIPART else created.body
-            return sent, _label(form, rule.id, _form_param(form, rule.param), rule.error, created.kind)
+            return sent, _label(form, rule.id, form.form_param(rule.param), rule.error, created.kind)
 
         return _retrying(rule.id, once)
 
@@ -371,7 +253,7 @@ def _image_rule_case(form: _Form, rule: Rule) -> Case | None:
             if created is None:
                 return None
             sent = created.encoded() if created.content_type == MULTIPART else created.body
-            return sent, _label(form, rule.id, _form_param(form, rule.param), rule.error, built_kind)
+            return sent, _label(form, rule.id, form.form_param(rule.param), rule.error, built_kind)
 
         return _retrying(rule.id, once)
 
@@ -386,7 +268,7 @@ def _valid_form_parts(
     draw: DrawFn, form: _Form, kind: str
 ) -> tuple[CreateRequest, list[tuple[str, str]], list[tuple[str, str, bytes, str]]]:
     create = valid_form(draw, form.contract, form.model, Pins(kind=kind), MULTIPART)
-    fields = [(k, _text(v)) for k, v in create.body.items()]
+    fields = [(k, text(v)) for k, v in create.body.items()]
     files = [(name, *part) for name, part in create.files.items()]
     return create, fields, files
 
@@ -455,7 +337,7 @@ def _multipart_cases(form: _Form) -> dict[str, Case]:
         return encode_form([*fields[:later], again, *fields[later:]], files), name
 
     def wrong_type(draw: DrawFn, fields: list[tuple[str, str]], files: list[Any]) -> tuple[EncodedBody, str]:
-        refused = tuple(t for t in _OTHER_FILE_TYPES if t not in form.mapping.file_types)
+        refused = tuple(t for t in OTHER_FILE_TYPES if t not in form.mapping.file_types)
         name, filename, data, _declared = files[0]
         return encode_form(fields, [(name, filename, data, draw(choices(refused)))]), name
 
@@ -472,7 +354,7 @@ def _form_cases(form: _Form) -> Mapping[str, Case]:
     out: dict[str, Case] = dict(_cases(form.form_shape))
     target_cases = _cases(form.target_shape())
     for rule in form.target.rules:
-        if rule.warning or not _carried(form, rule):
+        if rule.warning or not form.carried(rule):
             continue
         if rule.kind == "image":
             found = _image_rule_case(form, rule)

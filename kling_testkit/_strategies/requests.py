@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
+from kling_testkit._forms import json_equal, top_fields
 from kling_testkit._strategies.common import (
     ABSENT,
     BOOLEANS,
@@ -55,7 +56,6 @@ from kling_testkit._strategies.schema import (
     JSON_TYPES,
     Site,
     field_values,
-    json_equal,
     keyword_sites,
     long_texts,
     not_matching,
@@ -70,7 +70,6 @@ from kling_testkit._strategies.solver import (
     make,
     other_values,
     repair_one,
-    top_fields,
     unsupported,
     valid,
 )

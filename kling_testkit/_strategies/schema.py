@@ -61,15 +61,6 @@ SAFE_INTEGER: Final = 2**53 - 1
 JSON_TYPES: Final = ("null", "boolean", "integer", "number", "string", "array", "object")
 
 
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: ``True`` is not ``1`` (Python says it is), ``1`` is ``1.0``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) != isinstance(b, (int, float)):
-        return False
-    return bool(a == b)
-
-
 def json_type(value: Any) -> str:
     """The JSON Schema type of a Python JSON value (``integer`` for whole numbers)."""
     if value is None:

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
+from kling_testkit._forms import json_equal
 from kling_testkit._strategies.common import BOOLEANS, choices, integers
 from kling_testkit._strategies.schema import (
-    json_equal,
     long_texts,
     not_matching,
     numbers,
@@ -103,17 +103,6 @@ def _unsupported(schema: Mapping[str, Any]) -> set[str]:
             found |= unsupported(branch)
     for sub in schema.get("properties", {}).values():
         found |= unsupported(sub)
-    return found
-
-
-def top_fields(schema: Mapping[str, Any]) -> set[str]:
-    """The top-level member names a condition reads."""
-    found = set(schema.get("required", ())) | set(schema.get("properties", {}))
-    if isinstance(schema.get("not"), Mapping):
-        found |= top_fields(schema["not"])
-    for key in ("anyOf", "oneOf", "allOf"):
-        for branch in schema.get(key, ()):
-            found |= top_fields(branch)
     return found
 
 

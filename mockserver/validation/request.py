@@ -207,6 +207,9 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
     if keyword in ("minItems", "maxItems"):
         bound = "at least" if keyword == "minItems" else "at most"
         return format_param(path), f"must hold {bound} {expected} items, got {len(instance)}"
+    if keyword in ("minProperties", "maxProperties") and isinstance(instance, dict):
+        bound = "at least" if keyword == "minProperties" else "at most"
+        return format_param(path), f"must hold {bound} {expected} members, got {len(instance)}"
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[keyword]
         return format_param(path), f"must be {op} {expected}, got {instance!r}"
@@ -219,7 +222,9 @@ def _explain(validator: jsonschema.protocols.Validator, body: Any) -> Violation:
     if error is None:  # the compiled validator and jsonschema disagree: report it, never a 500
         return Violation("invalid_parameter", None, "schema", "rejected by the schema")
     param, detail = _describe(error)
-    pointer = "/".join(str(p) for p in error.relative_schema_path)
+    # the absolute path: best_match may pick an error inside an anyOf branch, whose relative
+    # path starts at the branch ("1/minProperties") and names neither the field nor the anyOf
+    pointer = "/".join(str(p) for p in error.absolute_schema_path)
     return Violation("invalid_parameter", param or None, f"schema:{pointer}", detail)
 
 

@@ -212,12 +212,25 @@ def test_the_sound_refusal_says_which_sizes_give_pro(service: Service) -> None:
     assert "pro: 1920x1080, 1080x1920, 1080x1080" in message
 
 
+#: the object branch of input_reference's schema (``{"image_url": ...}``)
+REFERENCE_OBJECT = "schema:properties/input_reference/anyOf/1"
+
+
 @pytest.mark.parametrize(
     ("reference", "param", "rule"),
     [
         pytest.param({"file_id": "file_1"}, "input_reference.file_id", "input_reference.file_id", id="file-id"),
         pytest.param("data:image/gif;base64,R0lGOD", "input_reference", "image.format", id="gif-data-url"),
         pytest.param(7, "input_reference", "schema:properties/input_reference/anyOf", id="number"),
+        # an error inside one anyOf branch names the whole path to it, not just "1/minProperties"
+        pytest.param({}, "input_reference", f"{REFERENCE_OBJECT}/minProperties", id="empty-object"),
+        pytest.param(
+            {"image_url": "https://example.com/a.png", "file_id": "f"},
+            "input_reference",
+            f"{REFERENCE_OBJECT}/maxProperties",
+            id="both-members",
+        ),
+        pytest.param({"url": "x"}, "input_reference", f"{REFERENCE_OBJECT}/additionalProperties", id="other-member"),
     ],
 )
 def test_bad_json_references_name_input_reference(service: Service, reference: Any, param: str, rule: str) -> None:

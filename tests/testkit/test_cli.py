@@ -394,3 +394,35 @@ def test_contract_export_of_every_face_or_one(tmp_path: Path) -> None:
         'BREAKING  request   official:kling-v2-6/image2video /properties/mode/enum: removed value "std"',
         "contract diff: 1 change, 1 breaking — FAILED",
     ]
+
+
+# -- the OpenAI-compatible route (the openai face) ---------------------------------------------------
+
+
+def test_verify_openai_against_the_fake_exits_0(fake_url: str, tmp_path: Path) -> None:
+    record = tmp_path / "verify.jsonl"
+    code, out, _ = run(
+        "verify", "--face", "openai", "--base-url", fake_url, "--api-key", "sk-test", "--poll-interval", "0",
+        "--record", str(record), "--junit-xml", str(tmp_path / "verify.xml"),
+    )  # fmt: skip
+    assert code == 0, out
+    assert out.splitlines()[-2].startswith("face openai, requests ")
+    assert out.splitlines()[-1].endswith("0 violations — ok")
+    records = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {r["face"] for r in records} == {"openai"}
+    cases = {c.get("name") for c in ET.parse(tmp_path / "verify.xml").getroot().iter("testcase")}
+    assert {"valid:image2video", "invalid:form.duplicate_field", "content"} <= cases  # content: each download
+    downloads = [r for r in records if r["request"]["url"].endswith("/content")]
+    assert len(downloads) == 3
+    assert {r["response"]["status"] for r in downloads} == {200}
+    posts = [r for r in records if r["request"]["method"] == "POST"]
+    assert sum(not isinstance(r["request"]["body"], dict) for r in posts) == 1  # the form without a boundary
+    # Re-checking what verify saw: the server side passes (forms are recorded as their fields)
+    assert run("check", str(record), "--checks", ",".join(CHECKS.names(side="server")))[0] == 0
+
+
+def test_verify_openai_dry_run_sends_nothing_and_needs_no_key() -> None:
+    code, out, _ = run("verify", "--face", "openai", "--base-url", "http://127.0.0.1:9", "--dry-run")
+    assert code == 0
+    assert "cases (openai face)" in out.splitlines()[0]
+    assert "POST /v1/videos  [valid:image2video]" in out

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -411,3 +411,136 @@ def test_a_refusal_with_the_wrong_code_or_param_is_named_field_by_field() -> Non
     found = {v.rule: (v.json_path, v.expected, v.actual) for v in report.cases["invalid:sound.requires_pro"]}
     assert found["verify.error_code"] == ("$.error.code", "invalid_request", "bad_request")
     assert found["verify.error_param"] == ("$.error.param", "sound", "mode")
+
+
+# -- the OpenAI-compatible route (the openai face) ---------------------------------------------------
+
+
+def _openai(url: str, time: FakeTime, **options: Any) -> Verifier:
+    return Verifier(url, "sk-test", face="openai", sleep=time.sleep, monotonic=time.monotonic, **options)
+
+
+def test_verify_openai_passes_against_the_fake_as_a_live_server(live_server: LiveServer) -> None:
+    live_server.reset()
+    result = _openai(live_server.base_url, FakeTime(), poll_interval=5).run()
+    report = result.report
+    assert report.violations == [], report.render_text()
+    assert (report.skipped, report.exit_code()) == ({}, 0)
+    assert result.requests_sent == len(result.exchanges) <= 50
+    assert {t.status.value for t in live_server.engine.tasks()} == {"succeeded"}
+    creates = [e for e in result.exchanges if e.method == "POST" and e.status == 200]
+    sent_as = sorted((e.request_header("content-type") or "").split(";")[0] for e in creates)
+    assert sent_as == ["application/json", "multipart/form-data", "multipart/form-data"]  # as the SDK, and JSON
+    downloads = [e for e in result.exchanges if e.path.endswith("/content")]
+    assert len(downloads) == len(creates)
+    assert all(e.status == 200 and e.response_header("content-type") == "video/mp4" for e in downloads)
+
+
+def test_every_openai_rule_has_a_case_the_fake_refuses_with_that_rule_alone(live_server: LiveServer) -> None:
+    contract = load_contract("openai")
+    cases = {c.name: c for c in build_cases(contract)}
+    target = load_contract("official").models["kling-v2-6"]
+    mapping = contract.form_mapping
+    assert mapping is not None
+    carried = {mapping.fields[n][0] for n in mapping.fields} | set(mapping.passthrough)
+    # kling-v2-6's rules on fields a form carries, and the form's own multipart rules
+    wanted = {f"invalid:{r.id}" for r in target.rules if not r.warning and r.kind == "image" and r.param in carried} | {
+        "invalid:sound.requires_pro"
+    }
+    wanted |= {
+        f"invalid:{contract.request_rules[key].id}"
+        for key in ("multipart", "multipart_parts", "multipart_part_size", "duplicate_field", "file_content_type")
+    }
+    wanted.add("invalid:input_reference.file_id")
+    assert wanted <= set(cases) | set(omitted_cases(contract))
+    assert omitted_cases(contract) == {"invalid:image.max_bytes": "needs an upload over the size limit"}
+    live_server.reset()
+    invalid = [c for c in cases.values() if c.name.startswith("invalid:")]
+    result = _openai(live_server.base_url, FakeTime(), cases=invalid, max_requests=len(invalid)).run()
+    assert result.report.violations == [], result.report.render_text()
+    refused = {(e.rule, e.param) for e in live_server.engine.journal.entries()}
+    for case in invalid:
+        assert case.expect is not None
+        assert (case.name.removeprefix("invalid:"), case.expect.param) in refused, case.name
+        assert case.expect.param is None or case.expect.param.split(".")[0] in {*mapping.fields, *mapping.passthrough}
+
+
+def test_openai_dry_run_sends_nothing_and_prints_no_secret() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"dry run sent {request.method} {request.url}")
+
+    client = httpx.Client(transport=httpx.MockTransport(refuse))
+    verifier = Verifier("https://api.modelstream.ai", "sk-live-secret", face="openai", client=client)
+    text = verifier.dry_run()
+    assert "cases (openai face)" in text.splitlines()[0]
+    assert "sent as multipart/form-data" in text
+    assert "invalid:form.duplicate_field" in text
+    assert "omitted invalid:image.max_bytes" in text
+    assert "sk-live-secret" not in text
+    assert verifier.sent == 0
+
+
+def _broken_openai_app() -> Starlette:
+    """The route gone wrong: a video without its object field, 'succeeded' for completed (the
+    form's task), a refusal naming Kling's field instead of the form's, and HTML for the MP4 (the
+    JSON create's task, which completes)."""
+    form_task, json_task = "task_" + "Z" * 32, "task_" + "Y" * 32
+    video = {
+        "id": form_task,
+        "model": "kling-v2-6",
+        "status": "queued",
+        "progress": 0,
+        "created_at": 1,
+        "completed_at": None,
+        "expires_at": None,
+        "prompt": "p",
+        "seconds": "5",
+        "size": "1280x720",
+        "remixed_from_video_id": None,
+        "error": None,
+    }
+
+    async def create(request: Request) -> JSONResponse:
+        if request.headers["content-type"] == "application/json":
+            return JSONResponse({**video, "object": "video", "id": json_task})
+        form = await request.form()
+        if "sound" in form:
+            error = {"message": "no", "type": "invalid_request_error", "param": "mode", "code": "invalid_request"}
+            return JSONResponse({"error": error}, 400)
+        return JSONResponse(video)  # no "object": "video"
+
+    async def get(request: Request) -> JSONResponse:
+        task = request.path_params["task_id"]
+        status = "succeeded" if task == form_task else "completed"
+        ended = {"progress": 100, "completed_at": 2, "expires_at": 3}
+        return JSONResponse({**video, "object": "video", "id": task, "status": status, **ended})
+
+    async def content(request: Request) -> HTMLResponse:
+        return HTMLResponse("<p>not a video</p>")
+
+    return Starlette(
+        routes=[
+            Route("/v1/videos", create, methods=["POST"]),
+            Route("/v1/videos/{task_id}", get, methods=["GET"]),
+            Route("/v1/videos/{task_id}/content", content, methods=["GET"]),
+        ]
+    )
+
+
+def test_verify_openai_names_each_defect_of_a_broken_server() -> None:
+    wanted = {"valid:text2video", "valid:text2video:json", "invalid:sound.requires_pro"}
+    cases = [c for c in build_cases(load_contract("openai")) if c.name in wanted]
+    with serving(_broken_openai_app()) as url:
+        report = _openai(url, FakeTime(), cases=cases, poll_interval=1).run().report
+    assert report.exit_code() == 1
+    named = {(name, v.rule, v.json_path) for name, found in report.cases.items() for v in found}
+    for expected in [
+        ("valid:text2video", "schema:required", "$.object"),  # a field missing
+        ("valid:text2video::follow", "schema:properties/status/enum", "$.status"),  # a wrong spelling
+        ("invalid:sound.requires_pro", "verify.error_param", "$.error.param"),  # Kling's field, not the form's
+        ("valid:text2video:json::content", "verify.result_downloaded", "$.content-type"),  # no MP4
+    ]:
+        assert expected in named, sorted(named)
+    param = next(v for v in report.cases["invalid:sound.requires_pro"] if v.rule == "verify.error_param")
+    assert (param.expected, param.actual) == ("sound", "mode")
+    assert {v.face for v in report.violations} == {"openai"}
