@@ -1,8 +1,9 @@
 """Provider verification: send contract-derived requests to a running server and check every answer.
 
-``kling-testkit verify --base-url URL --api-key KEY`` (the gateway face) or ``verify --face
-official --access-key AK --secret-key SK`` (Kling's own API, JWTs signed by the verifier) works
-against the real service, a staging proxy or the fake. The requests come from a small,
+``kling-testkit verify --base-url URL --api-key KEY`` (the gateway face), ``verify --face
+official --access-key AK --secret-key SK`` (Kling's own API, JWTs signed by the verifier) or
+``verify --face openai --api-key KEY`` (the OpenAI-compatible ``/v1/videos``) works against the
+real service, a staging proxy or the fake. The requests come from a small,
 deterministic case list built from the face's contract (:func:`build_cases`):
 
 - valid requests: one per create operation and kind (text-to-video, image-to-video with a
@@ -13,7 +14,12 @@ deterministic case list built from the face's contract (:func:`build_cases`):
   expired token, a token not yet valid), each expecting its catalogued status and code;
 - a query for a task that does not exist;
 - invalid requests: one per named rule of the model (cross-field and image rules), and one per
-  schema keyword in use (required, enum, type, maximum, maxLength, minItems, const).
+  schema keyword in use (required, enum, type, maximum, maxLength, minItems, const);
+- on a face whose create takes forms (the contract's ``form_mapping``), each valid create is
+  sent as ``multipart/form-data`` as the OpenAI SDK sends it (an image as a file part) and once
+  as JSON, refusals include the form's own rules (framing, part count and size, duplicate
+  fields, file types), and a result the face serves itself (``reader.result_path``) is
+  downloaded and checked to be an MP4.
 
 Each invalid request is built from a valid one and confirmed with the fake's own validator
 (``mockserver.validation.validate_create``) to break exactly the intended rule; its expected
