@@ -187,6 +187,18 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
         self.contract.error_validator().validate(reply.body)
         return False
 
+    def refusal_is_explained(self, create: CreateRequest) -> None:
+        """A drawn create is valid, so with no fault armed only the fake's state may refuse it
+        (an account out of concurrency slots); any other refusal means the client sent
+        something else than it was given, or the fake refuses what its contract accepts."""
+        refused = [e for e in self.mock.entries(operation=create.operation) if e.rule is not None]
+        rule = refused[-1].rule if refused else None
+        explained = {row.id for key, row in self.contract.request_rules.items() if key == "concurrency_slots"}
+        assert rule in explained, (
+            f"{create.operation}: a valid create was refused (rule {rule}, field "
+            f"{refused[-1].param if refused else None}); sent {create.body!r:.300}"
+        )
+
     def observe(self, task_id: str, body: Mapping[str, Any], *, result: bool = True) -> None:
         """Record a status a client saw, checking it follows the lifecycle from the last one;
         ``result``: the answer carries the task's result (a query), so the result URL must be
@@ -212,7 +224,10 @@ class TaskLifecycleMachine(RuleBasedStateMachine):
             reply = self.send_create(create.body)
         finally:
             self.creating = None
+        faulted = self.contract.operations[create.operation].verb in self.pending_faults
         if not self.check_reply(create.operation, reply):
+            if not faulted:
+                self.refusal_is_explained(create)
             return multiple()
         task_id = self.reader.get("task_id", reply.body)
         assert isinstance(task_id, str), f"no task id in {reply.body!r:.200}"

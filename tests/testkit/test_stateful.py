@@ -315,6 +315,32 @@ class OfficialReadsTheEnvelopeOnly(OfficialUserClientMachine):
         return Reply(200, reply.body)
 
 
+class SendsTheModelOnly(UserClientMachine):
+    """A client that loses the prompt on the way (a mapping bug): the fake refuses each create."""
+
+    def send_create(self, body: Mapping[str, Any]) -> Reply:
+        return super().send_create({"model": body["model"]})
+
+
+class OpenAISendsFormsUrlEncoded(OpenAIUserClientMachine):
+    """On the OpenAI-compatible route: a file-less form sent with httpx's ``data=`` alone goes
+    URL-encoded, which the route refuses as no JSON and no multipart."""
+
+    def send_create(self, body: Mapping[str, Any]) -> Reply:
+        assert self.creating is not None
+        if self.creating.content_type == "application/json" or self.creating.files:
+            return super().send_create(body)
+        answer = self.client.http.post("/v1/videos", data=dict(body), headers=self.client.headers)
+        return Reply(answer.status_code, answer.json())
+
+
+@pytest.mark.parametrize("machine", [SendsTheModelOnly, OpenAISendsFormsUrlEncoded], ids=["gateway", "openai"])
+def test_a_valid_create_refused_without_a_fault_fails_the_run(machine: type[TaskLifecycleMachine]) -> None:
+    quick = settings(RUNS, max_examples=50, phases=[Phase.explicit, Phase.generate], print_blob=False)
+    with pytest.raises(AssertionError, match="a valid create was refused"):
+        run_state_machine_as_test(machine, settings=quick)
+
+
 @pytest.mark.parametrize(
     ("machine", "error"),
     [
