@@ -668,6 +668,39 @@ def _auth_cases(contract: Contract, valid: Mapping[str, dict[str, Any]], kinds: 
     return out
 
 
+#: bodies no face can read, one per body-level rule of ``request_rules`` (its key -> the
+#: ``Content-Type`` and bytes sent): what a client with a serialisation bug sends
+_UNREADABLE_BODIES: dict[str, tuple[str, bytes]] = {
+    "body_json": ("application/json", b'{"model": '),
+    "body_object": ("application/json", b"[]"),
+    "content_type": ("text/plain", b"a red fox in snow"),
+}
+
+
+def _body_cases(contract: Contract, create: Operation) -> list[Case]:
+    """One create per body-level rule the face lists: a body cut short, a JSON value that is
+    no object, a content type the create does not take; each must get its catalogued error
+    (never a 500, never a task)."""
+    out: list[Case] = []
+    for key, (content_type, data) in _UNREADABLE_BODIES.items():
+        rule = contract.request_rules.get(key)
+        if rule is None or rule.error is None:
+            continue
+        spec = contract.errors[rule.error]
+        out.append(
+            Case(
+                f"invalid:{rule.id}",
+                create.method,
+                create.path,
+                expect=Expectation(rule.error, spec.http_status, spec.code, rule.param, rule.id),
+                operation=create.id,
+                kind=create.kind,
+                encoded=EncodedBody(content_type, data),
+            )
+        )
+    return out
+
+
 def _unknown_task_id(contract: Contract) -> str:
     fmt = contract.id_format
     first = fmt.first_alphabet or fmt.alphabet
@@ -712,6 +745,9 @@ def _build(contract: Contract, model_name: str) -> tuple[list[Case], dict[str, s
         cases.append(Case(f"valid:{mode}", create.method, create.path, body, operation=create.id, kind=mode))
     cases += _auth_cases(contract, valid, kinds)
     cases += _get_cases(contract)
+    first_create = kinds.create_for(next(iter(valid)))
+    assert first_create is not None
+    cases += _body_cases(contract, first_create)
     invalid: list[Case] = []
     omitted: dict[str, str] = {}
     seen: set[str] = set()
@@ -919,6 +955,9 @@ class _FormCases:
         valid_forms = {kind: found[0] for kind, found in json_forms.items() if found is not None}
         cases += _auth_cases(self.contract, valid_forms, self.kinds)
         cases += _get_cases(self.contract)
+        first_create = self.kinds.create_for(first)
+        assert first_create is not None
+        cases += _body_cases(self.contract, first_create)
         rule_cases = self.target_rule_cases(targets)
         schema_cases = self.schema_cases(first, targets[first], {c.name for c in rule_cases})
         return cases + rule_cases + schema_cases + self.request_rule_cases(targets), dict(self.omitted)

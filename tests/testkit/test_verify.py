@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp
 from kling_testkit import LiveServer
 from kling_testkit.verify import Case, Verifier, build_cases, omitted_cases
 from mockserver import Engine, Progression, Service, SystemClock, create_app, load_contract
+from mockserver.faces import face_names
 from mockserver.serve import bind
 from mockserver.validation import Violation, validate_create
 
@@ -134,6 +136,8 @@ def test_every_named_rule_has_a_case_that_breaks_it_alone() -> None:
     assert {r.id for r in model.rules} <= covered
     assert set(omitted_cases(contract)) == {"invalid:image.max_bytes", "invalid:image_tail.max_bytes"}
     for name, case in cases.items():
+        if case.encoded is not None and case.body is None:
+            continue  # no body to judge: test_each_unreadable_body_is_a_case_of_its_rule
         verdict = validate_create(contract, case.body) if case.method == "POST" and case.auth else None
         if case.expect is None:
             assert not isinstance(verdict, Violation), name
@@ -141,6 +145,28 @@ def test_every_named_rule_has_a_case_that_breaks_it_alone() -> None:
             assert isinstance(verdict, Violation)
             assert f"invalid:{verdict.rule}" == name
             assert contract.errors[verdict.error].http_status == case.expect.status
+
+
+@pytest.mark.parametrize("face", face_names())
+def test_each_unreadable_body_is_a_case_of_its_rule(face: str) -> None:
+    # A body cut short, a JSON value that is no object, a content type the create does not
+    # take: each a create case expecting its request rule's catalogued error, on every face.
+    contract = load_contract(face)
+    cases = {c.name: c for c in build_cases(contract)}
+    for key in ("body_json", "body_object", "content_type"):
+        rule = contract.request_rules[key]
+        case = cases[f"invalid:{rule.id}"]
+        assert case.encoded is not None
+        assert case.body is None
+        assert case.expect is not None
+        assert (case.expect.rule, case.expect.error) == (rule.id, rule.error)
+        assert case.expect.status == contract.errors[str(rule.error)].http_status
+        assert case.operation is not None
+        assert contract.operations[case.operation].verb == "task.create"
+    json_body = cases["invalid:body.json"].encoded
+    assert json_body is not None
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):
+        json.loads(json_body.data)
 
 
 # -- a deliberately broken server -------------------------------------------------------------------
@@ -264,6 +290,7 @@ def test_verify_official_passes_against_the_fake_as_a_live_server(live_server: L
     )
     codes = {e.source: (e.status, e.response_body["code"]) for e in result.exchanges}
     assert sorted(set(codes.values()) - {(200, 0)}) == [
+        (400, 1200),  # the unreadable bodies
         (400, 1201),
         (401, 1000),
         (401, 1001),
@@ -298,7 +325,7 @@ def test_every_official_named_rule_has_a_case_that_breaks_it_alone() -> None:
     assert {"invalid:image.max_bytes", "invalid:image_tail.max_bytes"} <= set(omitted)
     assert len(omitted) <= 4, omitted
     for name, case in cases.items():
-        if case.method != "POST":
+        if case.method != "POST" or (case.encoded is not None and case.body is None):
             continue
         verdict = validate_create(contract, case.body, mode=case.kind)
         if case.expect is None:
