@@ -1148,18 +1148,7 @@ def retry_after_honoured(ctx: CheckContext, exchange: Exchange) -> None:
     limited = ctx.rate_limited.get((rules.face, op.id))
     if limited is None:
         return
-    limited_at, wait, source = limited
-    waited = exchange.timestamp - limited_at
-    if waited + 1e-6 < wait:
-        raise _violation(
-            "client.retry_after",
-            f"called {op.id} {format_seconds(waited)} after a 429 that asked to wait {format_seconds(wait)}"
-            + (f" ({source})" if source else ""),
-            json_path="$",
-            part="timeline",
-            expected=f">= {format_seconds(wait)}",
-            actual=format_seconds(waited),
-        )
+    _waited_as_asked("client.retry_after", f"called {op.id}", "a 429", exchange.timestamp, limited)
 
 
 @check(side="client")
@@ -1173,13 +1162,19 @@ def poll_hint_honoured(ctx: CheckContext, exchange: Exchange) -> None:
     hinted = ctx.poll_hints.get(task_id) if task_id is not None else None
     if hinted is None:
         return
-    at, wait, source = hinted
-    waited = exchange.timestamp - at
+    _waited_as_asked("client.poll_hint", f"polled task {task_id}", "an answer", exchange.timestamp, hinted)
+
+
+def _waited_as_asked(rule: str, did: str, asker: str, now: float, asked: tuple[float, float, str | None]) -> None:
+    """``did`` happened at ``now``; ``asked`` (when, how long, where it was said) is the wait a
+    server answer (``asker``) asked for before it: a call that came sooner breaks ``rule``."""
+    at, wait, source = asked
+    waited = now - at
     if waited + 1e-6 < wait:
         raise _violation(
-            "client.poll_hint",
-            f"polled task {task_id} {format_seconds(waited)} after an answer that asked to wait "
-            f"{format_seconds(wait)}" + (f" ({source})" if source else ""),
+            rule,
+            f"{did} {format_seconds(waited)} after {asker} that asked to wait {format_seconds(wait)}"
+            + (f" ({source})" if source else ""),
             json_path="$",
             part="timeline",
             expected=f">= {format_seconds(wait)}",

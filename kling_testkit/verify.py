@@ -1428,28 +1428,21 @@ class Verifier:
             return out
         if not isinstance(body, Mapping):
             return out  # error_object_well_formed reports the shape
-        code = rules.read("error_code", body)
-        if code != expect.code:
-            out.append(
-                ContractViolation(
-                    "verify.error_code",
-                    f"{case.name}: the error code should be {expect.code!r}",
-                    json_path=rules.path_of("error_code"),
-                    expected=expect.code,
-                    actual=code,
-                    **common,
-                )
-            )
-        if "error_param" in rules.contract.reader.pointers:
-            param = rules.read("error_param", body)
-            if param != expect.param:
+        named: list[tuple[str, Any, str, str]] = [
+            ("error_code", expect.code, "verify.error_code", "the error code should be")
+        ]
+        if "error_param" in rules.contract.reader.pointers:  # a face whose errors name the field
+            named.append(("error_param", expect.param, "verify.error_param", "the error should name"))
+        for field_name, wanted, rule, says in named:
+            found = rules.read(field_name, body)
+            if found != wanted:
                 out.append(
                     ContractViolation(
-                        "verify.error_param",
-                        f"{case.name}: the error should name {expect.param!r}",
-                        json_path=rules.path_of("error_param"),
-                        expected=expect.param,
-                        actual=param,
+                        rule,
+                        f"{case.name}: {says} {wanted!r}",
+                        json_path=rules.path_of(field_name),
+                        expected=wanted,
+                        actual=found,
                         **common,
                     )
                 )
