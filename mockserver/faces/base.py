@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from mockserver.contract import Contract, Operation
 from mockserver.engine import ContractWarning, Engine, FaultPlan, TaskView
 from mockserver.http import ApiRequest, ApiResponse
+from mockserver.validation import Violation
 
 __all__ = [
     "DEFAULT_CALLBACK_HOSTS",
@@ -116,6 +117,13 @@ class Face(Protocol):
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None: ...
 
+    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
+        """The refusal this face gives a create whose body parses to ``body`` (sent to the create
+        path of ``kind`` on a face with one per kind), None if it would create a task: every
+        schema and rule it checks, through any request it maps onto. ``check`` judges recorded
+        creates with it, so a recording is held to exactly what the fake would refuse."""
+        ...
+
     def secrets(self) -> Collection[str]:
         """Values this face's auth accepts that no journal, export or log may show in clear
         (API keys, secret keys)."""
@@ -152,14 +160,20 @@ def register_face(name: str) -> Callable[[type[Any]], type[Any]]:
     return decorate
 
 
-def face_names() -> tuple[str, ...]:
-    """The registered faces, in registration order (the first is the default face).
+#: the built-in faces in their fixed order (the first is the default face): the order
+#: registration happens in depends on which module a program imports first
+_BUILTIN_FACES = ("gateway", "official", "openai")
 
-    >>> face_names()[0]
-    'gateway'
+
+def face_names() -> tuple[str, ...]:
+    """The registered faces: the built-in ones in their fixed order (the first is the default
+    face; routes are tried in this order), then any other in registration order.
+
+    >>> face_names()
+    ('gateway', 'official', 'openai')
     """
     _load_builtin_faces()
-    return tuple(_REGISTRY)
+    return (*_BUILTIN_FACES, *(name for name in _REGISTRY if name not in _BUILTIN_FACES))
 
 
 def make_face(name: str, settings: FaceSettings | None = None) -> Face:
@@ -167,7 +181,7 @@ def make_face(name: str, settings: FaceSettings | None = None) -> Face:
     _load_builtin_faces()
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise ValueError(f"unknown face {name!r}; known: {', '.join(_REGISTRY)}")
+        raise ValueError(f"unknown face {name!r}; known: {', '.join(face_names())}")
     return factory(settings or FaceSettings())
 
 

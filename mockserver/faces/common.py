@@ -17,6 +17,7 @@ from mockserver.engine import Engine, FaultPlan, TaskView
 from mockserver.engine.journal import fingerprint
 from mockserver.faces.base import Handled, Refused
 from mockserver.http import ApiRequest, ApiResponse
+from mockserver.validation import Violation, validate_create
 
 __all__ = ["MAX_AUTH_HEADER", "BearerKeys", "error_object", "fault_response", "retry_after_headers", "serve_video"]
 
@@ -141,3 +142,9 @@ def serve_video(
         return Handled(error("range_not_satisfiable", headers=content_range), operation, task.id)
     body: Any = served.body
     return Handled(ApiResponse(served.status, served.headers, body), operation, task.id)
+
+
+def judge_by_contract(contract: Contract, body: Any, *, kind: str | None, strict: bool) -> Violation | None:
+    """``Face.judge_create`` of a face whose create is its own model's request (no mapping)."""
+    result = validate_create(contract, body, strict=strict, mode=kind)
+    return result if isinstance(result, Violation) else None

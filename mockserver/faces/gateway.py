@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from mockserver.contract import ModelContract, Operation, load_contract
 from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import BearerKeys, error_object, fault_response, serve_video
+from mockserver.faces.common import BearerKeys, error_object, fault_response, judge_by_contract, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
 
@@ -82,6 +82,15 @@ class GatewayFace:
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
         return fault_response(self.contract, self.error, plan)
+
+    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
+        """The model's schema and rules, as the create checks them.
+
+        >>> face = GatewayFace()
+        >>> face.judge_create({"model": "kling-v2-6"}, kind=None).rule
+        'schema:required'
+        """
+        return judge_by_contract(self.contract, body, kind=kind, strict=self.strict)
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:
         """The gateway sends no callbacks; its query answer is what one would carry."""

@@ -36,7 +36,7 @@ from mockserver.engine import (
 )
 from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, retry_after_headers, serve_video
+from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, judge_by_contract, retry_after_headers, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
 
@@ -170,6 +170,15 @@ class OfficialFace:
 
     def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
         return fault_response(self.contract, self.error, plan)
+
+    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
+        """The model's schema and rules, as the create checks them.
+
+        >>> face = OfficialFace()
+        >>> face.judge_create({"model_name": "kling-v2-6", "prompt": "a fox", "sound": "on"}, kind="text2video").rule
+        'sound.requires_pro'
+        """
+        return judge_by_contract(self.contract, body, kind=kind, strict=self.strict)
 
     # -- auth --------------------------------------------------------------------------------
 

@@ -138,15 +138,10 @@ class OpenAIFace:
         form = self._read_body(request)
         if isinstance(form, Violation):
             return self._refused(op, form)
-        accepted = validate_create(self.contract, form, strict=self.strict)
-        if isinstance(accepted, Violation):
-            return self._refused(op, accepted, form)
-        mapped = self._to_kling(accepted)
-        if isinstance(mapped, Violation):
-            return self._refused(op, mapped, form)
-        checked = validate_create(self.target, mapped, mode=accepted.mode)
-        if isinstance(checked, Violation):
-            return self._refused(op, self._renamed(checked), form)
+        both = self._checked(form)
+        if isinstance(both, Violation):
+            return self._refused(op, both, form)
+        accepted, checked = both
         warnings = (
             *accepted.warnings,
             *(ContractWarning(w.rule, self._param(w.param), w.message) for w in checked.warnings),
@@ -176,6 +171,31 @@ class OpenAIFace:
         except OverflowError as exc:
             return Handled(self.error("upstream_unavailable", detail=str(exc)), op, request_json=form)
         return Handled(ApiResponse.json(200, self.project(task)), op, task.id, form, warnings)
+
+    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:  # noqa: ARG002 - Face protocol
+        """The form's own schema, then kling-v2-6's schema and rules on the request it maps
+        onto, refusals named by the form's fields (the body picks the kind).
+
+        >>> face = OpenAIFace()
+        >>> form = {"model": "kling-v2-6", "prompt": "a fox", "seconds": "5", "size": "720x1280", "sound": "on"}
+        >>> face.judge_create(form).rule, face.judge_create({**form, "size": "1080x1920"})
+        ('sound.requires_pro', None)
+        """
+        both = self._checked(body)
+        return both if isinstance(both, Violation) else None
+
+    def _checked(self, form: Any) -> tuple[Accepted, Accepted] | Violation:
+        """The accepted form and the kling-v2-6 request it maps onto, or the first refusal."""
+        accepted = validate_create(self.contract, form, strict=self.strict)
+        if isinstance(accepted, Violation):
+            return accepted
+        mapped = self._to_kling(accepted)
+        if isinstance(mapped, Violation):
+            return mapped
+        checked = validate_create(self.target, mapped, mode=accepted.mode)
+        if isinstance(checked, Violation):
+            return self._renamed(checked)
+        return accepted, checked
 
     def _read_body(self, request: ApiRequest) -> dict[str, Any] | Violation:
         """The create's fields as a dict (a form's file as base64), or the refusal."""
