@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -92,6 +91,22 @@ class SlotsExhausted(OverflowError):
         super().__init__(f"all {slots} concurrency slots of the account are held by unfinished tasks")
         self.account = account
         self.slots = slots
+
+
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def uuid_text(bits: int, version: int) -> str:
+    """``str(uuid.UUID(int=bits, version=version))`` without building the UUID (official
+    answers carry one per request; the object and its checks were a tenth of a poll).
+
+    >>> import uuid
+    >>> uuid_text(2**128 - 1, 4) == str(uuid.UUID(int=2**128 - 1, version=4))
+    True
+    """
+    value = (bits & _VERSION_MASK) | (0x8000 << 48) | (version << 76)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @functools.cache
@@ -557,7 +572,8 @@ class Engine:
     def new_request_id(self) -> str:
         """A fresh request id (a UUID4, seeded like task ids) for faces whose envelope has one."""
         with self._lock:
-            return str(uuid.UUID(int=self._request_rng.getrandbits(128), version=4))
+            bits = self._request_rng.getrandbits(128)
+        return uuid_text(bits, 4)
 
     # -- callbacks ---------------------------------------------------------------------------
 
