@@ -103,6 +103,15 @@ class _Route:
     #: the face whose auth guards this route (the face itself, or another for a prefix mount
     #: that a contract says is authenticated differently)
     guard: Face
+    #: the literal start of the route's path (prefix and template up to its first parameter):
+    #: a path without it cannot match, and ``startswith`` is cheaper than the template's regex
+    head: str = ""
+
+
+def _slashes(path: str) -> int:
+    # A template parameter matches one segment ([^/]+): a path matches a route only if it has
+    # the same number of slashes as the route's prefix and template together.
+    return path.count("/")
 
 
 def _nearness(path: str, template: str) -> tuple[int, int, int]:
@@ -260,8 +269,15 @@ class Service:
             guard = face if auth_name == face.name else face_of(auth_name, mount.settings or base)
             for op in face.contract.operations.values():
                 methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
-                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods, guard))
+                head = mount.prefix + op.path.split("{", 1)[0]
+                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods, guard, head))
         self._routes: tuple[_Route, ...] = tuple(routes)
+        # Routing is the first work of every request (twice, for a door that asks the body
+        # limit first): only routes whose path has as many segments are tried, in table order.
+        by_slashes: dict[int, list[_Route]] = {}
+        for route in routes:
+            by_slashes.setdefault(_slashes(route.prefix + route.operation.path), []).append(route)
+        self._by_slashes: dict[int, tuple[_Route, ...]] = {n: tuple(rs) for n, rs in by_slashes.items()}
         self._mounted = tuple(mounted)
         #: the faces by name (the first mount of each)
         self.faces: dict[str, Face] = {}
@@ -500,13 +516,10 @@ class Service:
         >>> face.name, op.id, params
         ('gateway', 'video_generations.get', {'task_id': 't1'})
         """
-        for route in self._routes:
-            if route.prefix:
-                if not path.startswith(route.prefix + "/"):
-                    continue
-                params = route.operation.match(path[len(route.prefix) :])
-            else:
-                params = route.operation.match(path)
+        for route in self._by_slashes.get(_slashes(path), ()):
+            if not path.startswith(route.head):
+                continue
+            params = route.operation.match(path[len(route.prefix) :] if route.prefix else path)
             if params is not None and method in route.methods:
                 return route.face, route.operation, params
         return None
@@ -517,13 +530,10 @@ class Service:
         allowed: list[str] = []
         path = request.path
         size = len(request.body)
-        for route in self._routes:
-            if route.prefix:
-                if not path.startswith(route.prefix + "/"):
-                    continue
-                params = route.operation.match(path[len(route.prefix) :])
-            else:
-                params = route.operation.match(path)
+        for route in self._by_slashes.get(_slashes(path), ()):
+            if not path.startswith(route.head):
+                continue
+            params = route.operation.match(path[len(route.prefix) :] if route.prefix else path)
             if params is None:
                 continue
             if request.method not in route.methods:

@@ -91,6 +91,10 @@ class OfficialFace:
         self._paging = index["limits"]["paging"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
         self._media_op = next(op for op in contract.operations.values() if op.verb == "media.get")
+        # read once: every answer carries the envelope, every finished task its units
+        envelope = index["envelope"]
+        self._success = (envelope["success_code"], envelope["success_message"])
+        self._units_per_five: Mapping[str, Any] = index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
 
     def attach(self, engine: Engine) -> None:
         """Request ids come from the engine's seeded stream (reproducible answers)."""
@@ -138,10 +142,10 @@ class OfficialFace:
         return self._engine.new_request_id() if self._engine is not None else _NO_ENGINE_ID
 
     def ok(self, engine: Engine, data: Any) -> ApiResponse:
-        envelope = self.contract.index["envelope"]
+        code, message = self._success
         body = {
-            "code": envelope["success_code"],
-            "message": envelope["success_message"],
+            "code": code,
+            "message": message,
             "request_id": engine.new_request_id(),
             "data": data,
         }
@@ -447,8 +451,7 @@ class OfficialFace:
         }
 
     def _units(self, request: Mapping[str, Any], task: TaskView) -> str:
-        per_five = self.contract.index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
-        units = float(per_five.get(str(request.get("mode", "std")), "1")) * task.video.duration / 5
+        units = float(self._units_per_five.get(str(request.get("mode", "std")), "1")) * task.video.duration / 5
         return f"{units:g}"
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:

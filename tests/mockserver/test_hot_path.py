@@ -6,12 +6,14 @@ these properties compare the two on generated inputs, so a shortcut that drifts 
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mockserver import Engine, Service, VirtualClock
 from mockserver.engine.core import uuid_text
 from mockserver.faces.official import video_uuid
 
@@ -30,3 +32,39 @@ def test_video_uuid_is_uuid5_of_the_task_url(task_id: str) -> None:
             video_uuid(task_id)
         return
     assert video_uuid(task_id) == expected
+
+
+def _reference_match(service: Service, method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
+    """Routing as it was before the slash-count index: every route's regex, in table order."""
+    for route in service._routes:
+        if route.prefix and not path.startswith(route.prefix + "/"):
+            continue
+        params = route.operation.match(path[len(route.prefix) :] if route.prefix else path)
+        if params is not None and method in route.methods:
+            return route.face.name, route.operation.id, params
+    return None
+
+
+_SERVICE = Service(Engine(clock=VirtualClock()))
+_TEMPLATES = sorted({route.prefix + route.operation.path for route in _SERVICE._routes})
+_SEGMENT = st.text(alphabet="abc/{}._-%0", max_size=6)
+
+
+@st.composite
+def _paths(draw: st.DrawFn) -> str:
+    """Paths near the route table: templates with their parameters filled (or emptied), cut,
+    extended, or with a segment changed."""
+    template = draw(st.sampled_from(_TEMPLATES))
+    filled = re.sub(r"\{\w+\}", lambda _: draw(_SEGMENT), template)
+    return draw(
+        st.sampled_from(
+            [filled, filled + "/" + draw(_SEGMENT), filled.rsplit("/", 1)[0], filled.replace("/v1", draw(_SEGMENT))]
+        )
+    )
+
+
+@given(st.sampled_from(["GET", "HEAD", "POST", "DELETE"]), _paths())
+def test_routing_by_segment_count_finds_what_every_route_finds(method: str, path: str) -> None:
+    found = _SERVICE.match(method, path)
+    got = None if found is None else (found[0].name, found[1].id, found[2])
+    assert got == _reference_match(_SERVICE, method, path)
