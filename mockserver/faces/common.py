@@ -88,6 +88,7 @@ class BearerKeys:
         self.prefix = str(auth["key_prefix"])
         self.keys = tuple(keys) if keys is not None else tuple(auth["default_keys"])
         self._accepted = {self.strip(k) for k in self.keys}
+        self._rule = contract.request_rule("api_key")
 
     def strip(self, key: str) -> str:
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
@@ -98,7 +99,7 @@ class BearerKeys:
 
     def check(self, request: ApiRequest, error: ErrorRenderer, account: str) -> str | Refused:
         """``account`` when the request carries an accepted key, else the face's 401."""
-        rule = self.contract.request_rule("api_key")
+        rule = self._rule
         values = request.header_values("authorization")
         if not values:
             return Refused(error("missing_api_key"), rule)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,6 @@ from hypothesis import strategies as st
 
 from mockserver import Engine, Service, VirtualClock
 from mockserver.engine.core import uuid_text
-from mockserver.faces.official import video_uuid
 
 
 @given(st.integers(min_value=0, max_value=2**128 - 1), st.integers(min_value=1, max_value=5))
@@ -25,6 +25,10 @@ def test_uuid_text_is_the_uuid_modules_rendering(bits: int, version: int) -> Non
 
 @given(st.text(min_size=1, max_size=40))
 def test_video_uuid_is_uuid5_of_the_task_url(task_id: str) -> None:
+    # imported here: importing a face module first would register it before the gateway, and
+    # the first registered face is the default one (face_names())
+    from mockserver.faces.official import video_uuid
+
     try:
         expected = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-testkit:{task_id}"))
     except UnicodeEncodeError:  # a lone surrogate (no task id is one): both refuse it
@@ -68,3 +72,49 @@ def test_routing_by_segment_count_finds_what_every_route_finds(method: str, path
     found = _SERVICE.match(method, path)
     got = None if found is None else (found[0].name, found[1].id, found[2])
     assert got == _reference_match(_SERVICE, method, path)
+
+
+def _shapes() -> list[Any]:
+    from mockserver.validation.request import _compiled
+
+    return [
+        shape
+        for face in _SERVICE.faces.values()
+        for model in face.contract.models.values()
+        for shape in _compiled(model).shapes.values()
+    ]
+
+
+_SHAPES = _shapes()
+_JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> tuple[Any, Any]:
+    """A shape and a body near it: its own member names (nested objects and arrays of objects
+    included) mixed with unknown ones, at every level."""
+    shape = draw(st.sampled_from(_SHAPES))
+
+    def near(shape: Any, depth: int) -> Any:
+        names = draw(st.lists(st.sampled_from(sorted(shape.keys)), max_size=6, unique=True))
+        names += draw(st.lists(st.sampled_from(["x", "extra", "prompt_", "mode "]), max_size=1))
+        out: dict[str, Any] = {}
+        for name in names:
+            child = shape.children.get(name)
+            if child is None or depth > 2:
+                out[name] = draw(_JSON_LEAF)
+            elif name in shape.arrays:
+                out[name] = [near(child, depth + 1) for _ in range(draw(st.integers(0, 2)))]
+            else:
+                out[name] = near(child, depth + 1)
+        return out
+
+    return shape, near(shape, 0)
+
+
+@given(_bodies())
+def test_all_known_says_what_the_unknown_paths_walk_says(case: tuple[Any, Any]) -> None:
+    from mockserver.validation.request import _all_known, _unknown_paths
+
+    shape, body = case
+    assert _all_known(body, shape) == (not _unknown_paths(body, shape))
