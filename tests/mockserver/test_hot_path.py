@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockserver import Engine, Service, VirtualClock
@@ -104,7 +104,7 @@ def _bodies(draw: st.DrawFn) -> tuple[Any, Any]:
             if child is None or depth > 2:
                 out[name] = draw(_JSON_LEAF)
             elif name in shape.arrays:
-                out[name] = [near(child, depth + 1) for _ in range(draw(st.integers(0, 2)))]
+                out[name] = [near(child, depth + 1) for _ in range(draw(st.integers(0, 3)))]
             else:
                 out[name] = near(child, depth + 1)
         return out
@@ -112,6 +112,7 @@ def _bodies(draw: st.DrawFn) -> tuple[Any, Any]:
     return shape, near(shape, 0)
 
 
+@settings(max_examples=500)
 @given(_bodies())
 def test_all_known_says_what_the_unknown_paths_walk_says(case: tuple[Any, Any]) -> None:
     from mockserver.validation.request import _all_known, _unknown_paths
