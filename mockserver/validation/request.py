@@ -131,6 +131,17 @@ def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) 
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _ModeRules:
+    """One mode's rules by the step that checks them, in contract order: picked once, so a
+    request does not walk every rule of the model to find the few its mode has at each step."""
+
+    refuse_early: tuple[Rule, ...]
+    warn_early: tuple[Rule, ...]
+    warn_late: tuple[Rule, ...]
+    sums: tuple[Rule, ...]
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """Per-model artefacts of the contract that make the accepting path cheap."""
@@ -141,11 +152,21 @@ class _Compiled:
     #: body it accepts skips the rule-by-rule walk, which then only runs to name the broken rule
     requires_ok: Mapping[str, Any]
     image_fields: frozenset[str]
-    sum_rules: tuple[Rule, ...]
-    #: ``requires`` rules marked ``warning``: a match is reported, never refused; those of the
-    #: ``before_schema`` phase look at the body as sent, the others at it with defaults applied
-    warn_early: tuple[Rule, ...] = ()
-    warn_late: tuple[Rule, ...] = ()
+    #: per mode, its rules by the step that checks them (``requires`` rules marked ``warning``
+    #: are reported, never refused: those of ``before_schema`` on the body as sent, the others
+    #: on it with defaults applied)
+    by_mode: Mapping[str, _ModeRules] = field(default_factory=dict)
+
+
+def _mode_rules(model: ModelContract, mode: str) -> _ModeRules:
+    rules = [r for r in model.rules if r.applies_to(mode)]
+    return _ModeRules(
+        refuse_early=tuple(r for r in rules if r.phase == "before_schema" and not r.warning),
+        warn_early=tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase == "before_schema"),
+        warn_late=tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase != "before_schema"),
+        # a sum rule of another mode never refuses (the rule walk skips it): it is left out here
+        sums=tuple(r for r in rules if r.kind == "sum_equals"),
+    )
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -169,13 +190,7 @@ def _compiled(model: ModelContract) -> _Compiled:
                 for mode in model.request_schemas
             },
             image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
-            sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
-            warn_early=tuple(
-                r for r in model.rules if r.warning and r.kind == "requires" and r.phase == "before_schema"
-            ),
-            warn_late=tuple(
-                r for r in model.rules if r.warning and r.kind == "requires" and r.phase != "before_schema"
-            ),
+            by_mode={mode: _mode_rules(model, mode) for mode in model.request_schemas},
         )
         _COMPILED[id(model)] = found
     return found
@@ -403,19 +418,13 @@ def validate_create(
         return Violation(
             "invalid_parameter", field_name, "model.mode", f"{name} does not serve {mode} (it serves {kinds})"
         )
-    for rule in model.rules:
-        if (
-            rule.phase == "before_schema"
-            and not rule.warning
-            and rule.applies_to(mode)
-            and (found := _check_requires(rule, body))
-        ):
-            return found
     compiled = _compiled(model)
+    rules = compiled.by_mode[mode]
+    for rule in rules.refuse_early:
+        if found := _check_requires(rule, body):
+            return found
     warnings: list[ContractWarning] = [
-        ContractWarning(rule.id, rule.param, rule.message)
-        for rule in compiled.warn_early
-        if rule.applies_to(mode) and _check_requires(rule, body)
+        ContractWarning(rule.id, rule.param, rule.message) for rule in rules.warn_early if _check_requires(rule, body)
     ]
     shape = compiled.shapes[mode]
     unknown = [] if _all_known(body, shape) else _unknown_paths(body, shape)
@@ -431,14 +440,15 @@ def validate_create(
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
-    warnings.extend(
-        ContractWarning(rule.id, rule.param, rule.message)
-        for rule in compiled.warn_late
-        if rule.applies_to(mode) and _check_requires(rule, full)
-    )
+    if rules.warn_late:
+        warnings.extend(
+            ContractWarning(rule.id, rule.param, rule.message)
+            for rule in rules.warn_late
+            if _check_requires(rule, full)
+        )
     requires_ok = compiled.requires_ok[mode].is_valid(full)
     has_images = not compiled.image_fields.isdisjoint(full)
-    if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in compiled.sum_rules):
+    if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in rules.sums):
         return Accepted(model=model, mode=mode, body=full, warnings=tuple(warnings))
     # Something may be broken: walk the rules in contract order so the first one is reported.
     seen: dict[str, ImageInfo | ImageProblem] = {}
