@@ -119,3 +119,26 @@ def test_all_known_says_what_the_unknown_paths_walk_says(case: tuple[Any, Any]) 
 
     shape, body = case
     assert _all_known(body, shape) == (not _unknown_paths(body, shape))
+
+
+def test_the_kept_match_is_forgotten_when_the_route_table_is_rebuilt() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    before = service.match("GET", "/v1/video/generations/t1")
+    service.configure(keys=["sk-other"])  # new faces, new route table
+    after = service.match("GET", "/v1/video/generations/t1")
+    assert before is not None
+    assert after is not None
+    assert before[0] is not service.faces["gateway"]
+    assert after[0] is service.faces["gateway"]
+    answer = service.handle_simple("GET", "/v1/video/generations/t1", headers=[("authorization", "Bearer sk-test")])
+    assert answer.status == 401  # the old key is refused: the answer came from the new face
+
+
+def test_a_kept_match_is_for_its_method_and_path_only() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    assert service.match("GET", "/v1/video/generations/t1") is not None
+    assert service.match("DELETE", "/v1/video/generations/t1") is None
+    assert service.match("GET", "/v1/video/generations/t1/x") is None
+    found = service.match("GET", "/v1/video/generations/t2")
+    assert found is not None
+    assert found[2] == {"task_id": "t2"}
