@@ -163,6 +163,17 @@ class VideoSpec:
     audio: bool = False
 
 
+@functools.lru_cache(maxsize=256)
+def video_spec(duration: int, width: int, height: int, fps: int, audio: bool) -> VideoSpec:
+    """The :class:`VideoSpec` of these values, one instance per combination (frozen, so tasks
+    share it): a face builds one per create, and a frozen dataclass is slow to build.
+
+    >>> video_spec(5, 1920, 1080, 24, True) is video_spec(5, 1920, 1080, 24, True)
+    True
+    """
+    return VideoSpec(duration, width, height, fps, audio)
+
+
 @dataclass(frozen=True)
 class OutcomeRule:
     """Tasks whose request matches the JSON Schema ``when`` end with ``outcome``.
@@ -225,7 +236,8 @@ class _Task:
     polls: int = 0
     step_polls: int = 0
     step_started_at: float = 0.0
-    history: list[tuple[Status, float]] = field(default_factory=list)
+    #: a tuple, replaced on each step (a task steps at most three times): views share it, uncopied
+    history: tuple[tuple[Status, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,7 +542,7 @@ class Engine:
                 account=account,
                 external_id=external_id,
                 callback_url=callback_url,
-                history=[(Status.SUBMITTED, now)],
+                history=((Status.SUBMITTED, now),),
             )
             self._tasks[task.id] = task
             if external_id is not None:
@@ -705,7 +717,7 @@ class Engine:
         task.updated_at = at
         task.step_polls = 0
         task.step_started_at = at
-        task.history.append((target, at))
+        task.history = (*task.history, (target, at))
         if task.callback_url is not None:
             self._queue_delivery(task, target, at)
 
@@ -758,7 +770,7 @@ class Engine:
             progression=task.progression,
             outcome=task.outcome,
             request_json=task.request,
-            history=tuple(task.history),
+            history=task.history,
             face=task.face,
             account=task.account,
             external_id=task.external_id,

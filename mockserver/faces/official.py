@@ -35,7 +35,7 @@ from mockserver.engine import (
     TaskView,
     VideoSpec,
 )
-from mockserver.engine.core import uuid_text
+from mockserver.engine.core import uuid_text, video_spec
 from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, retry_after_headers, serve_video
@@ -523,4 +523,4 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
     # longest clip not over it (5 s at least), and the task object reports what is served.
     wanted = int(float(body.get("duration", 5)))
     served = max([d for d in media.video_durations() if d <= wanted] or [min(media.video_durations())])
-    return VideoSpec(served, width, height, int(output["fps"]), audio=body.get("sound") == "on")
+    return video_spec(served, width, height, int(output["fps"]), body.get("sound") == "on")
