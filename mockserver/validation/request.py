@@ -140,6 +140,12 @@ class _ModeRules:
     warn_early: tuple[Rule, ...]
     warn_late: tuple[Rule, ...]
     sums: tuple[Rule, ...]
+    #: per group of ``requires`` rules above, one compiled schema that a body meets exactly
+    #: when no rule of the group fires (None: an empty group): one check for the usual body
+    #: instead of two per rule, which then run only to say which rules fire
+    refuse_early_ok: Any = None
+    warn_early_ok: Any = None
+    warn_late_ok: Any = None
 
 
 @dataclass(frozen=True)
@@ -158,14 +164,28 @@ class _Compiled:
     by_mode: Mapping[str, _ModeRules] = field(default_factory=dict)
 
 
+def _none_fires(rules: Sequence[Rule]) -> Any:
+    """A compiled schema a body meets exactly when no ``requires`` rule of ``rules`` fires (a
+    rule fires when its ``when`` holds and its ``then`` does not: ``if``/``then`` fails)."""
+    if not rules:
+        return None
+    return compile_schema({"allOf": [{"if": r.spec["when"], "then": r.spec["then"]} for r in rules]})
+
+
 def _mode_rules(model: ModelContract, mode: str) -> _ModeRules:
     rules = [r for r in model.rules if r.applies_to(mode)]
+    refuse_early = tuple(r for r in rules if r.phase == "before_schema" and not r.warning)
+    warn_early = tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase == "before_schema")
+    warn_late = tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase != "before_schema")
     return _ModeRules(
-        refuse_early=tuple(r for r in rules if r.phase == "before_schema" and not r.warning),
-        warn_early=tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase == "before_schema"),
-        warn_late=tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase != "before_schema"),
+        refuse_early=refuse_early,
+        warn_early=warn_early,
+        warn_late=warn_late,
         # a sum rule of another mode never refuses (the rule walk skips it): it is left out here
         sums=tuple(r for r in rules if r.kind == "sum_equals"),
+        refuse_early_ok=_none_fires(refuse_early),
+        warn_early_ok=_none_fires(warn_early),
+        warn_late_ok=_none_fires(warn_late),
     )
 
 
@@ -420,12 +440,17 @@ def validate_create(
         )
     compiled = _compiled(model)
     rules = compiled.by_mode[mode]
-    for rule in rules.refuse_early:
-        if found := _check_requires(rule, body):
-            return found
-    warnings: list[ContractWarning] = [
-        ContractWarning(rule.id, rule.param, rule.message) for rule in rules.warn_early if _check_requires(rule, body)
-    ]
+    if rules.refuse_early_ok is not None and not rules.refuse_early_ok.is_valid(body):
+        for rule in rules.refuse_early:
+            if found := _check_requires(rule, body):
+                return found
+    warnings: list[ContractWarning] = []
+    if rules.warn_early_ok is not None and not rules.warn_early_ok.is_valid(body):
+        warnings.extend(
+            ContractWarning(rule.id, rule.param, rule.message)
+            for rule in rules.warn_early
+            if _check_requires(rule, body)
+        )
     shape = compiled.shapes[mode]
     unknown = [] if _all_known(body, shape) else _unknown_paths(body, shape)
     if unknown:
@@ -440,7 +465,7 @@ def validate_create(
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
-    if rules.warn_late:
+    if rules.warn_late_ok is not None and not rules.warn_late_ok.is_valid(full):
         warnings.extend(
             ContractWarning(rule.id, rule.param, rule.message)
             for rule in rules.warn_late

@@ -142,3 +142,77 @@ def test_a_kept_match_is_for_its_method_and_path_only() -> None:
     found = service.match("GET", "/v1/video/generations/t2")
     assert found is not None
     assert found[2] == {"task_id": "t2"}
+
+
+@st.composite
+def _rule_bodies(draw: st.DrawFn) -> tuple[Any, str, dict[str, Any]]:
+    """A model, one of its modes and a body drawn from the values its rules name."""
+    model = draw(st.sampled_from(_MODELS))
+    mode = draw(st.sampled_from(sorted(model.request_schemas)))
+    props = model.request_schemas[mode].get("properties", {})
+    body: dict[str, Any] = {}
+    for name in draw(st.lists(st.sampled_from(sorted(props)), max_size=8, unique=True)):
+        sub = props[name]
+        options = [*sub.get("enum", []), *([sub["const"]] if "const" in sub else [])]
+        body[name] = draw(st.sampled_from(options) if options else _JSON_LEAF)
+    return model, mode, body
+
+
+_MODELS = [model for face in _SERVICE.faces.values() for model in face.contract.models.values()]
+
+
+@settings(max_examples=300)
+@given(_rule_bodies())
+def test_one_check_per_rule_group_agrees_with_checking_each_rule(case: tuple[Any, str, dict[str, Any]]) -> None:
+    from mockserver.validation.request import _check_requires, _compiled
+
+    model, mode, body = case
+    rules = _compiled(model).by_mode[mode]
+    for group, combined in (
+        (rules.refuse_early, rules.refuse_early_ok),
+        (rules.warn_early, rules.warn_early_ok),
+        (rules.warn_late, rules.warn_late_ok),
+    ):
+        fires = any(_check_requires(rule, body) for rule in group)
+        assert (combined is not None and not combined.is_valid(body)) == fires
+
+
+def _official_token(service: Service, **claims: Any) -> list[tuple[str, str]]:
+    import jwt
+
+    pair = service.faces["official"].contract.index["auth"]["default_keys"][0]
+    now = service.engine.clock.now()
+    token = jwt.encode({"iss": pair["access_key"], "exp": now + 600, **claims}, pair["secret_key"], algorithm="HS256")
+    return [("authorization", f"Bearer {token}")]
+
+
+def _auth_rule(service: Service, headers: list[tuple[str, str]]) -> str | None:
+    service.handle_simple("GET", "/v1/videos/text2video/1", headers=headers)
+    return service.engine.journal.entries()[-1].rule  # task_exists: the token was accepted
+
+
+def test_a_cached_token_is_refused_once_the_clock_passes_its_exp() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    headers = _official_token(service)
+    skew = float(service.faces["official"].contract.index["auth"]["jwt"]["clock_skew_seconds"])
+    assert _auth_rule(service, headers) == "task.exists"  # verified, and now cached
+    service.engine.advance_clock(600 + skew - 1)
+    assert _auth_rule(service, headers) == "task.exists"
+    service.engine.advance_clock(1)
+    assert _auth_rule(service, headers) == "auth.exp"
+    assert _auth_rule(service, headers) == "auth.exp"
+
+
+def test_a_cached_token_is_accepted_once_the_clock_reaches_its_nbf() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    skew = float(service.faces["official"].contract.index["auth"]["jwt"]["clock_skew_seconds"])
+    headers = _official_token(service, nbf=service.engine.clock.now() + 60)
+    assert _auth_rule(service, headers) == "auth.nbf"
+    service.engine.advance_clock(60 - skew)
+    assert _auth_rule(service, headers) == "task.exists"
+
+
+def test_a_token_that_is_no_jwt_is_still_looked_up_as_an_api_key() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    _auth_rule(service, _official_token(service))  # a cache that holds a token
+    assert _auth_rule(service, [("authorization", "Bearer not-a-jwt-key")]) == "auth.api_key"
