@@ -480,8 +480,8 @@ class Service:
         """The body size the face answering ``method path`` accepts (its contract's limit)."""
         if path.startswith(_ADMIN_PREFIX):
             return self.face.contract.max_body_bytes
-        found = self.match(method, path)
-        face = found[0] if found is not None else self._fallback(path, "")
+        found = self._find(method, path)
+        face = found[0].face if found is not None else self._fallback(path, "")
         return face.contract.max_body_bytes
 
     def face_for(self, request: ApiRequest) -> Face:

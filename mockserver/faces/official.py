@@ -10,6 +10,7 @@ external ids and concurrency slots, and callbacks. Every code, status and messag
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -494,6 +495,7 @@ def _host(url: str) -> str | None:
 _VIDEO_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
 
+@functools.lru_cache(maxsize=4096)  # a poll of a finished task renders it again; same id, same text
 def video_uuid(task_id: str) -> str:
     """A finished task's video id: ``uuid5(NAMESPACE_URL, "kling-testkit:<task id>")``, hashed
     directly (every poll of a finished task renders it; the UUID objects cost more than the hash).
