@@ -378,6 +378,15 @@ class Engine:
             if isinstance(self.clock, VirtualClock):
                 self.clock.reset()
 
+    def _seed_draw(self) -> int:
+        """``self._rng.randrange(2**31)``, drawn as CPython draws it (32 random bits until one
+        is below 2**31: the same numbers from the same stream), without its argument checks."""
+        draw = self._rng.getrandbits
+        value = draw(32)
+        while value >= 2**31:
+            value = draw(32)
+        return value
+
     def _new_id(self, fmt: IdFormat) -> str:
         table = _id_table(fmt.alphabet)
         while True:
@@ -532,7 +541,7 @@ class Engine:
                 # outcome rules matched the whole request above; the task keeps what answers need
                 request=compact_request(request),
                 video=video,
-                seed=self._rng.randrange(2**31),
+                seed=self._seed_draw(),
                 created_at=now,
                 updated_at=now,
                 step_started_at=now,

@@ -106,8 +106,10 @@ def _all_known(value: Any, shape: _Shape) -> bool:
     for name, child in shape.children.items():
         member = value.get(name)
         if name in shape.arrays:
-            if isinstance(member, list) and not all(_all_known(item, child) for item in member):
-                return False
+            if isinstance(member, list):
+                for item in member:  # a loop, not all(generator): this runs on every create
+                    if not _all_known(item, child):
+                        return False
         elif not _all_known(member, child):
             return False
     return True

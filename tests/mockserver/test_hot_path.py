@@ -216,3 +216,19 @@ def test_a_token_that_is_no_jwt_is_still_looked_up_as_an_api_key() -> None:
     service = Service(Engine(clock=VirtualClock()))
     _auth_rule(service, _official_token(service))  # a cache that holds a token
     assert _auth_rule(service, [("authorization", "Bearer not-a-jwt-key")]) == "auth.api_key"
+
+
+@given(st.integers(min_value=0, max_value=2**64))
+def test_a_tasks_seed_is_drawn_as_randrange_draws_it(seed: int) -> None:
+    import random
+
+    engine = Engine(clock=VirtualClock(), seed=seed)
+    reference = random.Random(seed)
+    for _ in range(5):
+        assert engine._seed_draw() == reference.randrange(2**31)
+
+
+def test_terminal_by_value_is_the_lifecycles_terminal_set() -> None:
+    from mockserver.engine.lifecycle import Status, terminal_statuses
+
+    assert {status for status in Status if status.terminal} == terminal_statuses()
