@@ -11,11 +11,12 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mockserver import Engine, Service, VirtualClock
 from mockserver.engine.core import uuid_text
+from mockserver.multipart import FormLimits
 
 
 @given(st.integers(min_value=0, max_value=2**128 - 1), st.integers(min_value=1, max_value=5))
@@ -232,3 +233,100 @@ def test_terminal_by_value_is_the_lifecycles_terminal_set() -> None:
     from mockserver.engine.lifecycle import Status, terminal_statuses
 
     assert {status for status in Status if status.terminal} == terminal_statuses()
+
+
+_BOUNDARY = b"kling-b0undary"
+
+
+@st.composite
+def _forms(draw: st.DrawFn) -> bytes:
+    """Multipart bodies around the plain shape clients send (half of them plain throughout):
+    names and file names with and without characters that need care, values holding CRLF,
+    dashes and the boundary itself, extra and duplicated headers, odd spacing, LF lines, a
+    preamble, cut or missing endings."""
+    plain = draw(st.booleans())
+
+    def pick(usual: bytes, *others: bytes) -> bytes:  # one deviation at a time, mostly
+        return usual if plain or draw(st.integers(0, 3)) else draw(st.sampled_from(others))
+
+    crlf = pick(b"\r\n", b"\n")
+    names = [b"prompt", b"model", b"seconds", b"a.b", b"x[1]"] + ([] if plain else [b"na me", b'q"uote', b""])
+    values = st.lists(
+        st.sampled_from(
+            [b"a fox", b"", b"\r\n", b"--", b"--" + _BOUNDARY, b"\r\n--" + _BOUNDARY + b"x", b" pad ", b"\xff"]
+        ),
+        max_size=3,
+    ).map(b"".join)
+    out = pick(b"", b"preamble\r\n")
+    for _ in range(draw(st.integers(0, 4))):
+        out += b"--" + _BOUNDARY + crlf
+        disposition = b'form-data; name="' + draw(st.sampled_from(names)) + b'"'
+        if draw(st.booleans()):
+            file_names = [b"a.png", b"", b"a b.jpg"] + ([] if plain else [b"c:\\x.png"])
+            disposition += b'; filename="' + draw(st.sampled_from(file_names)) + b'"'
+        headers = [b"Content-Disposition" + pick(b": ", b":", b":  ", b" : ") + disposition]
+        if draw(st.booleans()):
+            extra = [b"Content-Type: image/png", b"X-A: 1"] + ([] if plain else [b"content-type: text/plain "])
+            headers.append(draw(st.sampled_from(extra)))
+        if not plain and draw(st.booleans()):
+            headers = headers[::-1] + headers[:1]
+        out += crlf.join(headers) + crlf + crlf + draw(values) + crlf
+    return out + pick(b"--" + _BOUNDARY + b"--\r\n", b"--" + _BOUNDARY + b"--", b"--" + _BOUNDARY, b"")
+
+
+def _plain_part(name: bytes = b"prompt", extra: bytes = b"", data: bytes = b"a fox") -> bytes:
+    return (
+        b"--"
+        + _BOUNDARY
+        + b'\r\nContent-Disposition: form-data; name="'
+        + name
+        + b'"\r\n'
+        + extra
+        + b"\r\n"
+        + data
+        + b"\r\n"
+    )
+
+
+_END = b"--" + _BOUNDARY + b"--\r\n"
+
+
+@settings(max_examples=500)
+# the edges a plain reading must leave to python-multipart, each on its own
+@example(_plain_part() * 3 + _END, FormLimits(max_parts=2))
+@example(b"preamble\r\n" + _plain_part() + _END, FormLimits())
+@example(_plain_part(extra=b'Content-Disposition: form-data; name="model"\r\n') + _END, FormLimits())
+@example(_plain_part(data=b"12345") + _END, FormLimits(max_field_bytes=4))
+@example(_plain_part() + b"--" + _BOUNDARY + b"--\r\nepilogue", FormLimits())
+@example(_plain_part() + b"--" + _BOUNDARY, FormLimits())
+@example(b"x" * (len(_BOUNDARY) + 2) + _plain_part()[len(_BOUNDARY) + 2 :] + _END, FormLimits())
+@given(
+    _forms(),
+    st.sampled_from(
+        [FormLimits(), FormLimits(max_parts=2), FormLimits(max_field_bytes=4), FormLimits(max_header_bytes=60)]
+    ),
+)
+def test_a_plain_form_reads_as_python_multipart_reads_it(body: bytes, limits: FormLimits) -> None:
+    from mockserver.multipart import _parse, _plain_form
+
+    plain = _plain_form(body, _BOUNDARY, limits)
+    if plain is not None:
+        assert plain == _parse(body, _BOUNDARY, limits)
+
+
+def test_the_openai_sdks_form_is_a_plain_form() -> None:
+    import httpx
+
+    from mockserver.multipart import _plain_form, boundary_of
+
+    request = httpx.Request(
+        "POST",
+        "https://api.modelstream.ai/v1/videos",
+        data={"model": "kling-v2-6", "prompt": "a red fox", "seconds": "5"},
+        files={"input_reference": ("frame.png", b"\x89PNG\r\n--x", "image/png")},
+    )
+    boundary = boundary_of(request.headers["content-type"])
+    assert isinstance(boundary, bytes)
+    parts = _plain_form(request.read(), boundary, FormLimits())
+    assert parts is not None
+    assert [(p.name, p.filename, p.content_type) for p in parts][-1] == ("input_reference", "frame.png", "image/png")
