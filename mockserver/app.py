@@ -117,7 +117,9 @@ class _Body:
                         return b"", True
                 break
         if declared:
-            if not await budget.take(declared, budget_limit, service.body_wait_seconds):
+            # Room at once is the usual case: taken without the coroutine take() would cost.
+            taken = declared <= budget_limit and budget.try_take(declared, budget_limit)
+            if not taken and not await budget.take(declared, budget_limit, service.body_wait_seconds):
                 raise _Refusal(
                     "server_busy",
                     f"{budget_limit} bytes of bodies in flight at most",

@@ -289,9 +289,11 @@ def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
     spec = rule.spec
     if rule.applies is not None and not rule.applies.is_valid(body):
         return None
-    items = body.get(spec["items"], [])
-    # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
-    actual = sum(_as_number(item.get(spec["item_field"], 0)) for item in items)
+    field = spec["item_field"]
+    actual = 0.0
+    for item in body.get(spec["items"], []):  # a loop, not sum(generator): every create runs it
+        # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
+        actual += _as_number(item.get(field, 0))
     expected = body.get(spec["total"])
     if expected is None or math.isclose(actual, _as_number(expected)):
         return None

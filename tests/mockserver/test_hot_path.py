@@ -330,3 +330,19 @@ def test_the_openai_sdks_form_is_a_plain_form() -> None:
     parts = _plain_form(request.read(), boundary, FormLimits())
     assert parts is not None
     assert [(p.name, p.filename, p.content_type) for p in parts][-1] == ("input_reference", "frame.png", "image/png")
+
+
+def test_a_remembered_key_is_the_faces_until_the_keys_change() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+
+    def status(*values: str) -> int:
+        headers = [("authorization", value) for value in values]
+        return service.handle_simple("GET", "/v1/video/generations/t1", headers=headers).status
+
+    accepted = 400  # past auth: the gateway's task_not_exist for t1
+    assert status("Bearer sk-test") == status("Bearer sk-test") == accepted  # the second is remembered
+    assert status("Bearer sk-other") == 401
+    assert status("Bearer sk-test", "Bearer sk-test") == 401  # two headers: refused, remembered or not
+    service.configure(keys=["sk-other"])
+    assert status("Bearer sk-test") == 401
+    assert status("Bearer sk-other") == accepted
