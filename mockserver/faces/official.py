@@ -425,7 +425,7 @@ class OfficialFace:
         failed = task.status is Status.FAILED
         request = task.request
         marks = request.get("watermark_info")
-        watermark = isinstance(marks, Mapping) and marks.get("enabled") is True
+        watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: a dict, no ABC check
         message = ""
         if failed:
             reason = self._failures[task.outcome.reason or "generation_failed"]
