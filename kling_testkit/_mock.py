@@ -426,6 +426,8 @@ class KlingRoute:
 
     def _effect(self) -> Any:
         effect = self._side_effect
+        if effect is None:  # the usual route: spare the Iterator ABC check on every request
+            return None
         if isinstance(effect, Iterator):
             try:
                 return next(effect)

@@ -117,7 +117,9 @@ class _Body:
                         return b"", True
                 break
         if declared:
-            if not await budget.take(declared, budget_limit, service.body_wait_seconds):
+            # Room at once is the usual case: taken without the coroutine take() would cost.
+            taken = declared <= budget_limit and budget.try_take(declared, budget_limit)
+            if not taken and not await budget.take(declared, budget_limit, service.body_wait_seconds):
                 raise _Refusal(
                     "server_busy",
                     f"{budget_limit} bytes of bodies in flight at most",
@@ -181,6 +183,7 @@ def _malloc_trim() -> Any:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=64)  # a door answers on a handful of addresses; every request asks
 def _bound_base(scheme: str, server: tuple[str, int | None] | None) -> str:
     """The base URL of the address the connection arrived on (the ASGI ``server``), for doors
     whose service names no public base URL: a bound address, never the client's Host header."""
@@ -267,8 +270,12 @@ class ServiceAdapter:
         await send({"type": "http.response.body", "body": answer.body})
 
     def _request(self, scope: Scope, body: bytes, *, oversize: bool) -> ApiRequest:
-        headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"])
-        host = next((v for k, v in headers if k == "host"), None)
+        headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+        host = None
+        for name, value in headers:
+            if name == "host":
+                host = value
+                break
         if host is None:
             server = scope.get("server") or ("127.0.0.1", 80)
             host = f"{server[0]}:{server[1]}"
@@ -287,7 +294,7 @@ class ServiceAdapter:
             oversize=oversize,
             client=client[0] if client else None,
             server=server[0] if server else None,
-            public_base_url=self.service.public_base_url or _bound_base(scheme, server),
+            public_base_url=self.service.public_base_url or _bound_base(scheme, tuple(server) if server else None),
         )
 
 

@@ -103,6 +103,15 @@ class _Route:
     #: the face whose auth guards this route (the face itself, or another for a prefix mount
     #: that a contract says is authenticated differently)
     guard: Face
+    #: the literal start of the route's path (prefix and template up to its first parameter):
+    #: a path without it cannot match, and ``startswith`` is cheaper than the template's regex
+    head: str = ""
+
+
+def _slashes(path: str) -> int:
+    # A template parameter matches one segment ([^/]+): a path matches a route only if it has
+    # the same number of slashes as the route's prefix and template together.
+    return path.count("/")
 
 
 def _nearness(path: str, template: str) -> tuple[int, int, int]:
@@ -260,8 +269,16 @@ class Service:
             guard = face if auth_name == face.name else face_of(auth_name, mount.settings or base)
             for op in face.contract.operations.values():
                 methods = (op.method, "HEAD") if op.method == "GET" else (op.method,)
-                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods, guard))
+                head = mount.prefix + op.path.split("{", 1)[0]
+                routes.append(_Route(mount.prefix, face, op, handlers[op.id], methods, guard, head))
         self._routes: tuple[_Route, ...] = tuple(routes)
+        # Routing is the first work of every request (twice, for a door that asks the body
+        # limit first): only routes whose path has as many segments are tried, in table order.
+        by_slashes: dict[int, list[_Route]] = {}
+        for route in routes:
+            by_slashes.setdefault(_slashes(route.prefix + route.operation.path), []).append(route)
+        self._by_slashes: dict[int, tuple[_Route, ...]] = {n: tuple(rs) for n, rs in by_slashes.items()}
+        self._last_match: tuple[Any, str, str, tuple[_Route, Mapping[str, str]] | None] | None = None
         self._mounted = tuple(mounted)
         #: the faces by name (the first mount of each)
         self.faces: dict[str, Face] = {}
@@ -463,8 +480,8 @@ class Service:
         """The body size the face answering ``method path`` accepts (its contract's limit)."""
         if path.startswith(_ADMIN_PREFIX):
             return self.face.contract.max_body_bytes
-        found = self.match(method, path)
-        face = found[0] if found is not None else self._fallback(path, "")
+        found = self._find(method, path)
+        face = found[0].face if found is not None else self._fallback(path, "")
         return face.contract.max_body_bytes
 
     def face_for(self, request: ApiRequest) -> Face:
@@ -500,37 +517,44 @@ class Service:
         >>> face.name, op.id, params
         ('gateway', 'video_generations.get', {'task_id': 't1'})
         """
-        for route in self._routes:
-            if route.prefix:
-                if not path.startswith(route.prefix + "/"):
-                    continue
-                params = route.operation.match(path[len(route.prefix) :])
-            else:
-                params = route.operation.match(path)
+        found = self._find(method, path)
+        return None if found is None else (found[0].face, found[0].operation, dict(found[1]))
+
+    def _find(self, method: str, path: str) -> tuple[_Route, Mapping[str, str]] | None:
+        """The route answering ``method path`` and its path parameters (None: no route does).
+
+        Every door routes twice (for the body limit or the kit's own route, then to answer):
+        the last match is kept, with the table it came from, so the second lookup is one
+        comparison. It is one tuple, replaced whole, so threads see an old match or a new one."""
+        table = self._by_slashes
+        last = self._last_match
+        if last is not None and last[0] is table and last[1] == path and last[2] == method:
+            return last[3]
+        found = None
+        for route in table.get(_slashes(path), ()):
+            if not path.startswith(route.head):
+                continue
+            params = route.operation.match(path[len(route.prefix) :] if route.prefix else path)
             if params is not None and method in route.methods:
-                return route.face, route.operation, params
-        return None
+                found = (route, params)
+                break
+        self._last_match = (table, path, method, found)
+        return found
 
     # -- internals ---------------------------------------------------------------------------
 
     def _route(self, request: ApiRequest) -> tuple[Handled, Face]:
-        allowed: list[str] = []
         path = request.path
         size = len(request.body)
-        for route in self._routes:
-            if route.prefix:
-                if not path.startswith(route.prefix + "/"):
-                    continue
-                params = route.operation.match(path[len(route.prefix) :])
-            else:
-                params = route.operation.match(path)
-            if params is None:
-                continue
-            if request.method not in route.methods:
-                allowed.extend(m for m in route.methods if m not in allowed)
-                continue
+        found = self._find(request.method, path)
+        if found is not None:
+            route, params = found
             limit = route.face.contract.max_body_bytes
             return self._call(route, request, params, request.oversize or size > limit), route.face
+        allowed: list[str] = []  # no route takes the method: the routes that take the path say which do
+        for route in self._by_slashes.get(_slashes(path), ()):
+            if path.startswith(route.head) and route.operation.match(path[len(route.prefix) :]) is not None:
+                allowed.extend(m for m in route.methods if m not in allowed)
         face = self.face_for(request)
         limit = face.contract.max_body_bytes
         if request.oversize or size > limit:
@@ -541,7 +565,7 @@ class Service:
             return Handled(response, None), face
         return Handled(face.error("not_found", detail=f"{request.method} {request.path[:200]}"), None), face
 
-    def _call(self, route: _Route, request: ApiRequest, params: dict[str, str], oversize: bool) -> Handled:
+    def _call(self, route: _Route, request: ApiRequest, params: Mapping[str, str], oversize: bool) -> Handled:
         face, op = route.face, route.operation
         if oversize:
             return Handled(face.error("body_too_large", detail=str(face.contract.max_body_bytes)), op.id)

@@ -518,25 +518,26 @@ class Contract:
         ``unknown_field``, ``image_not_fetched``)."""
         return str(self.index["request_rules"][name]["id"])
 
-    @property
+    # The limits are read on every request; the contract's data does not change once loaded.
+    @functools.cached_property
     def max_body_bytes(self) -> int:
         return int(self.index["limits"]["max_body_bytes"])
 
-    @property
+    @functools.cached_property
     def max_json_depth(self) -> int:
         return int(self.index["limits"]["max_json_depth"])
 
-    @property
+    @functools.cached_property
     def max_json_values(self) -> int:
         """Object members and array items a JSON body may hold, counted together."""
         return int(self.index["limits"]["max_json_values"])
 
-    @property
+    @functools.cached_property
     def max_header_bytes(self) -> int:
         """Bytes of request header names and values, added up over every header."""
         return int(self.index["limits"]["max_header_bytes"])
 
-    @property
+    @functools.cached_property
     def max_headers(self) -> int:
         """Request header fields per request."""
         return int(self.index["limits"]["max_headers"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -94,6 +93,22 @@ class SlotsExhausted(OverflowError):
         self.slots = slots
 
 
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def uuid_text(bits: int, version: int) -> str:
+    """``str(uuid.UUID(int=bits, version=version))`` without building the UUID (official
+    answers carry one per request; the object and its checks were a tenth of a poll).
+
+    >>> import uuid
+    >>> uuid_text(2**128 - 1, 4) == str(uuid.UUID(int=2**128 - 1, version=4))
+    True
+    """
+    value = (bits & _VERSION_MASK) | (0x8000 << 48) | (version << 76)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 @functools.cache
 def _id_table(alphabet: str) -> bytes:
     return bytes(ord(alphabet[i % len(alphabet)]) for i in range(256))
@@ -146,6 +161,17 @@ class VideoSpec:
     height: int
     fps: int = 24
     audio: bool = False
+
+
+@functools.lru_cache(maxsize=256)
+def video_spec(duration: int, width: int, height: int, fps: int, audio: bool) -> VideoSpec:
+    """The :class:`VideoSpec` of these values, one instance per combination (frozen, so tasks
+    share it): a face builds one per create, and a frozen dataclass is slow to build.
+
+    >>> video_spec(5, 1920, 1080, 24, True) is video_spec(5, 1920, 1080, 24, True)
+    True
+    """
+    return VideoSpec(duration, width, height, fps, audio)
 
 
 @dataclass(frozen=True)
@@ -210,7 +236,8 @@ class _Task:
     polls: int = 0
     step_polls: int = 0
     step_started_at: float = 0.0
-    history: list[tuple[Status, float]] = field(default_factory=list)
+    #: a tuple, replaced on each step (a task steps at most three times): views share it, uncopied
+    history: tuple[tuple[Status, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +377,15 @@ class Engine:
             self.journal.clear()
             if isinstance(self.clock, VirtualClock):
                 self.clock.reset()
+
+    def _seed_draw(self) -> int:
+        """``self._rng.randrange(2**31)``, drawn as CPython draws it (32 random bits until one
+        is below 2**31: the same numbers from the same stream), without its argument checks."""
+        draw = self._rng.getrandbits
+        value = draw(32)
+        while value >= 2**31:
+            value = draw(32)
+        return value
 
     def _new_id(self, fmt: IdFormat) -> str:
         table = _id_table(fmt.alphabet)
@@ -505,7 +541,7 @@ class Engine:
                 # outcome rules matched the whole request above; the task keeps what answers need
                 request=compact_request(request),
                 video=video,
-                seed=self._rng.randrange(2**31),
+                seed=self._seed_draw(),
                 created_at=now,
                 updated_at=now,
                 step_started_at=now,
@@ -515,7 +551,7 @@ class Engine:
                 account=account,
                 external_id=external_id,
                 callback_url=callback_url,
-                history=[(Status.SUBMITTED, now)],
+                history=((Status.SUBMITTED, now),),
             )
             self._tasks[task.id] = task
             if external_id is not None:
@@ -557,7 +593,8 @@ class Engine:
     def new_request_id(self) -> str:
         """A fresh request id (a UUID4, seeded like task ids) for faces whose envelope has one."""
         with self._lock:
-            return str(uuid.UUID(int=self._request_rng.getrandbits(128), version=4))
+            bits = self._request_rng.getrandbits(128)
+        return uuid_text(bits, 4)
 
     # -- callbacks ---------------------------------------------------------------------------
 
@@ -689,7 +726,7 @@ class Engine:
         task.updated_at = at
         task.step_polls = 0
         task.step_started_at = at
-        task.history.append((target, at))
+        task.history = (*task.history, (target, at))
         if task.callback_url is not None:
             self._queue_delivery(task, target, at)
 
@@ -742,7 +779,7 @@ class Engine:
             progression=task.progression,
             outcome=task.outcome,
             request_json=task.request,
-            history=tuple(task.history),
+            history=task.history,
             face=task.face,
             account=task.account,
             external_id=task.external_id,

@@ -28,7 +28,8 @@ class Status(str, Enum):
 
     @property
     def terminal(self) -> bool:
-        return self in terminal_statuses()
+        # by value: an Enum member hashes in Python code, and every poll asks this a few times
+        return self._value_ in _terminal_values()
 
 
 # Read lazily: importing the package must not parse contracts (plugin import cost, and the
@@ -44,6 +45,11 @@ def transitions() -> frozenset[tuple[Status, Status]]:
 def terminal_statuses() -> frozenset[Status]:
     """The final statuses of ``contracts/lifecycle.json``."""
     return frozenset(Status(s) for s in load_lifecycle()["terminal"])
+
+
+@functools.cache
+def _terminal_values() -> frozenset[str]:
+    return frozenset(s.value for s in terminal_statuses())
 
 
 ProgressionMode = Literal["polls", "seconds", "manual", "immediate"]

@@ -23,6 +23,8 @@ __all__ = ["MAX_AUTH_HEADER", "BearerKeys", "error_object", "fault_response", "r
 
 #: Longest Authorization header a face reads (a longer one is refused, not parsed).
 MAX_AUTH_HEADER = 4096
+#: Accepted Authorization values a face remembers
+_ACCEPTED_HEADERS = 256
 
 ErrorRenderer = Callable[..., ApiResponse]
 
@@ -89,6 +91,10 @@ class BearerKeys:
         self.prefix = str(auth["key_prefix"])
         self.keys = tuple(keys) if keys is not None else tuple(auth["default_keys"])
         self._accepted = {self.strip(k) for k in self.keys}
+        self._rule = contract.request_rule("api_key")
+        #: Authorization values found acceptable (bounded: with ``"*"`` any key is, and a client
+        #: may send many); keys are fixed for the life of a face, so an accepted value stays so
+        self._accepted_headers: set[str] = set()
 
     def strip(self, key: str) -> str:
         return key[len(self.prefix) :] if key.startswith(self.prefix) else key
@@ -99,8 +105,10 @@ class BearerKeys:
 
     def check(self, request: ApiRequest, error: ErrorRenderer, account: str) -> str | Refused:
         """``account`` when the request carries an accepted key, else the face's 401."""
-        rule = self.contract.request_rule("api_key")
+        rule = self._rule
         values = request.header_values("authorization")
+        if len(values) == 1 and values[0] in self._accepted_headers:
+            return account  # this exact header was accepted before; the keys do not change
         if not values:
             return Refused(error("missing_api_key"), rule)
         if len(values) > 1:
@@ -115,6 +123,8 @@ class BearerKeys:
             return Refused(error("invalid_api_key", detail="use Authorization: Bearer sk-..."), rule)
         if not self.accepts(token):
             return Refused(error("invalid_api_key", detail=f"key {fingerprint(token)} is not accepted"), rule)
+        if len(self._accepted_headers) < _ACCEPTED_HEADERS:
+            self._accepted_headers.add(value)
         return account
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from mockserver.contract import ModelContract, Operation, load_contract
 from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine.core import video_spec
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.faces.common import BearerKeys, error_object, fault_response, judge_by_contract, serve_video
 from mockserver.http import ApiRequest, ApiResponse
@@ -210,4 +211,4 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
         ratio = math.log(image.width / image.height)
         aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
     width, height = sizes[aspect]
-    return VideoSpec(int(body["duration"]), width, height, int(output["fps"]), audio=body.get("sound") == "on")
+    return video_spec(int(body["duration"]), width, height, int(output["fps"]), body.get("sound") == "on")

@@ -10,6 +10,8 @@ external ids and concurrency slots, and callbacks. Every code, status and messag
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 import uuid
@@ -34,6 +36,7 @@ from mockserver.engine import (
     TaskView,
     VideoSpec,
 )
+from mockserver.engine.core import uuid_text, video_spec
 from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, judge_by_contract, retry_after_headers, serve_video
@@ -89,6 +92,10 @@ class OfficialFace:
         self._paging = index["limits"]["paging"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
         self._media_op = next(op for op in contract.operations.values() if op.verb == "media.get")
+        # read once: every answer carries the envelope, every finished task its units
+        envelope = index["envelope"]
+        self._success = (envelope["success_code"], envelope["success_message"])
+        self._units_per_five: Mapping[str, Any] = index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
 
     def attach(self, engine: Engine) -> None:
         """Request ids come from the engine's seeded stream (reproducible answers)."""
@@ -136,10 +143,10 @@ class OfficialFace:
         return self._engine.new_request_id() if self._engine is not None else _NO_ENGINE_ID
 
     def ok(self, engine: Engine, data: Any) -> ApiResponse:
-        envelope = self.contract.index["envelope"]
+        code, message = self._success
         body = {
-            "code": envelope["success_code"],
-            "message": envelope["success_message"],
+            "code": code,
+            "message": message,
             "request_id": engine.new_request_id(),
             "data": data,
         }
@@ -199,7 +206,10 @@ class OfficialFace:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return self._refuse(self._auth_errors["malformed"], "auth.header", detail="use Authorization: Bearer <JWT>")
-        if not _JWT_SHAPE.fullmatch(token):
+        # A token verified before is a JWT (it passed the shape check then): looked up first,
+        # the usual request skips the shape regex over its couple of hundred characters.
+        claims = self._tokens.get(token)
+        if claims is None and not _JWT_SHAPE.fullmatch(token):
             # Decision (release notes mention single API keys; no doc copy describes them): a
             # token that is not a JWT is looked up in the configured key list.
             if "*" in self.keys or token in self.keys:
@@ -209,7 +219,6 @@ class OfficialFace:
                 "auth.api_key",
                 detail=f"key {fingerprint(token)} is not accepted",
             )
-        claims = self._tokens.get(token)
         if claims is None:
             found = self._verify(token)
             if isinstance(found, Refused):
@@ -425,7 +434,7 @@ class OfficialFace:
         failed = task.status is Status.FAILED
         request = task.request
         marks = request.get("watermark_info")
-        watermark = isinstance(marks, Mapping) and marks.get("enabled") is True
+        watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: a dict, no ABC check
         message = ""
         if failed:
             reason = self._failures[task.outcome.reason or "generation_failed"]
@@ -434,7 +443,7 @@ class OfficialFace:
         if done:
             video: dict[str, Any] = {
                 # a UUID like Kling's, stable for the task (the same on every poll)
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-testkit:{task.id}")),
+                "id": video_uuid(task.id),
                 "url": self.media_url(task, base_url),
                 "duration": f"{task.video.duration:.1f}",
             }
@@ -454,8 +463,7 @@ class OfficialFace:
         }
 
     def _units(self, request: Mapping[str, Any], task: TaskView) -> str:
-        per_five = self.contract.index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
-        units = float(per_five.get(str(request.get("mode", "std")), "1")) * task.video.duration / 5
+        units = float(self._units_per_five.get(str(request.get("mode", "std")), "1")) * task.video.duration / 5
         return f"{units:g}"
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:
@@ -493,6 +501,21 @@ def _host(url: str) -> str | None:
     return parts.hostname.lower() if parts.hostname else None
 
 
+_VIDEO_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+@functools.lru_cache(maxsize=4096)  # a poll of a finished task renders it again; same id, same text
+def video_uuid(task_id: str) -> str:
+    """A finished task's video id: ``uuid5(NAMESPACE_URL, "kling-testkit:<task id>")``, hashed
+    directly (every poll of a finished task renders it; the UUID objects cost more than the hash).
+
+    >>> video_uuid("1") == str(uuid.uuid5(uuid.NAMESPACE_URL, "kling-testkit:1"))
+    True
+    """
+    digest = hashlib.sha1(_VIDEO_NAMESPACE + f"kling-testkit:{task_id}".encode(), usedforsecurity=False).digest()
+    return uuid_text(int.from_bytes(digest[:16], "big"), 5)
+
+
 def _plain(exc: Exception) -> str:
     return (str(exc) or type(exc).__name__)[:200]
 
@@ -513,4 +536,4 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
     # longest clip not over it (5 s at least), and the task object reports what is served.
     wanted = int(float(body.get("duration", 5)))
     served = max([d for d in media.video_durations() if d <= wanted] or [min(media.video_durations())])
-    return VideoSpec(served, width, height, int(output["fps"]), audio=body.get("sound") == "on")
+    return video_spec(served, width, height, int(output["fps"]), body.get("sound") == "on")

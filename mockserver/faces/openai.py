@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mockserver.contract import Operation, load_contract
-from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView
+from mockserver.engine.core import video_spec
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
 from mockserver.faces.common import BearerKeys, error_object, fault_response, serve_video
@@ -148,12 +149,12 @@ class OpenAIFace:
         )
         size = self._sizes[accepted.body["size"]]
         width, height = size["frame"]
-        video = VideoSpec(
+        video = video_spec(
             int(self._seconds[accepted.body["seconds"]]["duration"]),
             int(width),
             int(height),
             int(checked.model.output["fps"]),
-            audio=checked.body.get("sound") == "on",
+            checked.body.get("sound") == "on",
         )
         try:
             task = engine.create_task(

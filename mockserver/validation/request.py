@@ -96,6 +96,25 @@ def _shape(schema: Mapping[str, Any]) -> _Shape:
     return _Shape(frozenset(props), children, frozenset(arrays))
 
 
+def _all_known(value: Any, shape: _Shape) -> bool:
+    """Whether ``value`` has no member ``shape`` does not know, at any level: the usual body's
+    answer, found without building the paths :func:`_unknown_paths` names."""
+    if not isinstance(value, dict):
+        return True
+    if not value.keys() <= shape.keys:
+        return False
+    for name, child in shape.children.items():
+        member = value.get(name)
+        if name in shape.arrays:
+            if isinstance(member, list):
+                for item in member:  # a loop, not all(generator): this runs on every create
+                    if not _all_known(item, child):
+                        return False
+        elif not _all_known(member, child):
+            return False
+    return True
+
+
 def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
     if not isinstance(value, dict):
         return []
@@ -114,6 +133,23 @@ def _unknown_paths(value: Any, shape: _Shape, path: tuple[str | int, ...] = ()) 
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class _ModeRules:
+    """One mode's rules by the step that checks them, in contract order: picked once, so a
+    request does not walk every rule of the model to find the few its mode has at each step."""
+
+    refuse_early: tuple[Rule, ...]
+    warn_early: tuple[Rule, ...]
+    warn_late: tuple[Rule, ...]
+    sums: tuple[Rule, ...]
+    #: per group of ``requires`` rules above, one compiled schema that a body meets exactly
+    #: when no rule of the group fires (None: an empty group): one check for the usual body
+    #: instead of two per rule, which then run only to say which rules fire
+    refuse_early_ok: Any = None
+    warn_early_ok: Any = None
+    warn_late_ok: Any = None
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """Per-model artefacts of the contract that make the accepting path cheap."""
@@ -124,11 +160,35 @@ class _Compiled:
     #: body it accepts skips the rule-by-rule walk, which then only runs to name the broken rule
     requires_ok: Mapping[str, Any]
     image_fields: frozenset[str]
-    sum_rules: tuple[Rule, ...]
-    #: ``requires`` rules marked ``warning``: a match is reported, never refused; those of the
-    #: ``before_schema`` phase look at the body as sent, the others at it with defaults applied
-    warn_early: tuple[Rule, ...] = ()
-    warn_late: tuple[Rule, ...] = ()
+    #: per mode, its rules by the step that checks them (``requires`` rules marked ``warning``
+    #: are reported, never refused: those of ``before_schema`` on the body as sent, the others
+    #: on it with defaults applied)
+    by_mode: Mapping[str, _ModeRules] = field(default_factory=dict)
+
+
+def _none_fires(rules: Sequence[Rule]) -> Any:
+    """A compiled schema a body meets exactly when no ``requires`` rule of ``rules`` fires (a
+    rule fires when its ``when`` holds and its ``then`` does not: ``if``/``then`` fails)."""
+    if not rules:
+        return None
+    return compile_schema({"allOf": [{"if": r.spec["when"], "then": r.spec["then"]} for r in rules]})
+
+
+def _mode_rules(model: ModelContract, mode: str) -> _ModeRules:
+    rules = [r for r in model.rules if r.applies_to(mode)]
+    refuse_early = tuple(r for r in rules if r.phase == "before_schema" and not r.warning)
+    warn_early = tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase == "before_schema")
+    warn_late = tuple(r for r in rules if r.warning and r.kind == "requires" and r.phase != "before_schema")
+    return _ModeRules(
+        refuse_early=refuse_early,
+        warn_early=warn_early,
+        warn_late=warn_late,
+        # a sum rule of another mode never refuses (the rule walk skips it): it is left out here
+        sums=tuple(r for r in rules if r.kind == "sum_equals"),
+        refuse_early_ok=_none_fires(refuse_early),
+        warn_early_ok=_none_fires(warn_early),
+        warn_late_ok=_none_fires(warn_late),
+    )
 
 
 _COMPILED: dict[int, _Compiled] = {}
@@ -152,13 +212,7 @@ def _compiled(model: ModelContract) -> _Compiled:
                 for mode in model.request_schemas
             },
             image_fields=frozenset(r.param for r in model.rules if r.kind == "image"),
-            sum_rules=tuple(r for r in model.rules if r.kind == "sum_equals"),
-            warn_early=tuple(
-                r for r in model.rules if r.warning and r.kind == "requires" and r.phase == "before_schema"
-            ),
-            warn_late=tuple(
-                r for r in model.rules if r.warning and r.kind == "requires" and r.phase != "before_schema"
-            ),
+            by_mode={mode: _mode_rules(model, mode) for mode in model.request_schemas},
         )
         _COMPILED[id(model)] = found
     return found
@@ -240,9 +294,11 @@ def _check_sum(rule: Rule, body: Mapping[str, Any]) -> Violation | None:
     spec = rule.spec
     if rule.applies is not None and not rule.applies.is_valid(body):
         return None
-    items = body.get(spec["items"], [])
-    # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
-    actual = sum(as_number(item.get(spec["item_field"], 0)) for item in items)
+    field = spec["item_field"]
+    actual = 0.0
+    for item in body.get(spec["items"], []):  # a loop, not sum(generator): every create runs it
+        # Kling's own API sends durations as strings ("5"); the schema has checked they are numeric.
+        actual += as_number(item.get(field, 0))
     expected = body.get(spec["total"])
     if expected is None or math.isclose(actual, as_number(expected)):
         return None
@@ -397,21 +453,21 @@ def validate_create(
         return Violation(
             "invalid_parameter", field_name, "model.mode", f"{name} does not serve {mode} (it serves {kinds})"
         )
-    for rule in model.rules:
-        if (
-            rule.phase == "before_schema"
-            and not rule.warning
-            and rule.applies_to(mode)
-            and (found := _check_requires(rule, body))
-        ):
-            return found
     compiled = _compiled(model)
-    warnings: list[ContractWarning] = [
-        ContractWarning(rule.id, rule.param, rule.message)
-        for rule in compiled.warn_early
-        if rule.applies_to(mode) and _check_requires(rule, body)
-    ]
-    unknown = _unknown_paths(body, compiled.shapes[mode])
+    rules = compiled.by_mode[mode]
+    if rules.refuse_early_ok is not None and not rules.refuse_early_ok.is_valid(body):
+        for rule in rules.refuse_early:
+            if found := _check_requires(rule, body):
+                return found
+    warnings: list[ContractWarning] = []
+    if rules.warn_early_ok is not None and not rules.warn_early_ok.is_valid(body):
+        warnings.extend(
+            ContractWarning(rule.id, rule.param, rule.message)
+            for rule in rules.warn_early
+            if _check_requires(rule, body)
+        )
+    shape = compiled.shapes[mode]
+    unknown = [] if _all_known(body, shape) else _unknown_paths(body, shape)
     if unknown:
         unknown_rule = contract.request_rule("unknown_field")
         if strict:
@@ -420,18 +476,19 @@ def validate_create(
             param = format_param(path)
             dropped = f"unknown field {param!r} dropped (the real gateway ignores it)"
             warnings.append(ContractWarning(unknown_rule, param, dropped))
-        body = _known_only(body, compiled.shapes[mode])
+        body = _known_only(body, shape)
     if not model.fast_validators[mode].is_valid(body):
         return _explain(model.explainers[mode], body)
     full = {**model.defaults, **body}
-    warnings.extend(
-        ContractWarning(rule.id, rule.param, rule.message)
-        for rule in compiled.warn_late
-        if rule.applies_to(mode) and _check_requires(rule, full)
-    )
+    if rules.warn_late_ok is not None and not rules.warn_late_ok.is_valid(full):
+        warnings.extend(
+            ContractWarning(rule.id, rule.param, rule.message)
+            for rule in rules.warn_late
+            if _check_requires(rule, full)
+        )
     requires_ok = compiled.requires_ok[mode].is_valid(full)
     has_images = not compiled.image_fields.isdisjoint(full)
-    if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in compiled.sum_rules):
+    if requires_ok and not has_images and not any(_check_sum(rule, full) for rule in rules.sums):
         return Accepted(model=model, mode=mode, body=full, warnings=tuple(warnings))
     # Something may be broken: walk the rules in contract order so the first one is reported.
     seen: dict[str, ImageInfo | ImageProblem] = {}

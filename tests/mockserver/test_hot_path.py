@@ -1,0 +1,348 @@
+"""The hot path's shortcuts say exactly what the reference code they replace says.
+
+Each shortcut (issue 14) stands in for a slower, obviously right computation on every request;
+these properties compare the two on generated inputs, so a shortcut that drifts fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from mockserver import Engine, Service, VirtualClock
+from mockserver.engine.core import uuid_text
+from mockserver.multipart import FormLimits
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1), st.integers(min_value=1, max_value=5))
+def test_uuid_text_is_the_uuid_modules_rendering(bits: int, version: int) -> None:
+    assert uuid_text(bits, version) == str(uuid.UUID(int=bits, version=version))
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_video_uuid_is_uuid5_of_the_task_url(task_id: str) -> None:
+    # imported here: importing a face module first would register it before the gateway, and
+    # the first registered face is the default one (face_names())
+    from mockserver.faces.official import video_uuid
+
+    try:
+        expected = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-testkit:{task_id}"))
+    except UnicodeEncodeError:  # a lone surrogate (no task id is one): both refuse it
+        with pytest.raises(UnicodeEncodeError):
+            video_uuid(task_id)
+        return
+    assert video_uuid(task_id) == expected
+
+
+def _reference_match(service: Service, method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
+    """Routing as it was before the slash-count index: every route's regex, in table order."""
+    for route in service._routes:
+        if route.prefix and not path.startswith(route.prefix + "/"):
+            continue
+        params = route.operation.match(path[len(route.prefix) :] if route.prefix else path)
+        if params is not None and method in route.methods:
+            return route.face.name, route.operation.id, params
+    return None
+
+
+_SERVICE = Service(Engine(clock=VirtualClock()))
+_TEMPLATES = sorted({route.prefix + route.operation.path for route in _SERVICE._routes})
+_SEGMENT = st.text(alphabet="abc/{}._-%0", max_size=6)
+
+
+@st.composite
+def _paths(draw: st.DrawFn) -> str:
+    """Paths near the route table: templates with their parameters filled (or emptied), cut,
+    extended, or with a segment changed."""
+    template = draw(st.sampled_from(_TEMPLATES))
+    filled = re.sub(r"\{\w+\}", lambda _: draw(_SEGMENT), template)
+    return draw(
+        st.sampled_from(
+            [filled, filled + "/" + draw(_SEGMENT), filled.rsplit("/", 1)[0], filled.replace("/v1", draw(_SEGMENT))]
+        )
+    )
+
+
+@given(st.sampled_from(["GET", "HEAD", "POST", "DELETE"]), _paths())
+def test_routing_by_segment_count_finds_what_every_route_finds(method: str, path: str) -> None:
+    found = _SERVICE.match(method, path)
+    got = None if found is None else (found[0].name, found[1].id, found[2])
+    assert got == _reference_match(_SERVICE, method, path)
+
+
+def _shapes() -> list[Any]:
+    from mockserver.validation.request import _compiled
+
+    return [
+        shape
+        for face in _SERVICE.faces.values()
+        for model in face.contract.models.values()
+        for shape in _compiled(model).shapes.values()
+    ]
+
+
+_SHAPES = _shapes()
+_JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=3))
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> tuple[Any, Any]:
+    """A shape and a body near it: its own member names (nested objects and arrays of objects
+    included) mixed with unknown ones, at every level."""
+    shape = draw(st.sampled_from(_SHAPES))
+
+    def near(shape: Any, depth: int) -> Any:
+        names = draw(st.lists(st.sampled_from(sorted(shape.keys)), max_size=6, unique=True))
+        names += draw(st.lists(st.sampled_from(["x", "extra", "prompt_", "mode "]), max_size=1))
+        out: dict[str, Any] = {}
+        for name in names:
+            child = shape.children.get(name)
+            if child is None or depth > 2:
+                out[name] = draw(_JSON_LEAF)
+            elif name in shape.arrays:
+                out[name] = [near(child, depth + 1) for _ in range(draw(st.integers(0, 3)))]
+            else:
+                out[name] = near(child, depth + 1)
+        return out
+
+    return shape, near(shape, 0)
+
+
+@settings(max_examples=500)
+@given(_bodies())
+def test_all_known_says_what_the_unknown_paths_walk_says(case: tuple[Any, Any]) -> None:
+    from mockserver.validation.request import _all_known, _unknown_paths
+
+    shape, body = case
+    assert _all_known(body, shape) == (not _unknown_paths(body, shape))
+
+
+def test_the_kept_match_is_forgotten_when_the_route_table_is_rebuilt() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    before = service.match("GET", "/v1/video/generations/t1")
+    service.configure(keys=["sk-other"])  # new faces, new route table
+    after = service.match("GET", "/v1/video/generations/t1")
+    assert before is not None
+    assert after is not None
+    assert before[0] is not service.faces["gateway"]
+    assert after[0] is service.faces["gateway"]
+    answer = service.handle_simple("GET", "/v1/video/generations/t1", headers=[("authorization", "Bearer sk-test")])
+    assert answer.status == 401  # the old key is refused: the answer came from the new face
+
+
+def test_a_kept_match_is_for_its_method_and_path_only() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    assert service.match("GET", "/v1/video/generations/t1") is not None
+    assert service.match("DELETE", "/v1/video/generations/t1") is None
+    assert service.match("GET", "/v1/video/generations/t1/x") is None
+    found = service.match("GET", "/v1/video/generations/t2")
+    assert found is not None
+    assert found[2] == {"task_id": "t2"}
+
+
+@st.composite
+def _rule_bodies(draw: st.DrawFn) -> tuple[Any, str, dict[str, Any]]:
+    """A model, one of its modes and a body drawn from the values its rules name."""
+    model = draw(st.sampled_from(_MODELS))
+    mode = draw(st.sampled_from(sorted(model.request_schemas)))
+    props = model.request_schemas[mode].get("properties", {})
+    body: dict[str, Any] = {}
+    for name in draw(st.lists(st.sampled_from(sorted(props)), max_size=8, unique=True)):
+        sub = props[name]
+        options = [*sub.get("enum", []), *([sub["const"]] if "const" in sub else [])]
+        body[name] = draw(st.sampled_from(options) if options else _JSON_LEAF)
+    return model, mode, body
+
+
+_MODELS = [model for face in _SERVICE.faces.values() for model in face.contract.models.values()]
+
+
+@settings(max_examples=300)
+@given(_rule_bodies())
+def test_one_check_per_rule_group_agrees_with_checking_each_rule(case: tuple[Any, str, dict[str, Any]]) -> None:
+    from mockserver.validation.request import _check_requires, _compiled
+
+    model, mode, body = case
+    rules = _compiled(model).by_mode[mode]
+    for group, combined in (
+        (rules.refuse_early, rules.refuse_early_ok),
+        (rules.warn_early, rules.warn_early_ok),
+        (rules.warn_late, rules.warn_late_ok),
+    ):
+        fires = any(_check_requires(rule, body) for rule in group)
+        assert (combined is not None and not combined.is_valid(body)) == fires
+
+
+def _official_token(service: Service, **claims: Any) -> list[tuple[str, str]]:
+    import jwt
+
+    pair = service.faces["official"].contract.index["auth"]["default_keys"][0]
+    now = service.engine.clock.now()
+    token = jwt.encode({"iss": pair["access_key"], "exp": now + 600, **claims}, pair["secret_key"], algorithm="HS256")
+    return [("authorization", f"Bearer {token}")]
+
+
+def _auth_rule(service: Service, headers: list[tuple[str, str]]) -> str | None:
+    service.handle_simple("GET", "/v1/videos/text2video/1", headers=headers)
+    return service.engine.journal.entries()[-1].rule  # task_exists: the token was accepted
+
+
+def test_a_cached_token_is_refused_once_the_clock_passes_its_exp() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    headers = _official_token(service)
+    skew = float(service.faces["official"].contract.index["auth"]["jwt"]["clock_skew_seconds"])
+    assert _auth_rule(service, headers) == "task.exists"  # verified, and now cached
+    service.engine.advance_clock(600 + skew - 1)
+    assert _auth_rule(service, headers) == "task.exists"
+    service.engine.advance_clock(1)
+    assert _auth_rule(service, headers) == "auth.exp"
+    assert _auth_rule(service, headers) == "auth.exp"
+
+
+def test_a_cached_token_is_accepted_once_the_clock_reaches_its_nbf() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    skew = float(service.faces["official"].contract.index["auth"]["jwt"]["clock_skew_seconds"])
+    headers = _official_token(service, nbf=service.engine.clock.now() + 60)
+    assert _auth_rule(service, headers) == "auth.nbf"
+    service.engine.advance_clock(60 - skew)
+    assert _auth_rule(service, headers) == "task.exists"
+
+
+def test_a_token_that_is_no_jwt_is_still_looked_up_as_an_api_key() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+    _auth_rule(service, _official_token(service))  # a cache that holds a token
+    assert _auth_rule(service, [("authorization", "Bearer not-a-jwt-key")]) == "auth.api_key"
+
+
+@given(st.integers(min_value=0, max_value=2**64))
+def test_a_tasks_seed_is_drawn_as_randrange_draws_it(seed: int) -> None:
+    import random
+
+    engine = Engine(clock=VirtualClock(), seed=seed)
+    reference = random.Random(seed)
+    for _ in range(5):
+        assert engine._seed_draw() == reference.randrange(2**31)
+
+
+def test_terminal_by_value_is_the_lifecycles_terminal_set() -> None:
+    from mockserver.engine.lifecycle import Status, terminal_statuses
+
+    assert {status for status in Status if status.terminal} == terminal_statuses()
+
+
+_BOUNDARY = b"kling-b0undary"
+
+
+@st.composite
+def _forms(draw: st.DrawFn) -> bytes:
+    """Multipart bodies around the plain shape clients send (half of them plain throughout):
+    names and file names with and without characters that need care, values holding CRLF,
+    dashes and the boundary itself, extra and duplicated headers, odd spacing, LF lines, a
+    preamble, cut or missing endings."""
+    plain = draw(st.booleans())
+
+    def pick(usual: bytes, *others: bytes) -> bytes:  # one deviation at a time, mostly
+        return usual if plain or draw(st.integers(0, 3)) else draw(st.sampled_from(others))
+
+    crlf = pick(b"\r\n", b"\n")
+    names = [b"prompt", b"model", b"seconds", b"a.b", b"x[1]"] + ([] if plain else [b"na me", b'q"uote', b""])
+    values = st.lists(
+        st.sampled_from(
+            [b"a fox", b"", b"\r\n", b"--", b"--" + _BOUNDARY, b"\r\n--" + _BOUNDARY + b"x", b" pad ", b"\xff"]
+        ),
+        max_size=3,
+    ).map(b"".join)
+    out = pick(b"", b"preamble\r\n")
+    for _ in range(draw(st.integers(0, 4))):
+        out += b"--" + _BOUNDARY + crlf
+        disposition = b'form-data; name="' + draw(st.sampled_from(names)) + b'"'
+        if draw(st.booleans()):
+            file_names = [b"a.png", b"", b"a b.jpg"] + ([] if plain else [b"c:\\x.png"])
+            disposition += b'; filename="' + draw(st.sampled_from(file_names)) + b'"'
+        headers = [b"Content-Disposition" + pick(b": ", b":", b":  ", b" : ") + disposition]
+        if draw(st.booleans()):
+            extra = [b"Content-Type: image/png", b"X-A: 1"] + ([] if plain else [b"content-type: text/plain "])
+            headers.append(draw(st.sampled_from(extra)))
+        if not plain and draw(st.booleans()):
+            headers = headers[::-1] + headers[:1]
+        out += crlf.join(headers) + crlf + crlf + draw(values) + crlf
+    return out + pick(b"--" + _BOUNDARY + b"--\r\n", b"--" + _BOUNDARY + b"--", b"--" + _BOUNDARY, b"")
+
+
+def _plain_part(name: bytes = b"prompt", extra: bytes = b"", data: bytes = b"a fox") -> bytes:
+    return (
+        b"--"
+        + _BOUNDARY
+        + b'\r\nContent-Disposition: form-data; name="'
+        + name
+        + b'"\r\n'
+        + extra
+        + b"\r\n"
+        + data
+        + b"\r\n"
+    )
+
+
+_END = b"--" + _BOUNDARY + b"--\r\n"
+
+
+@settings(max_examples=500)
+# the edges a plain reading must leave to python-multipart, each on its own
+@example(_plain_part() * 3 + _END, FormLimits(max_parts=2))
+@example(b"preamble\r\n" + _plain_part() + _END, FormLimits())
+@example(_plain_part(extra=b'Content-Disposition: form-data; name="model"\r\n') + _END, FormLimits())
+@example(_plain_part(data=b"12345") + _END, FormLimits(max_field_bytes=4))
+@example(_plain_part() + b"--" + _BOUNDARY + b"--\r\nepilogue", FormLimits())
+@example(_plain_part() + b"--" + _BOUNDARY, FormLimits())
+@example(b"x" * (len(_BOUNDARY) + 2) + _plain_part()[len(_BOUNDARY) + 2 :] + _END, FormLimits())
+@given(
+    _forms(),
+    st.sampled_from(
+        [FormLimits(), FormLimits(max_parts=2), FormLimits(max_field_bytes=4), FormLimits(max_header_bytes=60)]
+    ),
+)
+def test_a_plain_form_reads_as_python_multipart_reads_it(body: bytes, limits: FormLimits) -> None:
+    from mockserver.multipart import _parse, _plain_form
+
+    plain = _plain_form(body, _BOUNDARY, limits)
+    if plain is not None:
+        assert plain == _parse(body, _BOUNDARY, limits)
+
+
+def test_the_openai_sdks_form_is_a_plain_form() -> None:
+    import httpx
+
+    from mockserver.multipart import _plain_form, boundary_of
+
+    request = httpx.Request(
+        "POST",
+        "https://api.modelstream.ai/v1/videos",
+        data={"model": "kling-v2-6", "prompt": "a red fox", "seconds": "5"},
+        files={"input_reference": ("frame.png", b"\x89PNG\r\n--x", "image/png")},
+    )
+    boundary = boundary_of(request.headers["content-type"])
+    assert isinstance(boundary, bytes)
+    parts = _plain_form(request.read(), boundary, FormLimits())
+    assert parts is not None
+    assert [(p.name, p.filename, p.content_type) for p in parts][-1] == ("input_reference", "frame.png", "image/png")
+
+
+def test_a_remembered_key_is_the_faces_until_the_keys_change() -> None:
+    service = Service(Engine(clock=VirtualClock()))
+
+    def status(*values: str) -> int:
+        headers = [("authorization", value) for value in values]
+        return service.handle_simple("GET", "/v1/video/generations/t1", headers=headers).status
+
+    accepted = 400  # past auth: the gateway's task_not_exist for t1
+    assert status("Bearer sk-test") == status("Bearer sk-test") == accepted  # the second is remembered
+    assert status("Bearer sk-other") == 401
+    assert status("Bearer sk-test", "Bearer sk-test") == 401  # two headers: refused, remembered or not
+    service.configure(keys=["sk-other"])
+    assert status("Bearer sk-test") == 401
+    assert status("Bearer sk-other") == accepted
