@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from mockserver import Engine, Service, VirtualClock
 from mockserver.engine.core import uuid_text
+from mockserver.faces.official import video_uuid
 from mockserver.multipart import FormLimits
 
 
@@ -26,10 +27,6 @@ def test_uuid_text_is_the_uuid_modules_rendering(bits: int, version: int) -> Non
 
 @given(st.text(min_size=1, max_size=40))
 def test_video_uuid_is_uuid5_of_the_task_url(task_id: str) -> None:
-    # imported here: importing a face module first would register it before the gateway, and
-    # the first registered face is the default one (face_names())
-    from mockserver.faces.official import video_uuid
-
     try:
         expected = str(uuid.uuid5(uuid.NAMESPACE_URL, f"kling-testkit:{task_id}"))
     except UnicodeEncodeError:  # a lone surrogate (no task id is one): both refuse it
