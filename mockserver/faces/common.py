@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from mockserver import media
-from mockserver.contract import Contract
+from mockserver.contract import Contract, Operation
 from mockserver.engine import Engine, FaultPlan, TaskView
 from mockserver.engine.journal import fingerprint
 from mockserver.faces.base import Handled, Refused
@@ -154,7 +154,64 @@ def serve_video(
     return Handled(ApiResponse(served.status, served.headers, body), operation, task.id)
 
 
-def judge_by_contract(contract: Contract, body: Any, *, kind: str | None, strict: bool) -> Violation | None:
-    """``Face.judge_create`` of a face whose create is its own model's request (no mapping)."""
-    result = validate_create(contract, body, strict=strict, mode=kind)
-    return result if isinstance(result, Violation) else None
+class FaceBase:
+    """What every built-in face does the same way through its own :meth:`error`: answer a
+    refusal and an armed fault, and judge a create by its own model's schema and rules (a face
+    whose create maps onto another face's request overrides :meth:`judge_create`)."""
+
+    contract: Contract
+    strict: bool
+
+    def error(
+        self,
+        key: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        **values: object,
+    ) -> ApiResponse:
+        raise NotImplementedError  # each face renders its catalogue in its own envelope
+
+    def violation(self, found: Violation) -> ApiResponse:
+        """The face's answer to a refusal, naming its field and rule."""
+        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
+
+    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
+        return fault_response(self.contract, self.error, plan)
+
+    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
+        """The model's schema and rules, as the create checks them.
+
+        >>> from mockserver.faces import make_face
+        >>> make_face("gateway").judge_create({"model": "kling-v2-6"}).rule
+        'schema:required'
+        >>> kling = {"model_name": "kling-v2-6", "prompt": "a fox", "sound": "on"}
+        >>> make_face("official").judge_create(kling, kind="text2video").rule
+        'sound.requires_pro'
+        """
+        result = validate_create(self.contract, body, strict=self.strict, mode=kind)
+        return result if isinstance(result, Violation) else None
+
+
+class GatewayKeysFace(FaceBase):
+    """A face of the gateway: its ``sk-`` keys (:class:`BearerKeys`) and its error object."""
+
+    _bearer: BearerKeys
+    keys: tuple[str, ...]
+
+    def secrets(self) -> tuple[str, ...]:
+        """The accepted API keys (as sent, and without the ``sk-`` prefix): never shown in clear."""
+        return tuple(k for key in self.keys if key != "*" for k in (key, self._bearer.strip(key)))
+
+    def error(
+        self,
+        key: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        **values: object,
+    ) -> ApiResponse:
+        """The catalogued error ``key`` as the gateway's (and OpenAI's) error object."""
+        return error_object(self.contract, key, param=param, retry_after=retry_after, headers=headers, **values)

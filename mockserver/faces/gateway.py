@@ -14,17 +14,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from mockserver.contract import ModelContract, Operation, load_contract
-from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView, VideoSpec
+from mockserver.contract import ModelContract, load_contract
+from mockserver.engine import CreateRefused, Engine, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.core import video_spec
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import BearerKeys, error_object, fault_response, judge_by_contract, serve_video
+from mockserver.faces.common import BearerKeys, GatewayKeysFace, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
 
 
 @register_face("gateway")
-class GatewayFace:
+class GatewayFace(GatewayKeysFace):
     """Answer gateway-face requests from an :class:`Engine`.
 
     ``settings.keys``: the accepted API keys (default: the contract's ``default_keys``,
@@ -59,39 +59,6 @@ class GatewayFace:
             self.get_op.id: lambda engine, request, params, account: self.get(engine, request, params["task_id"]),
             self.media_op.id: lambda engine, request, params, account: self.media(engine, request, params["file"]),
         }
-
-    def secrets(self) -> tuple[str, ...]:
-        """The accepted API keys (as sent, and without the ``sk-`` prefix)."""
-        return tuple(k for key in self.keys if key != "*" for k in (key, self._bearer.strip(key)))
-
-    # -- errors ------------------------------------------------------------------------------
-
-    def error(
-        self,
-        key: str,
-        *,
-        param: str | None = None,
-        retry_after: float | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        **values: object,
-    ) -> ApiResponse:
-        """The catalogued error ``key`` as the gateway's error object."""
-        return error_object(self.contract, key, param=param, retry_after=retry_after, headers=headers, **values)
-
-    def violation(self, found: Violation) -> ApiResponse:
-        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
-
-    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        return fault_response(self.contract, self.error, plan)
-
-    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
-        """The model's schema and rules, as the create checks them.
-
-        >>> face = GatewayFace()
-        >>> face.judge_create({"model": "kling-v2-6"}, kind=None).rule
-        'schema:required'
-        """
-        return judge_by_contract(self.contract, body, kind=kind, strict=self.strict)
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:
         """The gateway sends no callbacks; its query answer is what one would carry."""

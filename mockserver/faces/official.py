@@ -29,7 +29,6 @@ from mockserver.engine import (
     CreateRefused,
     Engine,
     ExternalIdTaken,
-    FaultPlan,
     SlotsExhausted,
     Status,
     TaskNotFound,
@@ -39,7 +38,7 @@ from mockserver.engine import (
 from mockserver.engine.core import uuid_text, video_spec
 from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import MAX_AUTH_HEADER, fault_response, judge_by_contract, retry_after_headers, serve_video
+from mockserver.faces.common import MAX_AUTH_HEADER, FaceBase, retry_after_headers, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
 
@@ -56,7 +55,7 @@ class _Claims:
 
 
 @register_face("official")
-class OfficialFace:
+class OfficialFace(FaceBase):
     """Answer Kling's own API from an :class:`Engine`.
 
     ``settings.key_pairs``: access key -> secret key of the accounts whose JWTs are accepted
@@ -171,21 +170,6 @@ class OfficialFace:
             "data": None,
         }
         return ApiResponse.json(spec.http_status, body, retry_after_headers(self.contract, key, retry_after, headers))
-
-    def violation(self, found: Violation) -> ApiResponse:
-        return self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
-
-    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        return fault_response(self.contract, self.error, plan)
-
-    def judge_create(self, body: Any, *, kind: str | None = None) -> Violation | None:
-        """The model's schema and rules, as the create checks them.
-
-        >>> face = OfficialFace()
-        >>> face.judge_create({"model_name": "kling-v2-6", "prompt": "a fox", "sound": "on"}, kind="text2video").rule
-        'sound.requires_pro'
-        """
-        return judge_by_contract(self.contract, body, kind=kind, strict=self.strict)
 
     # -- auth --------------------------------------------------------------------------------
 

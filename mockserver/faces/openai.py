@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from mockserver.contract import Operation, load_contract
-from mockserver.engine import CreateRefused, Engine, FaultPlan, Status, TaskNotFound, TaskView
+from mockserver.engine import CreateRefused, Engine, Status, TaskNotFound, TaskView
 from mockserver.engine.core import video_spec
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import BearerKeys, error_object, fault_response, serve_video
+from mockserver.faces.common import BearerKeys, GatewayKeysFace, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, Part, parse_form
 from mockserver.validation import Accepted, Violation, parse_json_body, validate_create, validate_query
@@ -34,7 +34,7 @@ _IMAGE_MIMES = {"image/jpeg", "image/jpg", "image/pjpeg", "image/png"}
 
 
 @register_face("openai")
-class OpenAIFace:
+class OpenAIFace(GatewayKeysFace):
     """Answer ``/v1/videos`` (create, list, retrieve, content) from an :class:`Engine`.
 
     ``settings.keys``: the gateway's keys (default ``sk-test``; ``["*"]`` accepts any);
@@ -97,30 +97,10 @@ class OpenAIFace:
                 raise ValueError(f"openai face: no handler for operation {op.id!r} (verb {op.verb!r})")
         return out
 
-    def secrets(self) -> tuple[str, ...]:
-        """The accepted API keys (as sent, and without the ``sk-`` prefix): never shown in clear."""
-        return tuple(k for key in self.keys if key != "*" for k in (key, self._bearer.strip(key)))
-
     # -- errors ------------------------------------------------------------------------------
 
-    def error(
-        self,
-        key: str,
-        *,
-        param: str | None = None,
-        retry_after: float | None = None,
-        headers: tuple[tuple[str, str], ...] = (),
-        **values: object,
-    ) -> ApiResponse:
-        """The catalogued error ``key`` as the gateway's (and OpenAI's) error object."""
-        return error_object(self.contract, key, param=param, retry_after=retry_after, headers=headers, **values)
-
     def _refused(self, op: str, found: Violation, request_json: Any = None) -> Handled:
-        response = self.error(found.error, param=found.param, detail=found.detail, rule=found.rule)
-        return Handled(response, op, request_json=request_json, rule=found.rule, param=found.param)
-
-    def fault_response(self, plan: FaultPlan, operation: Operation) -> ApiResponse | None:  # noqa: ARG002 - Face protocol
-        return fault_response(self.contract, self.error, plan)
+        return Handled(self.violation(found), op, request_json=request_json, rule=found.rule, param=found.param)
 
     def callback_body(self, task: TaskView, base_url: str) -> Any:  # noqa: ARG002 - Face protocol
         """The route sends no callbacks; its video object is what one would carry."""
