@@ -404,10 +404,37 @@ def start(draw: DrawFn, shape: _Shape, pins: Pins) -> tuple[str, Body]:
         # a pinned shot count means the shots count: the summed rule must apply
         for rule in shape.sums:
             if rule.spec["items"] in value and "when" in rule.spec:
-                _hard(b, functools.partial(make, b, rule.spec["when"], (), True), f"{rule.id} to apply")
+                _hard(b, _applies(b, shape, kind, rule, pins.clean), f"{rule.id} to apply")
                 freeze(b, rule.spec["when"])
     _select_model(b, shape, kind)
     return kind, b
+
+
+def _applies(b: Body, shape: _Shape, kind: str, rule: Rule, clean: bool) -> Callable[[], bool]:
+    """An edit making ``rule``'s condition hold; for a clean body, not through a value a warning
+    rule on the same fields flags (Kling reads ``"true"`` as true, with a warning): the value
+    is frozen, so no later repair could change it."""
+    names = set(rule.spec["when"].get("properties", {}))
+    related = [w for w in shape.warnings if w.applies_to(kind) and w.param.split(".")[0] in names]
+
+    def flagged() -> bool:
+        return clean and any(rule_broken(w, b.value, shape) for w in related)
+
+    def edit() -> bool:
+        if clean:
+            # put each field the condition names to one of its values no warning flags (a
+            # drawn "true" already satisfies the condition, so make alone would keep it)
+            for name, sub in rule.spec["when"].get("properties", {}).items():
+                options = [sub["const"]] if "const" in sub else list(sub.get("enum", ()))
+                for option in options:
+                    if name in b.value and b.value[name] == option and type(b.value[name]) is type(option):
+                        if not flagged():
+                            break
+                    elif b.put((name,), option) and not flagged():
+                        break
+        return make(b, rule.spec["when"], (), True) and not flagged()
+
+    return edit
 
 
 def _hard(b: Body, edit: Callable[[], bool], what: str) -> None:
@@ -571,9 +598,17 @@ def settle(
             try:
                 compose(b, shape, kind, rule)
             except InvalidArgument:
-                if not lenient:
-                    raise
-                sums.remove(rule)
+                # Dead end: an earlier repair's (soft) lock holds a shot. Revise it, as repair
+                # does; the rules it served are checked again on the next round.
+                b.relaxed = True
+                try:
+                    compose(b, shape, kind, rule)
+                except InvalidArgument:
+                    if not lenient:
+                        raise
+                    sums.remove(rule)
+                finally:
+                    b.relaxed = False
         if not any(rule_broken(r, b.value, shape) for r in (*rules, *sums)):
             return
     raise InvalidArgument(f"could not build a body that satisfies every rule of {shape.model.name}")

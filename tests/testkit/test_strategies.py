@@ -1180,3 +1180,37 @@ def test_the_state_machine_example_of_docs_strategies_md_runs() -> None:
     for machine in machines:
         if machine is not TaskLifecycleMachine:
             run_state_machine_as_test(machine, settings=settings(max_examples=5, stateful_step_count=10))
+
+
+@settings(max_examples=25)
+@given(data=st.data())
+def test_a_repairs_lock_on_the_shots_is_revised_when_their_durations_must_add_up(data: st.DataObject) -> None:
+    # Found by the lowest-versions run: a repair had soft-locked every shot's duration, so the
+    # sum rule took the shots for the caller's and gave up ("the pinned multi_prompt add up to
+    # ..."); a repair's lock is revisable, as repair itself treats it at a dead end.
+    from kling_testkit._strategies.requests import Pins, _shape, rule_broken, settle, start
+
+    contract = load_contract("official")
+    shape = _shape(contract, contract.models["kling-v3"], "clean")
+    draw: Any = data.draw  # the builder's DrawFn, as @st.composite hands it
+    kind, body = start(draw, shape, Pins(kind="text2video", count=3, clean=True))
+    settle(body, shape, kind, clean=True)
+    shots = body.value["multi_prompt"]
+    for i, shot in enumerate(shots):
+        shot["duration"] = "7"  # three shots of 7 s cannot make any total the model takes
+        body.soft.value.add(("multi_prompt", i, "duration"))
+    settle(body, shape, kind, clean=True)
+    rules = [r for r in shape.sums if r.applies_to(kind)]
+    assert rules
+    assert not any(rule_broken(r, body.value, shape) for r in rules), body.value["multi_prompt"]
+
+
+@settings(max_examples=50)
+@given(create=valid_creates("kling-v3", face="official", kinds="text2video", shot_counts=3, clean=True))
+def test_a_pinned_shot_count_on_a_clean_body_turns_multi_shot_on_without_a_warning(create: CreateRequest) -> None:
+    # The shot count makes the sum rule apply (multi_shot on); a clean body must not do it with
+    # the string "true", which Kling reads as true but the contract flags.
+    assert create.body["multi_shot"] is True
+    sent = send_create("official", create)
+    accepted("official", sent)
+    assert sent.entry.warnings == (), sent.entry.warnings
