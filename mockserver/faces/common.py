@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, ClassVar
 
 from mockserver import media
-from mockserver.contract import Contract, Operation
+from mockserver.contract import Contract, Operation, load_contract
 from mockserver.engine import Engine, FaultPlan, TaskView
 from mockserver.engine.journal import fingerprint
-from mockserver.faces.base import Handled, Refused
+from mockserver.faces.base import FaceSettings, Handled, Refused
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import Violation, validate_create
 
@@ -197,8 +197,19 @@ class FaceBase:
 class GatewayKeysFace(FaceBase):
     """A face of the gateway: its ``sk-`` keys (:class:`BearerKeys`) and its error object."""
 
+    name: ClassVar[str]
     _bearer: BearerKeys
     keys: tuple[str, ...]
+
+    def __init__(self, settings: FaceSettings | None = None) -> None:
+        self.settings = settings = settings or FaceSettings()
+        self.contract = contract = load_contract(self.name)
+        self._bearer = BearerKeys(contract, settings.keys)
+        self.keys = self._bearer.keys
+        self.strict = settings.strict
+        self.status_names = contract.status_projection
+        self.media_ttl = contract.media_ttl
+        self._failures = contract.task_failures
 
     def secrets(self) -> tuple[str, ...]:
         """The accepted API keys (as sent, and without the ``sk-`` prefix): never shown in clear."""

@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from mockserver.contract import ModelContract, load_contract
+from mockserver.contract import ModelContract
 from mockserver.engine import CreateRefused, Engine, Status, TaskNotFound, TaskView, VideoSpec
 from mockserver.engine.core import video_spec
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import BearerKeys, GatewayKeysFace, serve_video
+from mockserver.faces.common import GatewayKeysFace, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create
 
@@ -36,14 +36,8 @@ class GatewayFace(GatewayKeysFace):
     name: ClassVar[str] = "gateway"
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
-        self.settings = settings = settings or FaceSettings()
-        self.contract = contract = load_contract(self.name)
-        self._bearer = BearerKeys(contract, settings.keys)
-        self.keys = self._bearer.keys
-        self.strict = settings.strict
-        self.status_names = contract.status_projection
-        self.media_ttl = contract.media_ttl
-        self._failures = contract.task_failures
+        super().__init__(settings)
+        contract = self.contract
         ops = contract.operations
         self.create_op = ops["video_generations.create"]
         self.get_op = ops["video_generations.get"]

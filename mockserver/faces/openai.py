@@ -22,7 +22,7 @@ from mockserver.engine import CreateRefused, Engine, Status, TaskNotFound, TaskV
 from mockserver.engine.core import video_spec
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import BearerKeys, GatewayKeysFace, serve_video
+from mockserver.faces.common import GatewayKeysFace, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, Part, parse_form
 from mockserver.validation import Accepted, Violation, parse_json_body, validate_create, validate_query
@@ -44,15 +44,9 @@ class OpenAIFace(GatewayKeysFace):
     name: ClassVar[str] = "openai"
 
     def __init__(self, settings: FaceSettings | None = None) -> None:
-        self.settings = settings = settings or FaceSettings()
-        self.contract = contract = load_contract(self.name)
+        super().__init__(settings)
+        contract = self.contract
         index = contract.index
-        self._bearer = BearerKeys(contract, settings.keys)
-        self.keys = self._bearer.keys
-        self.strict = settings.strict
-        self.status_names = contract.status_projection
-        self.media_ttl = contract.media_ttl
-        self._failures = contract.task_failures
         request = index["request"]
         target = request["maps_onto"]
         #: the contract the mapped request is checked by (Kling's own API)
