@@ -7,14 +7,14 @@
     python3 dev.py lowest [pytest options]               # the suite on the lowest versions pyproject allows
     python3 dev.py bench [names] [--quick]               # benchmarks/, ratios against same-run baselines
 
-Each creates or refreshes ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
+Each but ``lowest`` creates or refreshes ``.venv`` first: it is rebuilt whenever ``pyproject.toml`` changes, so a
 fresh clone and a stale checkout behave the same. ``serve`` installs only what the server needs
 (the package without its test-kit dependencies, then the server's own: see SERVER_PACKAGES) and
 runs ``python -m mockserver``; ``test`` and ``bench`` install everything (``.[dev]``). ``test``
 runs in random order (pytest-randomly prints the seed; ``-p randomly --randomly-seed=N`` repeats
 an order) and enforces the coverage floor of ``[tool.coverage.report]`` when run without options.
-``lowest`` builds ``.venv-lowest`` with uv (installed there from PyPI) and ``--resolution
-lowest-direct``.
+``lowest`` builds only ``.venv-lowest``, with uv (installed there from PyPI) and ``--resolution
+lowest-direct``, so CI can run it beside ``test``.
 """
 
 from __future__ import annotations
@@ -125,6 +125,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
+    if command == "lowest":
+        # .venv-lowest only: CI runs this beside `test`, which builds .venv at the same time
+        return _step(_lowest_python(), "-m", "pytest", *rest)
     ensure_venv(full=command != "serve")
     if command == "serve":
         # python -m mockserver: the same options as kling-testkit serve, without the test kit.
@@ -133,8 +136,6 @@ def main(argv: list[str]) -> int:
         return subprocess.run([str(BIN / "python"), str(ROOT / "benchmarks" / "run.py"), *rest], cwd=ROOT).returncode
     if command == "slow":
         return _step(BIN / "python", "-m", "pytest", "-m", "slow", *rest)
-    if command == "lowest":
-        return _step(_lowest_python(), "-m", "pytest", *rest)
     steps: list[list[str | Path]] = [
         [BIN / "ruff", "check", "."],
         [BIN / "ruff", "format", "--check", "."],
