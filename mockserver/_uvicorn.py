@@ -45,6 +45,7 @@ class ThreadServer(uvicorn.Server):
         self._on_ready = on_ready
         self._loop: asyncio.AbstractEventLoop | None = None
         self._exit: asyncio.Event | None = None
+        self._stop = False
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -59,8 +60,9 @@ class ThreadServer(uvicorn.Server):
     async def main_loop(self) -> None:
         await self.on_tick(0)  # sets the default headers once (no Date header: see LiveServer)
         assert self._exit is not None
-        if not self.should_exit:
+        if not (self.should_exit or self._stop):
             await self._exit.wait()
+        self.should_exit = True
 
     async def shutdown(self, sockets: list[Any] | None = None) -> None:
         for server in self.servers:
@@ -77,6 +79,8 @@ class ThreadServer(uvicorn.Server):
                 await asyncio.wait_for(server.wait_closed(), timeout=1.0)
 
     def request_exit(self) -> None:
-        self.should_exit = True
+        # Not should_exit itself: set while startup is still returning, uvicorn would skip
+        # shutdown and leave the listeners open; the main loop turns this into should_exit.
+        self._stop = True
         if self._loop is not None and self._exit is not None:
             self._loop.call_soon_threadsafe(self._exit.set)

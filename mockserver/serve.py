@@ -205,6 +205,10 @@ class _Server(uvicorn.Server):
         self.grace = grace
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        #: a stop was asked for (a signal, or a test). Kept apart from uvicorn's should_exit
+        #: until the main loop sees it: uvicorn skips shutdown (and leaves the listeners
+        #: open) when should_exit is already set as startup returns
+        self._stop = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -225,17 +229,18 @@ class _Server(uvicorn.Server):
         # uvicorn sleeps 0.1 s between ticks; waiting on an event instead wakes at the signal.
         counter = 0
         should_exit = await self.on_tick(counter)
-        while not should_exit:
+        while not (should_exit or self._stop):
             counter = (counter + 1) % 864_000
             assert self._wake is not None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
             should_exit = await self.on_tick(counter)
+        self.should_exit = True
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:  # noqa: ARG002 (signal handler signature)
-        if self.should_exit and sig == signal.SIGINT:
+        if (self._stop or self.should_exit) and sig == signal.SIGINT:
             self.force_exit = True
-        self.should_exit = True
+        self._stop = True
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 

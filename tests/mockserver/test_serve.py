@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -230,3 +230,34 @@ def test_every_serve_option_is_checked_when_parsed(
         parser.parse_args(args)
     assert refused.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_stop_asked_for_as_startup_returns_still_shuts_the_listeners() -> None:
+    # uvicorn skips shutdown when should_exit is already set as startup returns, leaving the
+    # listeners open (uvloop then warned as the loop closed, and the thread once outlived its
+    # test): a stop asked for at that moment must still close them.
+    from mockserver._uvicorn import ThreadServer
+    from mockserver.serve import _Server
+    from mockserver.service import Service
+
+    class StoppedAtStartup(_Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            self.handle_exit(signal.SIGTERM, None)
+
+    class ThreadStoppedAtStartup(ThreadServer):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            self.request_exit()
+
+    config = uvicorn.Config(create_app(Service()), lifespan="off", log_level="warning")
+    for server in (StoppedAtStartup(config, "http://x"), ThreadStoppedAtStartup(config)):
+        sock = bind("127.0.0.1", 0)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        thread.join(60)  # the stop is honoured, not lost (the bound turns a hang into a failure)
+        sock.close()
+        assert not thread.is_alive(), f"{type(server).__name__} never stopped"
+        assert server.started
+        assert server.servers
+        assert not any(listener.is_serving() for listener in server.servers)
