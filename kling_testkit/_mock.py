@@ -579,7 +579,7 @@ class KlingMock(EngineControls):
         if self._router is None:
             pattern = "^(?:" + "|".join(re.escape(url) for url in self.base_urls) + ")(?:[/?#]|$)"
             router = _Router(assert_all_called=False, assert_all_mocked=False, using="httpx")
-            router.add(_FakeRoute(self._side_effect, url__regex=pattern), name="kling")
+            router.add(_FakeRoute(self._side_effect, pattern), name="kling")
             if self.pass_through == ("*",):
                 router.route(name="pass_through").pass_through()
             else:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from kling_testkit._respx import PassThrough
+from kling_testkit._respx import PassThrough, Router
 
 if TYPE_CHECKING:
     from kling_testkit._httpx2 import KlingHttpx2Transport
@@ -41,6 +41,7 @@ class KlingTransport(httpx.MockTransport):
     def __init__(self, mock: KlingMock) -> None:
         self.mock = mock
         router = mock.router
+        assert isinstance(router, Router)  # the mock's own router: it answers the fake's URLs directly
         super().__init__(router.handler)
         self._router = router
 
@@ -51,18 +52,25 @@ class KlingTransport(httpx.MockTransport):
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        # The usual request is the fake's: answered without a second look at its URL.
+        response = self._router.fake_answer(request)
+        if response is not None:
+            return response
         if not self.mock.serves(request.url):
             raise self._unserved(request)
-        request.read()
         try:
             return self._router.handler(request)
         except PassThrough:
             raise self._unserved(request) from None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        response = await self._router.async_fake_answer(request)
+        if response is not None:
+            return response
         if not self.mock.serves(request.url):
             raise self._unserved(request)
-        await request.aread()
         try:
             return await self._router.async_handler(request)
         except PassThrough:
