@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from mockserver._frozen import fast_init
 
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
     """One HTTP request, fully read (or flagged ``oversize`` when the door stopped reading).
@@ -215,6 +218,7 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
     """One HTTP response. ``payload`` is the JSON value ``body`` was rendered from (for the

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import orjson
 
+from mockserver._frozen import fast_init
 from mockserver.contract import IdFormat, compile_schema
 from mockserver.engine.clock import Clock, VirtualClock
 from mockserver.engine.faults import ArmedFault, FaultPlan
@@ -240,6 +241,7 @@ class _Task:
     history: tuple[tuple[Status, float], ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskView:
     """A snapshot of a task, safe to read outside the engine's lock."""

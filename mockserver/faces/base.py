@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from mockserver._frozen import fast_init
 from mockserver.contract import Contract, Operation
 from mockserver.engine import ContractWarning, Engine, FaultPlan, TaskView
 from mockserver.http import ApiRequest, ApiResponse
@@ -37,6 +38,7 @@ __all__ = [
 DEFAULT_CALLBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Handled:
     """A face's answer plus what the journal should know about it."""

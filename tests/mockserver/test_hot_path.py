@@ -6,6 +6,8 @@ these properties compare the two on generated inputs, so a shortcut that drifts 
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 import uuid
 from typing import Any
@@ -15,8 +17,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mockserver import Engine, Service, VirtualClock
+from mockserver._frozen import fast_init
+from mockserver.engine import TaskView
 from mockserver.engine.core import uuid_text
+from mockserver.faces.base import Handled
 from mockserver.faces.official import video_uuid
+from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits
 
 
@@ -343,3 +349,56 @@ def test_a_remembered_key_is_the_faces_until_the_keys_change() -> None:
     service.configure(keys=["sk-other"])
     assert status("Bearer sk-test") == 401
     assert status("Bearer sk-other") == accepted
+
+
+_FAST_INIT = [ApiRequest, ApiResponse, Handled, TaskView]
+
+
+def _reference(cls: type[Any]) -> type[Any]:
+    """The same fields as a plain frozen, slotted dataclass: what ``fast_init`` replaces."""
+    return dataclasses.make_dataclass(
+        cls.__name__,
+        [(f.name, f.type, dataclasses.field(default=f.default)) for f in dataclasses.fields(cls)],
+        frozen=True,
+        slots=True,
+    )
+
+
+@pytest.mark.parametrize("cls", _FAST_INIT, ids=lambda c: c.__name__)
+def test_a_fast_init_takes_the_dataclass_init_arguments(cls: type[Any]) -> None:
+    fast, reference = inspect.signature(cls.__init__), inspect.signature(_reference(cls).__init__)
+    assert [(p.name, p.kind, p.default) for p in fast.parameters.values()] == [
+        (p.name, p.kind, p.default) for p in reference.parameters.values()
+    ]
+
+
+@pytest.mark.parametrize("cls", _FAST_INIT, ids=lambda c: c.__name__)
+@given(data=st.data())
+def test_a_fast_init_stores_every_field_and_stays_frozen(cls: type[Any], data: st.DataObject) -> None:
+    fields = dataclasses.fields(cls)
+    values = {f.name: data.draw(st.integers() | st.text(max_size=3) | st.none(), label=f.name) for f in fields}
+    # positionally for some, by keyword for the rest, defaults left out where the test draws so
+    split = data.draw(st.integers(min_value=0, max_value=len(fields)), label="positional")
+    omit = {f.name for f in fields[split:] if f.default is not dataclasses.MISSING and data.draw(st.booleans())}
+    args = [values[f.name] for f in fields[:split]]
+    kwargs = {f.name: values[f.name] for f in fields[split:] if f.name not in omit}
+    built, expected = cls(*args, **kwargs), _reference(cls)(*args, **kwargs)
+    assert [getattr(built, f.name) for f in fields] == [getattr(expected, f.name) for f in fields]
+    assert built == cls(*args, **kwargs)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(built, fields[0].name, "changed")
+    assert getattr(dataclasses.replace(built, **{fields[0].name: "changed"}), fields[0].name) == "changed"
+
+
+def test_fast_init_refuses_what_it_cannot_build() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Factory:
+        x: list[int] = dataclasses.field(default_factory=list)
+
+    for cls in (NoSlots, Factory):
+        with pytest.raises(TypeError, match="fast_init"):
+            fast_init(cls)
