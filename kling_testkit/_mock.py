@@ -37,6 +37,7 @@ import httpx
 import respx
 from respx.models import AllMockedAssertionError, Call, CallList
 
+from kling_testkit._httpx import read_response
 from kling_testkit._respx import IN_ASYNC as _IN_ASYNC
 from kling_testkit._respx import FakeRoute as _FakeRoute
 from kling_testkit._respx import Router as _Router
@@ -876,9 +877,8 @@ def _bind(response: httpx.Response, request: httpx.Request) -> httpx.Response:
 
 
 def _to_httpx(answer: ApiResponse, request: httpx.Request) -> httpx.Response:
-    # A ByteStream, not ``content=``: the service's headers already carry Content-Length, and
-    # httpx's header defaulting would scan them again; respx reads the stream when it resolves.
-    return httpx.Response(answer.status, headers=answer.headers, stream=httpx.ByteStream(answer.body), request=request)
+    # Already read: the bytes are in memory, and httpx's read() walk cost a sixth of a create.
+    return read_response(answer.status, answer.headers, answer.body, request)
 
 
 def mock(**options: Any) -> KlingMock:
