@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from mockserver._frozen import fast_init
+
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
@@ -41,6 +43,7 @@ class FormLimits:
     max_header_bytes: int = 8_192
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Part:
     """One part of a form: a text field (``filename`` None) or a file."""
@@ -158,6 +161,11 @@ class _Collector:
         self.ended = True
 
 
+#: ``multipart/form-data; boundary=<token>`` as httpx, requests and undici write it (a property
+#: test holds it to python-multipart's reading; anything else is parsed by python-multipart)
+_SIMPLE_CONTENT_TYPE = re.compile(r"multipart/form-data; boundary=([A-Za-z0-9'+_.-]+)")
+
+
 def boundary_of(content_type: str | None) -> bytes | FormProblem:
     """The boundary of a ``multipart/form-data`` Content-Type, or the problem with it.
 
@@ -166,8 +174,12 @@ def boundary_of(content_type: str | None) -> bytes | FormProblem:
     >>> boundary_of("multipart/form-data").detail
     'the Content-Type has no boundary'
     """
-    _, options = parse_options_header(content_type or "")
-    boundary = options.get(b"boundary")
+    simple = _SIMPLE_CONTENT_TYPE.fullmatch(content_type or "")
+    if simple is not None:  # as clients send it: read as parse_options_header reads it
+        boundary: bytes | None = simple.group(1).encode("ascii")
+    else:
+        _, options = parse_options_header(content_type or "")
+        boundary = options.get(b"boundary")
     if not boundary:
         return FormProblem("invalid", "the Content-Type has no boundary")
     if len(boundary) > _MAX_BOUNDARY:

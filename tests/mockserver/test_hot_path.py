@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from python_multipart.multipart import parse_options_header
 
 from mockserver import Engine, Service, VirtualClock
 from mockserver._frozen import fast_init
@@ -23,7 +24,7 @@ from mockserver.engine.core import uuid_text
 from mockserver.faces.base import Handled
 from mockserver.faces.official import video_uuid
 from mockserver.http import ApiRequest, ApiResponse
-from mockserver.multipart import FormLimits
+from mockserver.multipart import FormLimits, FormProblem, boundary_of
 
 
 @given(st.integers(min_value=0, max_value=2**128 - 1), st.integers(min_value=1, max_value=5))
@@ -402,3 +403,28 @@ def test_fast_init_refuses_what_it_cannot_build() -> None:
     for cls in (NoSlots, Factory):
         with pytest.raises(TypeError, match="fast_init"):
             fast_init(cls)
+
+
+def _reference_boundary(content_type: str | None) -> bytes | None:
+    """The boundary as python-multipart reads it (before the fast path for what clients send)."""
+    _, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    return boundary if boundary and len(boundary) <= 70 else None
+
+
+_CONTENT_TYPES = st.builds(
+    lambda head, sep, value: f"{head}{sep}boundary={value}",
+    st.sampled_from(["multipart/form-data", "Multipart/Form-Data", "multipart/form-data ", "text/plain"]),
+    st.sampled_from(["; ", ";", ";  ", "; x=1; "]),
+    st.text(alphabet="abcXYZ019'+_.-\"; =/\\()", max_size=80),
+)
+
+
+@settings(max_examples=500)
+@example("multipart/form-data; boundary=kling-bench-boundary")
+@example("multipart/form-data; boundary=" + "a" * 71)
+@example("multipart/form-data; boundary='quoted'")
+@given(_CONTENT_TYPES)
+def test_a_simple_content_type_gives_the_boundary_python_multipart_reads(content_type: str) -> None:
+    found = boundary_of(content_type)
+    assert (None if isinstance(found, FormProblem) else found) == _reference_boundary(content_type)
