@@ -204,6 +204,14 @@ _PLAIN_HEADER = re.compile(rb"([A-Za-z][A-Za-z0-9-]*): ([!-~](?:[ -~]*[!-~])?)")
 _PLAIN_DISPOSITION = re.compile(rb'form-data; name="([A-Za-z0-9_.\[\]-]+)"(?:; filename="([A-Za-z0-9_. -]*)")?')
 
 
+#: a plain part's head as httpx (and so the OpenAI SDK) writes it: the disposition, then an
+#: optional Content-Type, each once
+_USUAL_HEAD = re.compile(
+    rb'\r\nContent-Disposition: form-data; name="([A-Za-z0-9_.\[\]-]+)"(?:; filename="([A-Za-z0-9_. -]*)")?'
+    rb"(?:\r\nContent-Type: ([!-~](?:[ -~]*[!-~])?))?\r\n\r\n"
+)
+
+
 def _plain_form(body: bytes, boundary: bytes, limits: FormLimits) -> list[Part] | None:
     """The parts of a form as clients write it (what the OpenAI SDK and httpx send: CRLF lines,
     ``Name: value`` headers, a quoted ``form-data`` disposition, no preamble, within every
@@ -218,6 +226,22 @@ def _plain_form(body: bytes, boundary: bytes, limits: FormLimits) -> list[Part] 
         return None
     parts = []
     for segment in segments[:-1]:
+        usual = _USUAL_HEAD.match(segment)
+        if usual is not None and usual.end() - 6 <= limits.max_header_bytes:
+            # the head as httpx writes it: one match reads it (what the general loop below reads)
+            part_name, file_name, content_type = usual.groups()
+            data = segment[usual.end() :]
+            if len(data) > (limits.max_file_bytes if file_name is not None else limits.max_field_bytes):
+                return None
+            parts.append(
+                Part(
+                    part_name.decode("ascii"),
+                    data,
+                    None if file_name is None else file_name.decode("ascii"),
+                    None if content_type is None else content_type.decode("latin-1"),
+                )
+            )
+            continue
         end = segment.find(b"\r\n\r\n")
         if not segment.startswith(b"\r\n") or end < 0 or end - 2 > limits.max_header_bytes:
             return None
