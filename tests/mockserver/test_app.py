@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -61,3 +62,62 @@ async def test_query_strings_and_encoded_paths_reach_the_service(client: httpx.A
         encoded = await client.get("/__media__/..%2F..%2Fetc%2Fpasswd")
     assert response.status_code == 200
     assert encoded.status_code == 404
+
+
+async def _call_app(
+    http_version: str, method: str, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[int, bytes, int]:
+    """One request straight through the ASGI app: (status, body, how often it called receive)."""
+    service = Service(Engine(clock=VirtualClock(), seed=1))
+    app = create_app(service)
+    received = 0
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        nonlocal received
+        received += 1
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": http_version,
+        "method": method,
+        "scheme": "http",
+        "path": "/v1/video/generations",
+        "raw_path": b"/v1/video/generations",
+        "query_string": b"",
+        "headers": [(b"host", b"fake.test"), (b"authorization", b"Bearer sk-test"), *headers],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+    }
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    status = sent[0]["status"]
+    assert isinstance(status, int)
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"), received  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("http_version", "headers", "waits"),
+    [
+        ("1.1", [], False),  # HTTP/1: no Content-Length, no Transfer-Encoding: no body to wait for
+        ("1.0", [], False),
+        ("1.1", [(b"content-length", b"0")], True),
+        ("1.1", [(b"transfer-encoding", b"chunked")], True),
+        ("2", [], True),  # HTTP/2 frames a body without either header: it is read
+    ],
+)
+async def test_the_door_waits_for_a_body_only_where_http_says_one_may_follow(
+    http_version: str, headers: list[tuple[bytes, bytes]], waits: bool
+) -> None:
+    _, _, received = await _call_app(http_version, "GET", headers, b"")
+    assert received == (1 if waits else 0)
+
+
+async def test_an_http2_create_without_content_length_is_read() -> None:
+    body = json.dumps(t2v()).encode()
+    status, answer, received = await _call_app("2", "POST", [(b"content-type", b"application/json")], body)
+    assert (status, received) == (200, 1), answer
