@@ -2,8 +2,9 @@
 
 Starlette's router has no routes of its own: its default, an ASGI adapter, turns every request
 into an :class:`ApiRequest` and hands it to :meth:`Service.handle`, so routing, 404s and 405s
-are the service's (identical in every door), not Starlette's. The body is read as a stream and abandoned past the contract's limit: a
-client announcing or sending too much gets 413 without the server holding the whole body.
+are the service's (identical in every door), not Starlette's. The body is read as a stream and
+abandoned past the contract's limit: a client announcing or sending too much gets 413 without
+the server holding the whole body.
 
 Bodies share one budget (:attr:`Service.max_body_bytes_in_flight`, 128 MiB): a request whose
 body does not fit waits for room up to :attr:`Service.body_wait_seconds`, then gets the face's

@@ -232,7 +232,14 @@ class ApiResponse:
 
     @classmethod
     def json(cls, status: int, value: Any, headers: Iterable[tuple[str, str]] = ()) -> ApiResponse:
-        body = dump_json(value)
+        """``value`` rendered as the JSON answer, its ``body`` an exactly sized copy (:func:`kept`):
+        the journal keeps it, and an in-process client's call records keep the response, so a
+        rendering held for long costs its own size, not orjson's write buffer.
+
+        >>> ApiResponse.json(201, {"a": 1}).headers
+        (('content-type', 'application/json'), ('content-length', '7'))
+        """
+        body = kept(dump_json(value))
         return cls(
             status=status,
             headers=(

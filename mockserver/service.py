@@ -644,8 +644,8 @@ class Service:
             request_body = request.body
         else:
             request_body = kept(dump_json(shorten(handled.request_json)))
-        if response.payload is not None:
-            response_body: Any = kept(response.body)
+        if response.payload is not None:  # rendered by ApiResponse.json: already exactly sized
+            response_body: Any = response.body
         elif response.body:
             response_body = f"<{len(response.body)} bytes {response.header('content-type') or ''}>".replace(" >", ">")
         else:
