@@ -12,6 +12,7 @@ Every attempt is recorded on the delivery (``Engine.deliveries()``, ``GET /__moc
 
 from __future__ import annotations
 
+import functools
 import threading
 import urllib.error
 import urllib.request
@@ -86,14 +87,18 @@ def http_send(timeout: float = 5.0) -> Send:
         def redirect_request(self, *_args: object, **_kwargs: object) -> None:
             return None  # a redirect could lead off the allow-list
 
-    opener = urllib.request.build_opener(_NoRedirect)
+    @functools.cache
+    def opener() -> urllib.request.OpenerDirector:
+        # Built for the first callback: most servers never send one, and building it reads the
+        # environment's proxy settings (a third of a live server's start).
+        return urllib.request.build_opener(_NoRedirect)
 
     def send(url: str, body: bytes) -> int | str:
         request = urllib.request.Request(
             url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "kling-testkit"}
         )
         try:
-            with opener.open(request, timeout=timeout) as response:
+            with opener().open(request, timeout=timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)

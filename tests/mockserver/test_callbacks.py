@@ -96,3 +96,23 @@ def test_a_host_dropped_from_the_allow_list_gets_no_request() -> None:
     assert sent == []
     assert refused.given_up
     assert str(refused.attempts[0][1]).startswith("refused: host not in the callback allow-list")
+
+
+def test_the_http_sender_is_built_by_its_first_callback_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A live server that is never sent a callback URL never builds the opener (it reads the
+    # environment's proxy settings: a third of a live server's start).
+    import urllib.request
+
+    built: list[object] = []
+    real = urllib.request.build_opener
+
+    def counting(*handlers: Any) -> urllib.request.OpenerDirector:
+        built.append(handlers)
+        return real(*handlers)
+
+    monkeypatch.setattr(urllib.request, "build_opener", counting)
+    send = http_send(timeout=0.5)
+    assert built == []
+    for _ in range(2):  # nothing listens on port 9 of loopback: an error result, not an exception
+        assert str(send("http://127.0.0.1:9/cb", b"{}")).startswith("error:")
+    assert len(built) == 1
