@@ -226,39 +226,13 @@ def _plain_form(body: bytes, boundary: bytes, limits: FormLimits) -> list[Part] 
         return None
     parts = []
     for segment in segments[:-1]:
-        usual = _USUAL_HEAD.match(segment)
-        if usual is not None and usual.end() - 6 <= limits.max_header_bytes:
-            # the head as httpx writes it: one match reads it (what the general loop below reads)
-            part_name, file_name, content_type = usual.groups()
-            data = segment[usual.end() :]
-            if len(data) > (limits.max_file_bytes if file_name is not None else limits.max_field_bytes):
-                return None
-            parts.append(
-                Part(
-                    part_name.decode("ascii"),
-                    data,
-                    None if file_name is None else file_name.decode("ascii"),
-                    None if content_type is None else content_type.decode("latin-1"),
-                )
-            )
-            continue
-        end = segment.find(b"\r\n\r\n")
-        if not segment.startswith(b"\r\n") or end < 0 or end - 2 > limits.max_header_bytes:
+        head = _plain_head(segment, limits)
+        if head is None:
             return None
-        headers: dict[bytes, bytes] = {}
-        for line in segment[2:end].split(b"\r\n"):
-            found = _PLAIN_HEADER.fullmatch(line)
-            if found is None:
-                return None
-            headers[found.group(1).lower()] = found.group(2)  # the last of a name wins, as there
-        disposition = _PLAIN_DISPOSITION.fullmatch(headers.get(b"content-disposition", b""))
-        if disposition is None:
-            return None
-        part_name, file_name = disposition.groups()
-        data = segment[end + 4 :]
+        part_name, file_name, content_type, start = head
+        data = segment[start:]
         if len(data) > (limits.max_file_bytes if file_name is not None else limits.max_field_bytes):
             return None
-        content_type = headers.get(b"content-type")
         parts.append(
             Part(
                 part_name.decode("ascii"),
@@ -268,6 +242,29 @@ def _plain_form(body: bytes, boundary: bytes, limits: FormLimits) -> list[Part] 
             )
         )
     return parts
+
+
+def _plain_head(segment: bytes, limits: FormLimits) -> tuple[bytes, bytes | None, bytes | None, int] | None:
+    """A plain part's name, file name, Content-Type and where its data starts (None: not plain)."""
+    usual = _USUAL_HEAD.match(segment)
+    if usual is not None and usual.end() - 6 <= limits.max_header_bytes:
+        # the head as httpx writes it: one match reads it (what the general reading below reads)
+        part_name, file_name, content_type = usual.groups()
+        return part_name, file_name, content_type, usual.end()
+    end = segment.find(b"\r\n\r\n")
+    if not segment.startswith(b"\r\n") or end < 0 or end - 2 > limits.max_header_bytes:
+        return None
+    headers: dict[bytes, bytes] = {}
+    for line in segment[2:end].split(b"\r\n"):
+        found = _PLAIN_HEADER.fullmatch(line)
+        if found is None:
+            return None
+        headers[found.group(1).lower()] = found.group(2)  # the last of a name wins, as there
+    disposition = _PLAIN_DISPOSITION.fullmatch(headers.get(b"content-disposition", b""))
+    if disposition is None:
+        return None
+    part_name, file_name = disposition.groups()
+    return part_name, file_name, headers.get(b"content-type"), end + 4
 
 
 def _parse(body: bytes, boundary: bytes, limits: FormLimits) -> list[Part] | FormProblem:
