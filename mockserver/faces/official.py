@@ -44,6 +44,8 @@ from mockserver.validation import ImageInfo, Violation, parse_json_body, validat
 
 #: verified tokens kept (a client re-signs every request at most; the cache only saves the HMAC)
 _TOKEN_CACHE = 1024
+#: stored requests whose projection parts are kept (the table starts over when full)
+_DERIVED_KEPT = 4096
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -95,6 +97,8 @@ class OfficialFace(FaceBase):
         envelope = index["envelope"]
         self._success = (envelope["success_code"], envelope["success_message"])
         self._units_per_five: Mapping[str, Any] = index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
+        #: stored request -> (watermark asked for, units): see _from_request
+        self._derived: dict[bytes, tuple[bool, str]] = {}
 
     def attach(self, engine: Engine) -> None:
         """Request ids come from the engine's seeded stream (reproducible answers)."""
@@ -412,13 +416,27 @@ class OfficialFace(FaceBase):
         url = base_url + self._media_op.path.replace("{file}", f"{task.id}.mp4")
         return url + "?watermark=1" if watermark else url
 
+    def _from_request(self, task: TaskView) -> tuple[bool, str]:
+        """What the task object reads from the stored request: whether a watermarked copy was
+        asked for, and the units a finished task costs. A task's request and video never change,
+        and equal requests give equal videos, so it is worked out once per stored request
+        (polls re-parsed it every time), keyed by its bytes (the task's own object: hashed once)."""
+        found = self._derived.get(task.request_json)
+        if found is None:
+            request = task.request
+            marks = request.get("watermark_info")
+            watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: no ABC check
+            found = (watermark, self._units(request, task))
+            if len(self._derived) >= _DERIVED_KEPT:
+                self._derived.clear()
+            self._derived[task.request_json] = found
+        return found
+
     def project(self, task: TaskView, base_url: str) -> dict[str, Any]:
         """A task as Kling's task object (the ``data`` of a query, an item of a list)."""
         done = task.status is Status.SUCCEEDED
         failed = task.status is Status.FAILED
-        request = task.request
-        marks = request.get("watermark_info")
-        watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: a dict, no ABC check
+        watermark, units = self._from_request(task)
         message = ""
         if failed:
             reason = self._failures[task.outcome.reason or "generation_failed"]
@@ -441,7 +459,7 @@ class OfficialFace(FaceBase):
             "task_info": self._task_info(task),
             "task_result": {"videos": videos},
             "watermark_info": {"enabled": watermark},
-            "final_unit_deduction": self._units(request, task) if done else "0",
+            "final_unit_deduction": units if done else "0",
             "created_at": self._ms(task.created_at),
             "updated_at": self._ms(task.updated_at),
         }

@@ -22,7 +22,7 @@ from mockserver._frozen import fast_init
 from mockserver.engine import TaskView
 from mockserver.engine.core import uuid_text
 from mockserver.faces.base import Handled
-from mockserver.faces.official import video_uuid
+from mockserver.faces.official import OfficialFace, video_uuid
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, boundary_of
 
@@ -432,3 +432,46 @@ _CONTENT_TYPES = st.builds(
 def test_a_simple_content_type_gives_the_boundary_python_multipart_reads(content_type: str) -> None:
     found = boundary_of(content_type)
     assert (None if isinstance(found, FormProblem) else found) == _reference_boundary(content_type)
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"mode": st.sampled_from(["std", "pro"]), "duration": st.sampled_from(["5", "10"])},
+            optional={"watermark_info": st.fixed_dictionaries({"enabled": st.booleans()})},
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_the_official_projection_reads_each_tasks_own_request(bodies: list[dict[str, Any]]) -> None:
+    # Kept parts are keyed by the stored request, not the task id: after a reset the same seeded
+    # ids come back for other requests, and each task must still show its own watermark and units.
+    from mockserver import Progression
+
+    engine = Engine(clock=VirtualClock(), seed=3, progression=Progression(mode="immediate"))
+    service = Service(engine)
+    face = service.faces["official"]
+    assert isinstance(face, OfficialFace)
+    pair = face.contract.index["auth"]["default_keys"][0]
+    for body in bodies:
+        engine.reset()
+        task = engine.create_task(
+            model="kling-v2-6",
+            kind="text2video",
+            request={"model_name": "kling-v2-6", "prompt": "a fox", **body},
+            video=_video(int(body["duration"])),
+            account="ak:" + pair["access_key"],
+        )
+        shown = face.project(task, "http://x.test")
+        face._derived.clear()
+        assert shown == face.project(task, "http://x.test")
+        assert shown["watermark_info"] == {"enabled": body.get("watermark_info", {}).get("enabled") is True}
+        assert shown["final_unit_deduction"] == face._units(task.request, task)
+
+
+def _video(duration: int) -> Any:
+    from mockserver.engine.core import video_spec
+
+    return video_spec(duration, 1280, 720, 24, False)
