@@ -37,7 +37,9 @@ def no_server_error_but_an_unknown_model(
     if response.status_code < 500:
         return None
     body = case.body if isinstance(case.body, dict) else {}
-    unknown_model = isinstance(body.get("model"), str) and body["model"] not in CONTRACT.models
+    # A form sends a non-string value as its text (None as "null"): no model name either.
+    sent = body.get("model")
+    unknown_model = "model" in body and (not isinstance(sent, str) or sent not in CONTRACT.models)
     code = json.loads(response.content).get("error", {}).get("code") if response.content else None
     if unknown_model and (response.status_code, code) == (MODEL_NOT_FOUND.http_status, MODEL_NOT_FOUND.code):
         return True
