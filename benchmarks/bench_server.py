@@ -5,7 +5,9 @@ no access log) in their own processes pinned to one core, with ``wrk`` on the ot
 Every face's create and poll (gateway JSON, official JSON with a cached JWT, openai a multipart
 form) is measured against the same bare endpoint, each fake run right after a bare run in the
 same round, so machine noise hits both alike; the report is the median ratio of requests per
-second. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x.
+second. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x. Beside it, the ratio of
+the two servers' CPU time per request (from /proc, same runs): on a shared machine it moves less
+between runs than requests per second do.
 
     python3 dev.py bench server [--quick] [--rounds N] [--seconds S] [--faces gateway,official]
 
@@ -175,15 +177,30 @@ def _start(app_code: str, workdir: Path, core: int) -> tuple[subprocess.Popen[st
     return proc, base
 
 
-def _wrk(url: str, script: Path, seconds: float, core: int) -> float:
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far (None where there is no /proc)."""
+    try:
+        # after the ")" that ends the command name: utime and stime are the 12th and 13th fields
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, script: Path, seconds: float, core: int, pid: int) -> tuple[float, float | None]:
+    """Requests per second, and the server's CPU µs per request over the run (None: unknown)."""
     command = ["wrk", "-t1", "-c32", f"-d{int(seconds)}s", "-s", str(script), url]
     if shutil.which("taskset"):
         command = ["taskset", "-c", str(core), *command]
+    before = _cpu_seconds(pid)
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    after = _cpu_seconds(pid)
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match or "Non-2xx" in out:
+    count = re.search(r"(\d+) requests in", out)
+    if not match or not count or "Non-2xx" in out:
         raise RuntimeError(f"wrk did not get clean 2xx answers from {url}:\n{out}")
-    return float(match.group(1))
+    cpu = None if before is None or after is None else (after - before) / int(count.group(1)) * 1e6
+    return float(match.group(1)), cpu
 
 
 def _script(workdir: Path, name: str, face: Face | None, *, post: bool) -> Path:
@@ -222,7 +239,7 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     for face in chosen:
         for op in ("create", "poll"):
-            results[f"{face.name} {op}"] = {"bare": [], "fake": []}
+            results[f"{face.name} {op}"] = {"bare": [], "fake": [], "cpu": []}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         bare_post, bare_get = (
@@ -258,25 +275,32 @@ def main() -> int:
                     )
                     for op, bare_url, bare_script, fake_url, fake_script in runs:
                         by = results[f"{face.name} {op}"]
-                        by["bare"].append(_wrk(bare_url, bare_script, seconds, client_core))
-                        by["fake"].append(_wrk(fake_url, fake_script, seconds, client_core))
+                        bare_rps, bare_cpu = _wrk(bare_url, bare_script, seconds, client_core, bare.pid)
+                        fake_rps, fake_cpu = _wrk(fake_url, fake_script, seconds, client_core, fake.pid)
+                        by["bare"].append(bare_rps)
+                        by["fake"].append(fake_rps)
+                        if bare_cpu is not None and fake_cpu:
+                            by["cpu"].append(bare_cpu / fake_cpu)
             finally:
                 for proc in (bare, fake):
                     proc.terminate()
                     proc.wait(10)
             print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
     targets = {"create": 0.70, "poll": 0.80}
-    print(f"{'face operation':<18}{'bare req/s':>12}{'fake req/s':>12}{'ratio':>8}{'target':>8}")
+    print(f"{'face operation':<18}{'bare req/s':>12}{'fake req/s':>12}{'ratio':>8}{'target':>8}{'cpu ratio':>11}")
     for name, by in results.items():
         target = targets[name.split()[-1]]
         bare_rps, fake_rps = statistics.median(by["bare"]), statistics.median(by["fake"])
         ratio = statistics.median([f / b for f, b in zip(by["fake"], by["bare"], strict=True)])
         verdict = "ok" if ratio >= target else "BELOW TARGET"
-        print(f"{name:<18}{bare_rps:>12.0f}{fake_rps:>12.0f}{ratio:>7.2f}x{target:>7.2f}x {verdict}")
+        cpu = f"{statistics.median(by['cpu']):>10.2f}x" if by["cpu"] else f"{'n/a':>11}"
+        print(f"{name:<18}{bare_rps:>12.0f}{fake_rps:>12.0f}{ratio:>7.2f}x{target:>7.2f}x{cpu} {verdict}")
     print(
         "(median of per-round fake/bare ratios, each fake run right after its bare run; one bare Starlette JSON\n"
         " endpoint is every face's baseline; same uvicorn settings; wrk -t1 -c32; official: JWT verified, cached;\n"
-        " openai create: a multipart form, as the OpenAI SDK sends it, against the bare JSON POST)"
+        " openai create: a multipart form, as the OpenAI SDK sends it, against the bare JSON POST;\n"
+        " cpu ratio: the bare server's CPU time per request over the fake's, from /proc, in the same runs: steadier\n"
+        " than req/s where neighbours take the cores (the verdict is the req/s ratio))"
     )
     return 0
 

@@ -1,9 +1,11 @@
-"""Run the benchmarks: ``python3 dev.py bench [NAME ...] [--quick]``.
+"""Run the benchmarks: ``python3 dev.py bench [NAME ...] [--quick] [OPTION ...]``.
 
 Each ``benchmarks/bench_<name>.py`` is a standalone script that measures its own baseline in
 the same run and prints ratios (these machines are shared and noisy, so absolute numbers mean
 little). This runner executes them one after another, in fresh interpreters so one cannot warm
-or pollute another, and passes ``--quick`` through for a shorter smoke run.
+or pollute another, and passes everything from the first option on through to each script:
+``--quick`` for a shorter smoke run, or a script's own options with their values
+(``python3 dev.py bench server --rounds 7 --faces gateway,official``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
-    flags = [a for a in argv if a.startswith("-")]
-    names = [a for a in argv if not a.startswith("-")]
+    # Names come first; from the first option on, everything is the scripts' (an option's value
+    # such as "gateway,official" is no benchmark name).
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, flags = argv[:first_option], argv[first_option:]
     scripts = sorted(HERE.glob("bench_*.py"))
     if names:
         wanted = {f"bench_{n.removeprefix('bench_').removesuffix('.py')}.py" for n in names}
