@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -121,3 +121,73 @@ async def test_an_http2_create_without_content_length_is_read() -> None:
     body = json.dumps(t2v()).encode()
     status, answer, received = await _call_app("2", "POST", [(b"content-type", b"application/json")], body)
     assert (status, received) == (200, 1), answer
+
+
+async def test_without_routes_the_stack_is_the_error_middleware_then_the_adapter() -> None:
+    from starlette.middleware.errors import ServerErrorMiddleware
+
+    from mockserver.app import ServiceAdapter
+
+    app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
+    app.middleware_stack = app.build_middleware_stack()
+    assert isinstance(app.middleware_stack, ServerErrorMiddleware)
+    assert isinstance(app.middleware_stack.app, ServiceAdapter)
+
+
+async def test_a_bug_in_the_service_is_still_answered_500() -> None:
+    class Broken(Service):
+        def handle(self, request: object) -> object:  # type: ignore[override]  # noqa: ARG002
+            raise RuntimeError("a bug")
+
+    app = create_app(Broken(Engine(clock=VirtualClock(), seed=1)))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://fake.test") as client:
+        assert (await client.get("/v1/video/generations/task_x")).status_code == 500
+
+
+async def test_a_route_a_user_adds_is_served_beside_the_fake() -> None:
+    from starlette.responses import PlainTextResponse
+
+    app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
+    app.add_route("/healthz", lambda request: PlainTextResponse("ok"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fake.test") as client:
+        assert (await client.get("/healthz")).text == "ok"
+        refused = await client.get("/v1/video/generations/task_x")  # every other path: the service
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "invalid_api_key")
+
+
+async def test_middleware_a_user_adds_sees_every_request() -> None:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    seen: list[str] = []
+
+    class Spy:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            seen.append(scope["path"])
+            await self.app(scope, receive, send)
+
+    app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
+    app.add_middleware(Spy)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://fake.test") as client:
+        assert (await client.get("/openapi.json")).status_code == 200
+    assert seen == ["/openapi.json"]
+
+
+async def test_lifespan_events_reach_the_router() -> None:
+    from starlette.types import Message
+
+    app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
+    incoming: Iterator[Message] = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return next(incoming)
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
