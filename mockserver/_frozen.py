@@ -22,6 +22,16 @@ __all__ = ["fast_init"]
 T = TypeVar("T")
 
 
+class _FactoryDefault:
+    """The default of a ``default_factory`` field in a fast ``__init__``'s signature."""
+
+    def __repr__(self) -> str:
+        return "<factory>"  # what inspect shows for the dataclass's own marker
+
+
+_FACTORY = _FactoryDefault()
+
+
 def fast_init(cls: type[T]) -> type[T]:
     """Replace the ``__init__`` of a frozen, slotted dataclass by one that stores each field
     through its slot descriptor (see the module docstring).
@@ -45,7 +55,7 @@ def fast_init(cls: type[T]) -> type[T]:
         raise TypeError(f"fast_init needs a frozen dataclass with slots=True, got {cls.__name__}")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has __post_init__, which fast_init does not call")
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
     arguments: list[str] = []
     body: list[str] = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
@@ -56,7 +66,10 @@ def fast_init(cls: type[T]) -> type[T]:
             namespace[f"_default_{f.name}"] = f.default
             arguments.append(f"{f.name}=_default_{f.name}")
         elif f.default_factory is not dataclasses.MISSING:
-            raise TypeError(f"{cls.__name__}.{f.name}: fast_init handles no default_factory")
+            # as the dataclass's own __init__ does: a marker default, a new value per instance
+            namespace[f"_factory_{f.name}"] = f.default_factory
+            arguments.append(f"{f.name}=_FACTORY")
+            body.append(f"    if {f.name} is _FACTORY: {f.name} = _factory_{f.name}()")
         else:
             arguments.append(f.name)
         body.append(f"    _set_{f.name}(self, {f.name})")
