@@ -586,3 +586,19 @@ def test_the_closed_schema_says_what_all_known_says(case: tuple[Any, Any]) -> No
 
     shape, body = case
     assert compile_schema(_closed(shape)).is_valid(body) == _all_known(body, shape)
+
+
+@settings(max_examples=50)
+@given(st.integers(min_value=0, max_value=2**64), st.integers(min_value=1, max_value=200))
+def test_request_ids_are_drawn_ahead_as_they_were_drawn_one_by_one(seed: int, count: int) -> None:
+    import random
+
+    engine = Engine(clock=VirtualClock(), seed=seed)
+
+    def one_by_one() -> list[str]:
+        stream = random.Random(seed)
+        return [uuid_text(stream.getrandbits(128), 4) for _ in range(count)]
+
+    assert [engine.new_request_id() for _ in range(count)] == one_by_one()
+    engine.reset()  # ids drawn ahead are forgotten with the stream
+    assert [engine.new_request_id() for _ in range(count)] == one_by_one()
