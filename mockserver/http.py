@@ -131,6 +131,9 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+_JSON_TYPE = ("content-type", "application/json")
+
+
 def dump_json(value: Any) -> bytes:
     """The one JSON rendering of every door (compact UTF-8)."""
     return orjson.dumps(value)
@@ -240,16 +243,7 @@ class ApiResponse:
         (('content-type', 'application/json'), ('content-length', '7'))
         """
         body = kept(dump_json(value))
-        return cls(
-            status=status,
-            headers=(
-                ("content-type", "application/json"),
-                ("content-length", str(len(body))),
-                *headers,
-            ),
-            body=body,
-            payload=value,
-        )
+        return cls(status, (_JSON_TYPE, ("content-length", str(len(body))), *headers), body, value)
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)

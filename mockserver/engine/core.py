@@ -568,23 +568,26 @@ class Engine:
                 assert outcome.reason is not None
                 raise CreateRefused(outcome.reason)
             task = _Task(
-                id=self._new_id(id_format),
-                model=model,
-                kind=kind,
+                self._new_id(id_format),
+                model,
+                kind,
                 # outcome rules matched the whole request above; the task keeps what answers need
-                request=compact_request(request),
-                video=video,
-                seed=self._seed_draw(),
-                created_at=now,
-                updated_at=now,
-                step_started_at=now,
-                progression=self._progression,
-                outcome=outcome,
-                face=face,
-                account=account,
-                external_id=external_id,
-                callback_url=callback_url,
-                history=((Status.SUBMITTED, now),),
+                compact_request(request),
+                video,
+                self._seed_draw(),
+                now,
+                self._progression,
+                outcome,
+                face,
+                account,
+                external_id,
+                callback_url,
+                Status.SUBMITTED,
+                now,  # updated_at
+                0,  # polls
+                0,  # step_polls
+                now,  # step_started_at
+                ((Status.SUBMITTED, now),),
             )
             self._tasks[task.id] = task
             if external_id is not None:
@@ -799,23 +802,24 @@ class Engine:
         return max(1, min(99, 1 + int(98 * fraction)))
 
     def _view(self, task: _Task) -> TaskView:
+        # positional, in field order: a keyword each cost more than the field (every poll)
         return TaskView(
-            id=task.id,
-            model=task.model,
-            kind=task.kind,
-            status=task.status,
-            progress=self._progress(task),
-            created_at=task.created_at,
-            updated_at=task.updated_at,
-            video=task.video,
-            seed=task.seed,
-            polls=task.polls,
-            progression=task.progression,
-            outcome=task.outcome,
-            request_json=task.request,
-            history=task.history,
-            face=task.face,
-            account=task.account,
-            external_id=task.external_id,
-            callback_url=task.callback_url,
+            task.id,
+            task.model,
+            task.kind,
+            task.status,
+            self._progress(task),
+            task.created_at,
+            task.updated_at,
+            task.video,
+            task.seed,
+            task.polls,
+            task.progression,
+            task.outcome,
+            task.request,
+            task.history,
+            task.face,
+            task.account,
+            task.external_id,
+            task.callback_url,
         )
