@@ -207,6 +207,16 @@ def _bound_base(scheme: str, server: tuple[str, int | None] | None) -> str:
     return f"{scheme}://{shown}" + ("" if port is None or _DEFAULT_PORTS.get(scheme) == port else f":{port}")
 
 
+def _messages(answer: ApiResponse) -> tuple[Message, Message]:
+    """The ASGI messages that send ``answer``: its start, then its whole body."""
+    start = {
+        "type": "http.response.start",
+        "status": answer.status,
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
+    }
+    return start, {"type": "http.response.body", "body": answer.body}
+
+
 class ServiceAdapter:
     """An ASGI app that answers every HTTP request through a :class:`Service`.
 
@@ -225,44 +235,35 @@ class ServiceAdapter:
             if scope["type"] == "lifespan" and self.lifespan is not None:
                 await self.lifespan(scope, receive, send)
             return  # websockets are not part of the API
+        # One coroutine per request (no helper coroutines to create and await on the way).
         body_reader = _Body(self.service, self._budget)
         try:
-            await self._serve(scope, receive, send, body_reader)
+            # The limit of the face that will answer (routes are known from method and path alone).
+            try:
+                read = await body_reader.read(scope, receive, self.service.body_limit(scope["method"], scope["path"]))
+            except _Refusal as refusal:
+                body_reader.release()
+                request = self._request(scope, b"", oversize=False)
+                answer = self.service.door_error(
+                    request, refusal.key, refusal.detail, rule=f"door.{refusal.key}", headers=refusal.headers
+                )
+                start, content = _messages(answer)
+                await send(start)
+                await send(content)
+                return
+            if read is None:
+                return
+            body, oversize = read
+            answer = self.service.handle(self._request(scope, body, oversize=oversize))
+            del body
+            body_reader.release()  # the service is done with the body: its room goes to the next
+            if answer.delay:
+                await self.service.engine.clock.asleep(answer.delay)
+            start, content = _messages(answer)
+            await send(start)
+            await send(content)
         finally:
             body_reader.release()
-
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, body_reader: _Body) -> None:
-        # The limit of the face that will answer (routes are known from method and path alone).
-        try:
-            read = await body_reader.read(scope, receive, self.service.body_limit(scope["method"], scope["path"]))
-        except _Refusal as refusal:
-            body_reader.release()
-            request = self._request(scope, b"", oversize=False)
-            answer = self.service.door_error(
-                request, refusal.key, refusal.detail, rule=f"door.{refusal.key}", headers=refusal.headers
-            )
-            await self._send(send, answer)
-            return
-        if read is None:
-            return
-        body, oversize = read
-        answer = self.service.handle(self._request(scope, body, oversize=oversize))
-        del body
-        body_reader.release()  # the service is done with the body: its room goes to the next
-        if answer.delay:
-            await self.service.engine.clock.asleep(answer.delay)
-        await self._send(send, answer)
-
-    @staticmethod
-    async def _send(send: Send, answer: ApiResponse) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
 
     def _request(self, scope: Scope, body: bytes, *, oversize: bool) -> ApiRequest:
         headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
