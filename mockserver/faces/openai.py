@@ -385,13 +385,26 @@ def _split(param: str) -> tuple[str, str, str]:
     return param[: found.start()], param[found.start()], param[found.start() + 1 :]
 
 
+#: the integers orjson reads and writes as integers (a JSON body's others read as floats)
+_INT_MIN, _UINT_MAX = -(2**63), 2**64 - 1
+
+
 def _number_or_text(text: str) -> Any:
     """A form's text for a numeric Kling field, read as new-api reads a field it forwards: an
-    integer, else a number, else the text (which the Kling schema then refuses, naming it)."""
+    integer, else a number, else the text (which the Kling schema then refuses, naming it). An
+    integer past 64 bits is a number, as the JSON parser reads the same digits in a JSON body
+    (the journal's renderer, like the parser, holds 64-bit integers only).
+
+    >>> _number_or_text("5"), _number_or_text("0.5"), _number_or_text("9" * 30), _number_or_text("five")
+    (5, 0.5, 1e+30, 'five')
+    """
     try:
-        return int(text)
+        whole = int(text)
     except ValueError:
         pass
+    else:
+        if _INT_MIN <= whole <= _UINT_MAX:
+            return whole
     try:
         number = float(text)
     except ValueError:

@@ -133,6 +133,13 @@ def test_kling_fields_the_form_has_no_name_pass_through_with_numbers_read_as_num
     assert _refused(_create(service, {**FORM, "cfg_scale": "high"}))[:2] == (400, "cfg_scale")
 
 
+@pytest.mark.parametrize("digits", ["9" * 30, "-" + "9" * 30, "1" + "0" * 400])
+def test_a_number_past_64_bits_is_refused_by_its_field_not_a_server_error(service: Service, digits: str) -> None:
+    # read as a JSON body's parser reads the same digits (a float, or the text past float range)
+    assert _refused(_create(service, {**FORM, "cfg_scale": digits}))[:2] == (400, "cfg_scale")
+    assert service.engine.journal.entries()[-1].request_body["cfg_scale"] in (1e30, -1e30, "1" + "0" * 400)
+
+
 def test_an_unknown_field_is_dropped_with_a_warning_or_refused_in_strict_mode(service: Service) -> None:
     assert _create(service, {**FORM, "style": "noir"}).status == 200
     assert [(w.rule, w.param) for _, w in service.engine.journal.warnings()] == [("unknown_field", "style")]
