@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from mockserver import media
 from mockserver.contract import Contract, Operation, load_contract
@@ -19,7 +19,15 @@ from mockserver.faces.base import FaceSettings, Handled, Refused
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import Violation, validate_create
 
-__all__ = ["MAX_AUTH_HEADER", "BearerKeys", "error_object", "fault_response", "retry_after_headers", "serve_video"]
+__all__ = [
+    "MAX_AUTH_HEADER",
+    "BearerKeys",
+    "ByRequest",
+    "error_object",
+    "fault_response",
+    "retry_after_headers",
+    "serve_video",
+]
 
 #: Longest Authorization header a face reads (a longer one is refused, not parsed).
 MAX_AUTH_HEADER = 4096
@@ -27,6 +35,46 @@ MAX_AUTH_HEADER = 4096
 _ACCEPTED_HEADERS = 256
 
 ErrorRenderer = Callable[..., ApiResponse]
+
+T = TypeVar("T")
+_ABSENT = object()
+
+
+class ByRequest(Generic[T]):
+    """What a face's answers read from a task's stored request, worked out once per stored
+    request: polls re-parsed the request every time. A task's request never changes; the value
+    is keyed by the request's bytes (the task's own object, so hashed once), not the task id,
+    since after a reset the seeded ids come back for other requests. At most ``kept`` values
+    are kept, then it starts over. ``derive(task)`` may read only the task's request and video
+    (equal requests give equal videos).
+
+    >>> from mockserver import Engine, VirtualClock
+    >>> from mockserver.engine import VideoSpec
+    >>> task = Engine(clock=VirtualClock()).create_task(
+    ...     model="m", kind="text2video", request={"prompt": "a fox"}, video=VideoSpec(5, 1280, 720))
+    >>> prompt = ByRequest(lambda task: task.request.get("prompt"))
+    >>> prompt(task), prompt(task)
+    ('a fox', 'a fox')
+    """
+
+    def __init__(self, derive: Callable[[TaskView], T], kept: int = 4096) -> None:
+        self._derive = derive
+        self._kept = kept
+        self._values: dict[bytes, T] = {}
+
+    def __call__(self, task: TaskView) -> T:
+        found: Any = self._values.get(task.request_json, _ABSENT)
+        if found is _ABSENT:
+            found = self._derive(task)
+            if len(self._values) >= self._kept:
+                self._values.clear()
+            self._values[task.request_json] = found
+        value: T = found
+        return value
+
+    def clear(self) -> None:
+        """Forget every value (they are worked out again on next use)."""
+        self._values.clear()
 
 
 def retry_after_headers(

@@ -38,14 +38,12 @@ from mockserver.engine import (
 from mockserver.engine.core import uuid_text, video_spec
 from mockserver.engine.journal import MAX_STRING, ContractWarning, fingerprint, shorten
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import MAX_AUTH_HEADER, FaceBase, retry_after_headers, serve_video
+from mockserver.faces.common import MAX_AUTH_HEADER, ByRequest, FaceBase, retry_after_headers, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.validation import ImageInfo, Violation, parse_json_body, validate_create, validate_query
 
 #: verified tokens kept (a client re-signs every request at most; the cache only saves the HMAC)
 _TOKEN_CACHE = 1024
-#: stored requests whose projection parts are kept (the table starts over when full)
-_DERIVED_KEPT = 4096
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
@@ -98,7 +96,7 @@ class OfficialFace(FaceBase):
         self._success = (envelope["success_code"], envelope["success_message"])
         self._units_per_five: Mapping[str, Any] = index["billing"]["final_unit_deduction"]["units_per_5_seconds"]
         #: stored request -> (watermark asked for, units): see _from_request
-        self._derived: dict[bytes, tuple[bool, str]] = {}
+        self._from_request = ByRequest(self._derive)
 
     def attach(self, engine: Engine) -> None:
         """Request ids come from the engine's seeded stream (reproducible answers)."""
@@ -416,21 +414,13 @@ class OfficialFace(FaceBase):
         url = base_url + self._media_op.path.replace("{file}", f"{task.id}.mp4")
         return url + "?watermark=1" if watermark else url
 
-    def _from_request(self, task: TaskView) -> tuple[bool, str]:
-        """What the task object reads from the stored request: whether a watermarked copy was
-        asked for, and the units a finished task costs. A task's request and video never change,
-        and equal requests give equal videos, so it is worked out once per stored request
-        (polls re-parsed it every time), keyed by its bytes (the task's own object: hashed once)."""
-        found = self._derived.get(task.request_json)
-        if found is None:
-            request = task.request
-            marks = request.get("watermark_info")
-            watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: no ABC check
-            found = (watermark, self._units(request, task))
-            if len(self._derived) >= _DERIVED_KEPT:
-                self._derived.clear()
-            self._derived[task.request_json] = found
-        return found
+    def _derive(self, task: TaskView) -> tuple[bool, str]:
+        """What the task object reads from the stored request (see :class:`ByRequest`): whether
+        a watermarked copy was asked for, and the units a finished task costs."""
+        request = task.request
+        marks = request.get("watermark_info")
+        watermark = isinstance(marks, dict) and marks.get("enabled") is True  # parsed JSON: no ABC check
+        return watermark, self._units(request, task)
 
     def project(self, task: TaskView, base_url: str) -> dict[str, Any]:
         """A task as Kling's task object (the ``data`` of a query, an item of a list)."""

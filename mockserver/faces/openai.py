@@ -22,7 +22,7 @@ from mockserver.engine import CreateRefused, Engine, Status, TaskNotFound, TaskV
 from mockserver.engine.core import video_spec
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces.base import FaceSettings, Handled, Handler, Refused, register_face
-from mockserver.faces.common import GatewayKeysFace, serve_video
+from mockserver.faces.common import ByRequest, GatewayKeysFace, serve_video
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, Part, parse_form
 from mockserver.validation import Accepted, Violation, parse_json_body, validate_create, validate_query
@@ -72,6 +72,7 @@ class OpenAIFace(GatewayKeysFace):
         video = index["video"]
         self._poll_header = (str(video["poll_header"]), str(video["poll_after_ms"]))
         self._ops = {op.verb: op for op in contract.operations.values()}
+        self._prompt = ByRequest(_prompt_of)
 
     def attach(self, engine: Engine) -> None:
         """The video object carries nothing drawn per answer."""
@@ -358,7 +359,7 @@ class OpenAIFace(GatewayKeysFace):
         if task.status is Status.FAILED:
             reason = self._failures[task.outcome.reason or "generation_failed"]
             error = {"code": reason["code"], "message": task.outcome.message or reason["message"]}
-        prompt = task.request.get("prompt")
+        prompt = self._prompt(task)
         video = task.video
         return {
             "id": task.id,
@@ -369,12 +370,18 @@ class OpenAIFace(GatewayKeysFace):
             "created_at": int(task.created_at),
             "completed_at": None if finished is None else int(finished),
             "expires_at": int(finished + self.media_ttl) if done and finished is not None else None,
-            "prompt": prompt if isinstance(prompt, str) else None,
+            "prompt": prompt,
             "seconds": str(video.duration),
             "size": f"{video.width}x{video.height}",
             "remixed_from_video_id": None,
             "error": error,
         }
+
+
+def _prompt_of(task: TaskView) -> str | None:
+    """The prompt of a task's stored request (a video object shows it)."""
+    prompt = task.request.get("prompt")
+    return prompt if isinstance(prompt, str) else None
 
 
 def _split(param: str) -> tuple[str, str, str]:

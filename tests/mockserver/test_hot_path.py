@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -489,7 +490,7 @@ def test_the_official_projection_reads_each_tasks_own_request(bodies: list[dict[
             account="ak:" + pair["access_key"],
         )
         shown = face.project(task, "http://x.test")
-        face._derived.clear()
+        face._from_request.clear()
         assert shown == face.project(task, "http://x.test")
         assert shown["watermark_info"] == {"enabled": body.get("watermark_info", {}).get("enabled") is True}
         assert shown["final_unit_deduction"] == face._units(task.request, task)
@@ -602,3 +603,27 @@ def test_request_ids_are_drawn_ahead_as_they_were_drawn_one_by_one(seed: int, co
     assert [engine.new_request_id() for _ in range(count)] == one_by_one()
     engine.reset()  # ids drawn ahead are forgotten with the stream
     assert [engine.new_request_id() for _ in range(count)] == one_by_one()
+
+
+_FORM_TEXT = st.text(alphabet=st.sampled_from('ab"\\\n\u00e9'), max_size=1500)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["prompt", "model", "seconds", "input_reference"]),
+        _FORM_TEXT | st.integers(min_value=-(2**63), max_value=2**64 - 1),  # what a face reads
+    ),
+    st.integers(min_value=0, max_value=3000),
+)
+def test_a_journaled_body_is_the_shortened_rendering(value: dict[str, Any], wire_bytes: int) -> None:
+    from mockserver.engine.journal import MAX_STRING, shorten
+    from mockserver.http import dump_json, kept
+    from mockserver.service import journaled_json
+
+    # the body a value was read from is at least as long as its longest string, in bytes
+    longest = max((len(v.encode()) for v in value.values() if isinstance(v, str)), default=0)
+    wire_bytes = max(wire_bytes, longest * 3 // 4)  # a file's bytes grow by a third as base64
+    rendered = journaled_json(value, wire_bytes)
+    assert rendered == kept(dump_json(shorten(value)))
+    assert all(len(v) <= MAX_STRING or v.startswith("<") for v in orjson.loads(rendered).values() if isinstance(v, str))
