@@ -94,10 +94,11 @@ def http_send(timeout: float = 5.0) -> Send:
         return urllib.request.build_opener(_NoRedirect)
 
     def send(url: str, body: bytes) -> int | str:
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "kling-testkit"}
-        )
         try:
+            # inside the try: a URL urllib cannot read (``http://[``) is a failed attempt, not a
+            # crash of the thread that delivers callbacks
+            headers = {"Content-Type": "application/json", "User-Agent": "kling-testkit"}
+            request = urllib.request.Request(url, data=body, method="POST", headers=headers)
             with opener().open(request, timeout=timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:

@@ -119,3 +119,9 @@ def test_the_http_sender_is_built_by_its_first_callback_once(monkeypatch: pytest
     for _ in range(2):  # a refused connection is an error result, not an exception
         assert str(send(f"http://127.0.0.1:{port}/cb", b"{}")).startswith("error:")
     assert len(built) == 1
+
+
+@pytest.mark.parametrize("url", ["http://[", "nonsense"])
+def test_a_url_urllib_cannot_read_is_a_failed_attempt_not_an_exception(url: str) -> None:
+    # the sender runs on the thread that delivers every callback: it must not raise
+    assert str(http_send(timeout=0.5)(url, b"{}")).startswith("error: ValueError")
