@@ -11,17 +11,15 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import av
 import httpx
 import pytest
 from kling_style_client import KlingError, KlingStyleClient
 from sample_payloads import image_bytes
+from served import serve
 
 from kling_testkit import KlingMock
 from mockserver import load_contract
@@ -29,7 +27,6 @@ from mockserver import load_contract
 PAIR = load_contract("official").index["auth"]["default_keys"][0]
 AK, SK = PAIR["access_key"], PAIR["secret_key"]
 FIRST_FRAME = base64.b64encode(image_bytes(640, 360)).decode()
-SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve", "--port", "0"]
 
 
 def _probe(data: bytes) -> tuple[float, int, int]:
@@ -102,40 +99,16 @@ def test_an_image_task_is_found_on_the_text_to_video_path() -> None:
 # -- out of process ----------------------------------------------------------------------------
 
 
-def _read_until_ready(stream: IO[str], lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "ready":
-            return
-
-
-def _serve(*extra: str) -> Iterator[tuple[str, list[str]]]:
-    process = subprocess.Popen([*SERVE, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        reader.join(60)  # a server that never says ready fails the test instead of hanging CI
-        assert lines, "the server printed nothing"
-        assert lines[-1] == "ready", lines
-        found = re.search(r"at (https?://127\.0\.0\.1:\d+)", "\n".join(lines))
-        assert found, lines
-        yield found.group(1), lines
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stdout.close()
-
-
 @pytest.fixture
 def served() -> Iterator[tuple[str, list[str]]]:
-    yield from _serve()
+    with serve() as running:
+        yield running
 
 
 @pytest.fixture
 def served_tls() -> Iterator[tuple[str, list[str]]]:
-    yield from _serve("--tls")
+    with serve("--tls") as running:
+        yield running
 
 
 def test_a_public_style_client_completes_against_serve(served: tuple[str, list[str]]) -> None:

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import Any
 
 import av
 import httpx2
@@ -21,6 +17,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 from sample_payloads import image_bytes
+from served import serve
 
 from kling_testkit import KlingMock, assert_retry_after_honoured, retry_after_waits
 
@@ -31,7 +28,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning"
 IN_PROCESS = "https://api.modelstream.ai/v1"
 KEY = "sk-test"
 FRAME = ("frame.png", image_bytes(640, 360), "image/png")
-SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve", "--port", "0"]
 
 CASES = [
     pytest.param({"seconds": "5", "size": "1280x720"}, 5, (1280, 720), id="t2v-5s-720p"),
@@ -181,32 +177,11 @@ def test_list_pages_through_the_users_videos() -> None:
 # -- out of process ----------------------------------------------------------------------------
 
 
-def _read_until_ready(stream: IO[str], lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "ready":
-            return
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    process = subprocess.Popen(SERVE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        reader.join(60)
-        assert lines, "the server printed nothing"
-        assert lines[-1] == "ready", lines
+    with serve() as (base_url, lines):
         assert any("face openai at /" in line for line in lines), lines
-        found = re.search(r"at (https?://127\.0\.0\.1:\d+)", "\n".join(lines))
-        assert found, lines
-        yield found.group(1)
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stdout.close()
+        yield base_url
 
 
 @pytest.mark.parametrize(("fields", "seconds", "size"), CASES)
