@@ -11,11 +11,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from served import read_until_ready, serve
 
 from mockserver.app import create_app
 from mockserver.serve import bind
@@ -23,36 +24,10 @@ from mockserver.serve import bind
 SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve"]
 
 
-def _read_until_ready(stream: IO[str], lines: list[str]) -> None:
-    for line in stream:
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "ready":
-            return
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[str]]]:
-    process = subprocess.Popen(
-        [*SERVE, "--port", "0", "--clock", "virtual", "--seed", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
-    reader.start()
-    try:
-        reader.join(30)  # a server that never says ready fails the test instead of hanging CI
-        assert lines, "the server printed nothing"
-        assert lines[-1] == "ready", lines
-        found = re.search(r"at (http://127\.0\.0\.1:\d+)", "\n".join(lines))
-        assert found, lines
-        yield found.group(1), lines
-    finally:
-        process.terminate()
-        process.wait(10)
-        process.stdout.close()
+    with serve("--clock", "virtual", "--seed", "1") as running:
+        yield running
 
 
 def test_serve_prints_its_base_url_and_a_ready_line_then_answers(server: tuple[str, list[str]]) -> None:
@@ -125,7 +100,7 @@ def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert process.stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
+    reader = threading.Thread(target=read_until_ready, args=(process.stdout, lines), daemon=True)
     reader.start()
     reader.join(30)
     found = re.search(r"at http://127\.0\.0\.1:(\d+)", "\n".join(lines))

@@ -11,13 +11,14 @@ import threading
 from collections.abc import Iterator
 from typing import IO
 
-__all__ = ["SERVE", "serve"]
+__all__ = ["SERVE", "read_until_ready", "serve"]
 
 #: the command the README gives, on a free port
 SERVE = [sys.executable, "-m", "kling_testkit.cli", "serve", "--port", "0"]
 
 
-def _read_until_ready(stream: IO[str], lines: list[str]) -> None:
+def read_until_ready(stream: IO[str], lines: list[str]) -> None:
+    """Collect a server's output lines up to its ``ready`` line (run it on a thread)."""
     for line in stream:
         lines.append(line.rstrip("\n"))
         if line.strip() == "ready":
@@ -32,7 +33,7 @@ def serve(*extra: str) -> Iterator[tuple[str, list[str]]]:
     process = subprocess.Popen([*SERVE, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     lines: list[str] = []
-    reader = threading.Thread(target=_read_until_ready, args=(process.stdout, lines), daemon=True)
+    reader = threading.Thread(target=read_until_ready, args=(process.stdout, lines), daemon=True)
     reader.start()
     try:
         reader.join(60)
