@@ -94,7 +94,7 @@ class GatewayFace(GatewayKeysFace):
             "task_id": task.id,
             "object": "video",
             "model": task.model,
-            "status": self.status_names[task.status.value],
+            "status": self.status_names[task.status._value_],
             "progress": task.progress,
             "created_at": int(task.created_at),
         }
@@ -151,7 +151,7 @@ class GatewayFace(GatewayKeysFace):
             }
         return {
             "task_id": task.id,
-            "status": self.status_names[task.status.value],
+            "status": self.status_names[task.status._value_],
             "url": self.media_url(task, base_url) if done else None,
             "format": "mp4",
             "metadata": metadata,

@@ -185,32 +185,15 @@ class OfficialFace(FaceBase):
                 self._auth_errors["malformed"], "auth.header", detail="more than one Authorization header"
             )
         value = values[0]
-        if len(value) > MAX_AUTH_HEADER:
-            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
-            return self._refuse(self._auth_errors["malformed"], "auth.header", detail=detail)
-        scheme, _, token = value.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return self._refuse(self._auth_errors["malformed"], "auth.header", detail="use Authorization: Bearer <JWT>")
-        # A token verified before is a JWT (it passed the shape check then): looked up first,
-        # the usual request skips the shape regex over its couple of hundred characters.
-        claims = self._tokens.get(token)
-        if claims is None and not _JWT_SHAPE.fullmatch(token):
-            # Decision (release notes mention single API keys; no doc copy describes them): a
-            # token that is not a JWT is looked up in the configured key list.
-            if "*" in self.keys or token in self.keys:
-                return "key:" + token
-            return self._refuse(
-                self._auth_errors["malformed"],
-                "auth.api_key",
-                detail=f"key {fingerprint(token)} is not accepted",
-            )
+        # Verified tokens are kept by the whole header value: a client sends the same header on
+        # every request, and one found here skips the parsing below too.
+        claims = self._tokens.get(value)
         if claims is None:
-            found = self._verify(token)
-            if isinstance(found, Refused):
+            found = self._claims(value)
+            if not isinstance(found, _Claims):
                 return found
             claims = found
-            self._tokens[token] = claims
+            self._tokens[value] = claims
             if len(self._tokens) > _TOKEN_CACHE:
                 self._tokens.popitem(last=False)
         now = engine.clock.now()
@@ -225,6 +208,28 @@ class OfficialFace(FaceBase):
                 self._auth_errors["expired"], "auth.exp", detail=f"expired {now - claims.exp:.0f} s ago"
             )
         return claims.account
+
+    def _claims(self, value: str) -> _Claims | Refused | str:
+        """What an Authorization header not seen before holds: a JWT's verified claims, the
+        account of a single API key, or the refusal."""
+        if len(value) > MAX_AUTH_HEADER:
+            detail = f"the Authorization header is over {MAX_AUTH_HEADER} characters"
+            return self._refuse(self._auth_errors["malformed"], "auth.header", detail=detail)
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self._refuse(self._auth_errors["malformed"], "auth.header", detail="use Authorization: Bearer <JWT>")
+        if not _JWT_SHAPE.fullmatch(token):
+            # Decision (release notes mention single API keys; no doc copy describes them): a
+            # token that is not a JWT is looked up in the configured key list.
+            if "*" in self.keys or token in self.keys:
+                return "key:" + token
+            return self._refuse(
+                self._auth_errors["malformed"],
+                "auth.api_key",
+                detail=f"key {fingerprint(token)} is not accepted",
+            )
+        return self._verify(token)
 
     def _verify(self, token: str) -> _Claims | Refused:
         try:
@@ -339,7 +344,7 @@ class OfficialFace(FaceBase):
         data = {
             "task_id": task.id,
             "task_info": self._task_info(task),
-            "task_status": self.status_names[task.status.value],
+            "task_status": self.status_names[task.status._value_],
             "created_at": self._ms(task.created_at),
             "updated_at": self._ms(task.updated_at),
         }
@@ -444,7 +449,7 @@ class OfficialFace(FaceBase):
             videos.append(video)
         return {
             "task_id": task.id,
-            "task_status": self.status_names[task.status.value],
+            "task_status": self.status_names[task.status._value_],
             "task_status_msg": message,
             "task_info": self._task_info(task),
             "task_result": {"videos": videos},
@@ -516,16 +521,25 @@ def video_for(model: ModelContract, body: Mapping[str, Any], image: ImageInfo | 
     """The video an accepted request produces, from the model's ``output`` table: the mode's
     frame size, for the requested aspect ratio (text) or the one nearest the image (image)."""
     output = model.output
-    sizes = output["frame_sizes"][output["resolution_by_mode"][str(body.get("mode", "std"))]]
-    aspect = str(body.get(output.get("aspect_field", "aspect_ratio")) or output["text2video_aspect"])
-    if image is not None and image.width and image.height:
-        ratio = math.log(image.width / image.height)
-        aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
-    elif aspect not in sizes:
-        aspect = str(output["text2video_aspect"])
-    width, height = sizes[aspect]
+    mode = str(body.get("mode", "std"))
     # The fake ships 5 s and 10 s clips; a duration between them (kling-v3 takes 3-15 s) gets the
     # longest clip not over it (5 s at least), and the task object reports what is served.
     wanted = int(float(body.get("duration", 5)))
+    sound = body.get("sound") == "on"
+    if image is not None and image.width and image.height:
+        sizes = output["frame_sizes"][output["resolution_by_mode"][mode]]
+        ratio = math.log(image.width / image.height)
+        aspect = min(sizes, key=lambda name: abs(math.log(sizes[name][0] / sizes[name][1]) - ratio))
+    else:
+        aspect = str(body.get(output.get("aspect_field", "aspect_ratio")) or output["text2video_aspect"])
+    return _video(model, mode, aspect, wanted, sound)
+
+
+@functools.lru_cache(maxsize=256)  # a few modes x aspects x durations per model: every create asks
+def _video(model: ModelContract, mode: str, aspect: str, wanted: int, sound: bool) -> VideoSpec:
+    """The clip served for these request values, from the contract's ``output`` table alone."""
+    output = model.output
+    sizes = output["frame_sizes"][output["resolution_by_mode"][mode]]
+    width, height = sizes[aspect if aspect in sizes else str(output["text2video_aspect"])]
     served = max([d for d in media.video_durations() if d <= wanted] or [min(media.video_durations())])
-    return video_spec(served, width, height, int(output["fps"]), body.get("sound") == "on")
+    return video_spec(served, width, height, int(output["fps"]), sound)

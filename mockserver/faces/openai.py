@@ -344,7 +344,7 @@ class OpenAIFace(GatewayKeysFace):
         if task is None:
             return self._not_found(op, task_id)
         if task.status is not Status.SUCCEEDED:
-            response = self.error("video_not_ready", param="task_id", detail=self.status_names[task.status.value])
+            response = self.error("video_not_ready", param="task_id", detail=self.status_names[task.status._value_])
             rule = self.contract.request_rule("video_ready")
             return Handled(response, op.id, task.id, rule=rule, param="task_id")
         return serve_video(engine, request, task, op.id, self.error, ttl=self.media_ttl, expired_detail=repr(task.id))
@@ -365,7 +365,7 @@ class OpenAIFace(GatewayKeysFace):
             "id": task.id,
             "object": "video",
             "model": task.model,
-            "status": self.status_names[task.status.value],
+            "status": self.status_names[task.status._value_],
             "progress": task.progress,
             "created_at": int(task.created_at),
             "completed_at": None if finished is None else int(finished),

@@ -221,6 +221,25 @@ def test_a_cached_token_is_accepted_once_the_clock_reaches_its_nbf() -> None:
     assert _auth_rule(service, headers) == "task.exists"
 
 
+@pytest.mark.parametrize(
+    ("spelling", "rule"),
+    [
+        pytest.param("bearer  {token} ", "task.exists", id="another-spelling-of-bearer-is-verified-too"),
+        pytest.param("Basic {token}", "auth.header", id="the-same-token-under-another-scheme"),
+        pytest.param("Bearer {token}x", "auth.signature", id="the-token-with-a-byte-more"),
+    ],
+)
+def test_the_token_cache_answers_only_for_the_header_it_verified(spelling: str, rule: str) -> None:
+    # The cache is keyed by the whole header value: a header that differs from a verified one
+    # in any way is parsed and checked afresh, whatever token it carries.
+    service = Service(Engine(clock=VirtualClock()))
+    headers = _official_token(service)
+    assert _auth_rule(service, headers) == "task.exists"
+    token = headers[0][1].removeprefix("Bearer ")
+    assert _auth_rule(service, [("authorization", spelling.format(token=token))]) == rule
+    assert _auth_rule(service, [*headers, *headers]) == "auth.header"  # two headers, each verified before
+
+
 def test_a_token_that_is_no_jwt_is_still_looked_up_as_an_api_key() -> None:
     service = Service(Engine(clock=VirtualClock()))
     _auth_rule(service, _official_token(service))  # a cache that holds a token

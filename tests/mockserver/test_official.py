@@ -300,6 +300,42 @@ def test_the_served_video_is_what_the_task_object_says(service: Service, body: A
         assert round(float(stream.duration * stream.time_base)) == round(float(duration))
 
 
+def _png(width: int, height: int) -> str:
+    import base64
+
+    return base64.b64encode(image_bytes(width, height)).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "frame", "duration", "audio"),
+    [
+        pytest.param(T2V, BODY, (1280, 720), 5, False, id="t2v-defaults-std-16:9"),
+        pytest.param(T2V, {**BODY, "aspect_ratio": "9:16"}, (720, 1280), 5, False, id="t2v-std-9:16"),
+        pytest.param(T2V, {**BODY, "mode": "pro", "aspect_ratio": "1:1"}, (1080, 1080), 5, False, id="t2v-pro-1:1"),
+        pytest.param(T2V, {**BODY, "mode": "pro", "sound": "on", "duration": "10"}, (1920, 1080), 10, True,
+                     id="t2v-pro-sound-10s"),
+        pytest.param(I2V, {**BODY, "image": _png(300, 600), "aspect_ratio": "16:9"}, (720, 1280), 5, False,
+                     id="i2v-portrait-image-wins-over-aspect_ratio"),
+        pytest.param(I2V, {**BODY, "mode": "pro", "image": _png(500, 480)}, (1080, 1080), 5, False,
+                     id="i2v-pro-near-square-image"),
+        pytest.param(I2V, {**BODY, "image": _png(800, 450)}, (1280, 720), 5, False, id="i2v-landscape-image"),
+    ],
+)  # fmt: skip
+def test_the_frame_size_follows_mode_aspect_and_image(
+    service: Service, path: str, body: Any, frame: tuple[int, int], duration: int, audio: bool
+) -> None:
+    # The contract's output table: frame_sizes[resolution_by_mode[mode]][aspect], the aspect the
+    # request's (text) or the one nearest the image's (image); one task after another, so what a
+    # request gets does not depend on the requests before it.
+    headers = _auth(service)
+    for _ in range(2):
+        created = service.handle_simple("POST", path, json=body, headers=headers)
+        assert created.status == 200, created.body
+    for task in service.engine.tasks():
+        video = task.video
+        assert ((video.width, video.height), video.duration, video.audio) == (frame, duration, audio)
+
+
 @pytest.mark.parametrize(
     ("prefix", "authorization"),
     [
