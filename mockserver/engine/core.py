@@ -80,11 +80,19 @@ def request_ids(rng: random.Random, count: int) -> list[str]:
     raw = bytearray(rng.randbytes(16 * count)[::-1])
     raw[6::16] = raw[6::16].translate(_VERSION_4)
     raw[8::16] = raw[8::16].translate(_VARIANT)
-    t = raw.hex()
-    return [
-        f"{t[i : i + 8]}-{t[i + 8 : i + 12]}-{t[i + 12 : i + 16]}-{t[i + 16 : i + 20]}-{t[i + 20 : i + 32]}"
-        for i in range(0, 32 * count, 32)
-    ]
+    digits = raw.hex().encode("ascii")
+    # Every id's 32 digits go to their place among its 36 characters, one column of the whole
+    # batch per strided copy (32 copies a batch, not 5 slices and a format per id); the dashes
+    # are already there.
+    text = bytearray(b"-" * (36 * count))
+    for column, place in enumerate(_UUID_PLACES):
+        text[place::36] = digits[column::32]
+    rendered = text.decode("ascii")
+    return [rendered[i : i + 36] for i in range(0, 36 * count, 36)]
+
+
+#: where each of a UUID's 32 hex digits stands in its 8-4-4-4-12 text
+_UUID_PLACES = tuple(column + (column >= 8) + (column >= 12) + (column >= 16) + (column >= 20) for column in range(32))
 
 
 class TaskNotFound(KeyError):
