@@ -3,9 +3,10 @@
 Both servers run under the same uvicorn settings (1 worker, uvloop + httptools when present,
 no access log) in their own processes pinned to one core, with ``wrk`` on the other core.
 Every face's create and poll (gateway JSON, official JSON with a cached JWT, openai a multipart
-form) is measured against the same bare endpoint, each fake run right after a bare run in the
-same round, so machine noise hits both alike; the report is the median ratio of requests per
-second. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x. Beside it, the ratio of
+form) is measured against the same bare endpoint, each fake run back to back with a bare run in
+the same round (the bare one first in odd rounds, the fake one in even rounds), so machine noise
+hits both alike; the report is the median ratio of requests per second, with the lowest and the
+highest round beside it. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x. Beside it, the ratio of
 the two servers' CPU time per request (from /proc, same runs): on a shared machine it moves less
 between runs than requests per second do.
 
@@ -223,7 +224,7 @@ def _script(workdir: Path, name: str, face: Face | None, *, post: bool) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s per run instead of 3 of 5 s")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 s per run instead of 5 of 3 s")
     parser.add_argument("--rounds", type=int, help="rounds (each measures every pair once)")
     parser.add_argument("--seconds", type=float, help="seconds per wrk run")
     parser.add_argument("--faces", help="comma-separated faces to measure (default: every face)")
@@ -231,7 +232,9 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("bench_server needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
-    rounds, seconds = (2, 2.0) if args.quick else (3, 5.0)
+    # Five shorter rounds rather than three long ones, same time in all: a median of five pairs
+    # is moved less by one round that a neighbour disturbed (rounds moved a ratio by up to 0.3).
+    rounds, seconds = (2, 2.0) if args.quick else (5, 3.0)
     rounds, seconds = args.rounds or rounds, args.seconds or seconds
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
     server_core, client_core = cores[0], cores[-1]
@@ -248,7 +251,7 @@ def main() -> int:
         )
         for round_no in range(rounds):
             # Both servers run at once on the same core, each loaded in turn: every fake run has
-            # its baseline measured right before it, under the same neighbours.
+            # its baseline measured right beside it, under the same neighbours.
             bare, bare_base = _start(BARE_APP, workdir, server_core)
             fake, fake_base = _start(FAKE_APP, workdir, server_core)
             try:
@@ -275,8 +278,14 @@ def main() -> int:
                     )
                     for op, bare_url, bare_script, fake_url, fake_script in runs:
                         by = results[f"{face.name} {op}"]
-                        bare_rps, bare_cpu = _wrk(bare_url, bare_script, seconds, client_core, bare.pid)
-                        fake_rps, fake_cpu = _wrk(fake_url, fake_script, seconds, client_core, fake.pid)
+                        # Which server goes first alternates by round (bare, fake; then fake, bare):
+                        # a drift within a pair then favours neither.
+                        if round_no % 2 == 0:
+                            bare_rps, bare_cpu = _wrk(bare_url, bare_script, seconds, client_core, bare.pid)
+                            fake_rps, fake_cpu = _wrk(fake_url, fake_script, seconds, client_core, fake.pid)
+                        else:
+                            fake_rps, fake_cpu = _wrk(fake_url, fake_script, seconds, client_core, fake.pid)
+                            bare_rps, bare_cpu = _wrk(bare_url, bare_script, seconds, client_core, bare.pid)
                         by["bare"].append(bare_rps)
                         by["fake"].append(fake_rps)
                         if bare_cpu is not None and fake_cpu:
@@ -287,16 +296,22 @@ def main() -> int:
                     proc.wait(10)
             print(f"round {round_no + 1}/{rounds} done", file=sys.stderr, flush=True)
     targets = {"create": 0.70, "poll": 0.80}
-    print(f"{'face operation':<18}{'bare req/s':>12}{'fake req/s':>12}{'ratio':>8}{'target':>8}{'cpu ratio':>11}")
+    print(
+        f"{'face operation':<18}{'bare req/s':>12}{'fake req/s':>12}{'ratio':>8}{'rounds':>13}{'target':>8}"
+        f"{'cpu ratio':>11}"
+    )
     for name, by in results.items():
         target = targets[name.split()[-1]]
         bare_rps, fake_rps = statistics.median(by["bare"]), statistics.median(by["fake"])
-        ratio = statistics.median([f / b for f, b in zip(by["fake"], by["bare"], strict=True)])
+        per_round = [f / b for f, b in zip(by["fake"], by["bare"], strict=True)]
+        ratio = statistics.median(per_round)
+        spread = f"{min(per_round):.2f}-{max(per_round):.2f}"
         verdict = "ok" if ratio >= target else "BELOW TARGET"
         cpu = f"{statistics.median(by['cpu']):>10.2f}x" if by["cpu"] else f"{'n/a':>11}"
-        print(f"{name:<18}{bare_rps:>12.0f}{fake_rps:>12.0f}{ratio:>7.2f}x{target:>7.2f}x{cpu} {verdict}")
+        print(f"{name:<18}{bare_rps:>12.0f}{fake_rps:>12.0f}{ratio:>7.2f}x{spread:>13}{target:>7.2f}x{cpu} {verdict}")
     print(
-        "(median of per-round fake/bare ratios, each fake run right after its bare run; one bare Starlette JSON\n"
+        "(median of per-round fake/bare ratios, the lowest and highest beside it; the two runs of a pair back to\n"
+        " back, bare first in odd rounds and fake first in even ones; one bare Starlette JSON\n"
         " endpoint is every face's baseline; same uvicorn settings; wrk -t1 -c32; official: JWT verified, cached;\n"
         " openai create: a multipart form, as the OpenAI SDK sends it, against the bare JSON POST;\n"
         " cpu ratio: the bare server's CPU time per request over the fake's, from /proc, in the same runs: steadier\n"
