@@ -91,6 +91,9 @@ class OfficialFace(FaceBase):
         self._paging = index["limits"]["paging"]
         self._media_file = re.compile(f"(?P<task_id>{contract.id_format.pattern})\\.mp4")
         self._media_op = next(op for op in contract.operations.values() if op.verb == "media.get")
+        # the media path around its file name (``{task_id}.mp4``), split once
+        head, tail = self._media_op.path.split("{file}")
+        self._media_head, self._media_tail = head, ".mp4" + tail
         # read once: every answer carries the envelope, every finished task its units
         envelope = index["envelope"]
         self._success = (envelope["success_code"], envelope["success_message"])
@@ -416,7 +419,7 @@ class OfficialFace(FaceBase):
     def media_url(self, task: TaskView, base_url: str, *, watermark: bool = False) -> str:
         # Decision: the watermarked copy is the same MP4 (the fake draws no mark); its own URL
         # lets a client prove it downloads the one it asked for.
-        url = base_url + self._media_op.path.replace("{file}", f"{task.id}.mp4")
+        url = base_url + self._media_head + task.id + self._media_tail
         return url + "?watermark=1" if watermark else url
 
     def _derive(self, task: TaskView) -> tuple[bool, str]:
@@ -455,8 +458,9 @@ class OfficialFace(FaceBase):
             "task_result": {"videos": videos},
             "watermark_info": {"enabled": watermark},
             "final_unit_deduction": units if done else "0",
-            "created_at": self._ms(task.created_at),
-            "updated_at": self._ms(task.updated_at),
+            # int(seconds * scale), as _ms does, without two calls on every poll
+            "created_at": int(task.created_at * self.scale),
+            "updated_at": int(task.updated_at * self.scale),
         }
 
     def _units(self, request: Mapping[str, Any], task: TaskView) -> str:
