@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mockserver import admin
-from mockserver.contract import Operation
+from mockserver._frozen import fast_init
+from mockserver.contract import Operation, load_contract
 from mockserver.contract.openapi import build_openapi
 from mockserver.engine import Engine, FaultPlan
 from mockserver.engine.journal import MAX_STRING, marker_scope, shorten
@@ -111,6 +112,7 @@ def admin_exposure(host: str, *, admin: bool, admin_token: str | None) -> str | 
     )
 
 
+@fast_init  # a service builds its ~30 routes at every configure (each KlingMock, each live server)
 @dataclass(frozen=True, slots=True)
 class _Route:
     prefix: str
@@ -224,7 +226,8 @@ class Service:
                 mounts.append(Mount(name))
                 # A contract may list prefixes it is also served under (Kling's native routes
                 # under /kling on a gateway), each optionally authenticated as another face.
-                for entry in make_face(name).contract.index.get("mounts", {}).get("prefixes", []):
+                # (A face's contract is its folder's: read here without building the face.)
+                for entry in load_contract(name).index.get("mounts", {}).get("prefixes", []):
                     if entry.get("prefix") and entry.get("default", True):
                         mounts.append(
                             Mount(name, prefix=str(entry["prefix"]), options={"auth": entry.get("auth", name)})

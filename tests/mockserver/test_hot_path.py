@@ -28,6 +28,7 @@ from mockserver.faces.base import Handled
 from mockserver.faces.official import OfficialFace, video_uuid
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.multipart import FormLimits, FormProblem, boundary_of
+from mockserver.service import _Route
 from mockserver.validation.request import Accepted
 
 
@@ -375,7 +376,7 @@ def test_a_remembered_key_is_the_faces_until_the_keys_change() -> None:
     assert status("Bearer sk-other") == accepted
 
 
-_FAST_INIT = [ApiRequest, ApiResponse, Handled, TaskView, Accepted]
+_FAST_INIT = [ApiRequest, ApiResponse, Handled, TaskView, Accepted, _Route]
 
 
 def _reference(cls: type[Any]) -> type[Any]:
