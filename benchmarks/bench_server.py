@@ -1,14 +1,15 @@
 """Server throughput: the fake's create and poll against a bare Starlette JSON endpoint.
 
-Both servers run under the same uvicorn settings (1 worker, uvloop + httptools when present,
-no access log) in their own processes pinned to one core, with ``wrk`` on the other core.
+Both servers run under the same uvicorn settings (those of ``kling-testkit serve``: 1 worker,
+uvloop + httptools when present, no access log, no Server header; the fake also with its door's
+bound on request heads) in their own processes pinned to one core, with ``wrk`` on the other core.
 Every face's create and poll (gateway JSON, official JSON with a cached JWT, openai a multipart
 form) is measured against the same bare endpoint, each fake run back to back with a bare run in
 the same round (the bare one first in odd rounds, the fake one in even rounds), so machine noise
 hits both alike; the report is the median ratio of requests per second, with the lowest and the
-highest round beside it. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x. Beside it, the ratio of
-the two servers' CPU time per request (from /proc, same runs): on a shared machine it moves less
-between runs than requests per second do.
+highest round beside it. Targets (DESIGN.md, issue 14): poll >= 0.80x, create >= 0.70x. Beside
+it, the ratio of the two servers' CPU time per request (from /proc, same runs): on a shared
+machine it moves less between runs than requests per second do.
 
     python3 dev.py bench server [--quick] [--rounds N] [--seconds S] [--faces gateway,official]
 
@@ -57,13 +58,17 @@ app = Starlette(routes=[Route("/v1/video/generations", create, methods=["POST"])
                         Route("/v1/video/generations/{task_id}", get)])
 """
 
-# Started as `kling-testkit serve` starts it (same engine settings and GC tuning).
+# Started as `kling-testkit serve` starts it: same engine settings, GC tuning and uvicorn
+# protocol (the door's head bound, ``uvicorn_options``), which the bare endpoint goes without.
 # Slots: a load test keeps far more tasks unfinished than an account may hold (5 by default);
 # the slot check still runs on every official create.
 FAKE_APP = """
 from mockserver import Engine, Service, SystemClock, create_app
+from mockserver.door import uvicorn_options
 from mockserver.serve import tune_gc_for_server
-app = create_app(Service(Engine(clock=SystemClock(), seed=1), slots=10**9))
+service = Service(Engine(clock=SystemClock(), seed=1), slots=10**9)
+app = create_app(service)
+options = uvicorn_options(service)
 tune_gc_for_server()
 """
 
@@ -150,7 +155,12 @@ from mockserver.serve import bind
 exec(open(sys.argv[1]).read())
 sock = bind("127.0.0.1", 0)
 print(sock.getsockname()[1], flush=True)
-uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
+# the settings `kling-testkit serve` runs with, for both servers; the fake's app file adds its
+# protocol options
+config = uvicorn.Config(
+    app, log_level="warning", access_log=False, lifespan="off", server_header=False, **globals().get("options", {})
+)
+uvicorn.Server(config).run(sockets=[sock])
 """
 
 
