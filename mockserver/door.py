@@ -6,6 +6,10 @@ counts the bytes of each head as they arrive and, past :attr:`Service.head_limit
 face's ``headers_too_large`` and closes the connection without reading on. The count and size of
 the headers of a complete head are checked by :meth:`Service.handle`, for every door alike.
 
+The same protocol writes each answer to the socket in one call: uvicorn writes a response's head
+when the app starts it and its body when the app sends it, and every answer of the service is
+both at once, so the head is held for the bytes that follow it (:class:`_OneWrite`).
+
 Where httptools is missing, uvicorn's h11 protocol is bounded by its own
 ``h11_max_incomplete_event_size`` (h11 answers a plain-text 400 then: the face's error is for
 the stack that has the hook).
@@ -13,8 +17,9 @@ the stack that has the hook).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
-from typing import Any
+from typing import Any, cast
 
 from mockserver.http import ApiRequest, ApiResponse
 from mockserver.service import Service
@@ -30,6 +35,53 @@ def _raw_response(answer: ApiResponse) -> bytes:
     lines = [b"HTTP/1.1 %d %s" % (answer.status, reason)]
     lines.extend(f"{k}: {v}".encode("latin-1") for k, v in answer.headers)
     return b"\r\n".join(lines) + b"\r\n\r\n" + answer.body
+
+
+class _OneWrite:
+    """The transport a request's cycle writes to: a response's head is held and written in the
+    same call as the bytes that follow it, so an answer costs the server one send, not two.
+
+    Interim answers (``100 Continue``) go at once; whatever is held goes first when the response
+    completes (a ``HEAD`` answer has no body write), when the transport closes, or with the next
+    write, so the bytes reach the socket in the order they were written.
+    """
+
+    __slots__ = ("head_next", "held", "transport")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.held: bytes | None = None
+        #: the next write opens a response (its status line and headers)
+        self.head_next = True
+
+    def write(self, data: bytes) -> None:
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held + data)
+        elif self.head_next and not data.startswith(b"HTTP/1.1 1"):
+            self.head_next = False
+            self.held = data
+        else:
+            self.transport.write(data)
+
+    def response_complete(self) -> None:
+        """The response ended: send what is held; the next write opens the next response."""
+        self.head_next = True
+        held = self.held
+        if held is not None:
+            self.held = None
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.response_complete()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return bool(self.transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
 
 
 def _guarded_httptools(service: Service) -> type[Any]:
@@ -64,9 +116,20 @@ def _guarded_httptools(service: Service) -> type[Any]:
                     return
             super().data_received(data)
 
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._one_write = _OneWrite(transport)
+
         def on_headers_complete(self) -> None:
             self._in_head = False
             super().on_headers_complete()
+            if self.cycle is not None:
+                # the cycle writes, closes and asks is_closing() through it (a stand-in, not a subclass)
+                self.cycle.transport = cast("asyncio.Transport", self._one_write)
+
+        def on_response_complete(self) -> None:
+            self._one_write.response_complete()
+            super().on_response_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
