@@ -146,6 +146,8 @@ def test_each_answer_reaches_the_socket_in_one_write() -> None:
             int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
         )
         assert len(body) == length  # the whole answer, head and body, in the one write
+    assert b'"task_id"' in answers[0]  # pipelined answers keep their order: the poll's refusal first
+    assert b'"openapi"' in answers[1]
 
 
 def test_a_head_answer_is_written_when_the_response_ends() -> None:
