@@ -1,8 +1,9 @@
 """Server throughput: the fake's create and poll against a bare Starlette JSON endpoint.
 
 Both servers run under the same uvicorn settings (those of ``kling-testkit serve``: 1 worker,
-uvloop + httptools when present, no access log, no Server header; the fake also with its door's
-bound on request heads) in their own processes pinned to one core, with ``wrk`` on the other core.
+uvloop + httptools when present, no access log, no Server header; the fake with its door's
+protocol, which bounds request heads and sends each answer in one write where stock uvicorn sends
+a head and a body) in their own processes pinned to one core, with ``wrk`` on the other core.
 Every face's create and poll (gateway JSON, official JSON with a cached JWT, openai a multipart
 form) is measured against the same bare endpoint, each fake run back to back with a bare run in
 the same round (the bare one first in odd rounds, the fake one in even rounds), so machine noise
@@ -59,7 +60,8 @@ app = Starlette(routes=[Route("/v1/video/generations", create, methods=["POST"])
 """
 
 # Started as `kling-testkit serve` starts it: same engine settings, GC tuning and uvicorn
-# protocol (the door's head bound, ``uvicorn_options``), which the bare endpoint goes without.
+# protocol (``uvicorn_options``: the door's head bound and one write per answer); the bare
+# endpoint runs stock uvicorn.
 # Slots: a load test keeps far more tasks unfinished than an account may hold (5 by default);
 # the slot check still runs on every official create.
 FAKE_APP = """
@@ -322,7 +324,8 @@ def main() -> int:
     print(
         "(median of per-round fake/bare ratios, the lowest and highest beside it; the two runs of a pair back to\n"
         " back, bare first in odd rounds and fake first in even ones; one bare Starlette JSON\n"
-        " endpoint is every face's baseline; same uvicorn settings; wrk -t1 -c32; official: JWT verified, cached;\n"
+        " endpoint is every face's baseline; same uvicorn settings, the fake with its door's protocol (head bound,\n"
+        " one write per answer); wrk -t1 -c32; official: JWT verified, cached;\n"
         " openai create: a multipart form, as the OpenAI SDK sends it, against the bare JSON POST;\n"
         " cpu ratio: the bare server's CPU time per request over the fake's, from /proc, in the same runs: steadier\n"
         " than req/s where neighbours take the cores (the verdict is the req/s ratio))"
