@@ -173,6 +173,40 @@ def _closed(shape: _Shape) -> dict[str, Any]:
     return schema
 
 
+def _shut(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``schema`` refusing, where :func:`_shape` looks, every member its ``properties`` do not
+    name: what ``allOf: [_closed(_shape(schema)), schema]`` accepts, in one schema (None where a
+    ``patternProperties`` or ``prefixItems`` would make ``additionalProperties`` mean less).
+
+    jsonschema-rs checks ``properties`` with ``additionalProperties: false`` in one pass over the
+    members, where ``propertyNames: {enum}`` compares every member's name with the list: the
+    check every create makes costs about half as much.
+
+    >>> _shut({"properties": {"a": {"properties": {"b": {}}}}})
+    {'properties': {'a': {'properties': {'b': {}}, 'additionalProperties': False}}, 'additionalProperties': False}
+    """
+    if "patternProperties" in schema:
+        return None
+    members: dict[str, Any] = {}
+    for name, sub in schema.get("properties", {}).items():
+        if "properties" in sub:  # the same tests, in the same order, as _shape
+            sub = _shut(sub)
+        elif isinstance(sub.get("items"), Mapping) and "properties" in sub["items"]:
+            items = None if "prefixItems" in sub else _shut(sub["items"])
+            sub = None if items is None else {**sub, "items": items}
+        if sub is None:
+            return None
+        members[name] = sub
+    return {**schema, "properties": members, "additionalProperties": False}
+
+
+def _closed_and(schema: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Schemas a body meets together exactly when it has no unknown member and ``schema``
+    accepts it: ``schema`` shut where it can be, else the two side by side."""
+    shut = _shut(schema)
+    return [shut] if shut is not None else [_closed(_shape(schema)), schema]
+
+
 def _fires(rules: Sequence[Rule]) -> list[dict[str, Any]]:
     return [{"if": r.spec["when"], "then": r.spec["then"]} for r in rules]
 
@@ -217,9 +251,7 @@ def _mode_rules(model: ModelContract, mode: str) -> _ModeRules:
         refuse_early_ok=_none_fires(refuse_early),
         warn_early_ok=_none_fires(warn_early),
         warn_late_ok=_none_fires(warn_late),
-        clean_body=compile_schema(
-            {"allOf": [_closed(_shape(schema)), schema, *_fires(refuse_early), *_fires(warn_early)]}
-        ),
+        clean_body=compile_schema({"allOf": [*_closed_and(schema), *_fires(refuse_early), *_fires(warn_early)]}),
         # JSON Schema forbids an empty allOf: no rule at all is the schema that accepts all
         clean_full=compile_schema({"allOf": _fires(requires + warn_late)} if requires + warn_late else {}),
     )
