@@ -301,9 +301,10 @@ class _FakeApp(Starlette):
     Starlette's stack puts its ``ExceptionMiddleware`` and router between the middleware and
     that default; with no routes and no handler for any exception but a 500 they only pass each
     request on (a ``Request`` object, closures and a route walk per request, ~3 us of a poll).
-    The stack here is Starlette's ``ServerErrorMiddleware`` (a bug still answers 500) and any
-    middleware a user adds, then the adapter. Add a route, an exception handler or a body size
-    limit and it is Starlette's own stack again.
+    The stack here is Starlette's ``ServerErrorMiddleware`` and any middleware a user adds, then
+    the adapter; with neither middleware, an error handler nor ``debug``, it is the adapter
+    alone. Add a route, an exception handler or a body size limit and it is Starlette's own
+    stack again.
     """
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -311,6 +312,12 @@ class _FakeApp(Starlette):
         if self.router.routes or getattr(self, "max_body_size", None) is not None or handlers.keys() - {500, Exception}:
             return super().build_middleware_stack()
         error_handler = handlers.get(500, handlers.get(Exception))
+        if error_handler is None and not self.debug and not self.user_middleware:
+            # ServerErrorMiddleware would answer a bug's exception 500 and raise it on to the
+            # server, which logs it; an ASGI server answers an exception raised before the
+            # response starts 500 itself (uvicorn, httpx's ASGITransport: tested). With no
+            # handler or debug page to render, it would only wrap each send in a coroutine.
+            return self.router.default
         middleware = [Middleware(ServerErrorMiddleware, handler=error_handler, debug=self.debug), *self.user_middleware]
         app: ASGIApp = self.router.default
         for cls, args, kwargs in reversed(middleware):

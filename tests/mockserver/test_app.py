@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -123,26 +124,75 @@ async def test_an_http2_create_without_content_length_is_read() -> None:
     assert (status, received) == (200, 1), answer
 
 
-async def test_without_routes_the_stack_is_the_error_middleware_then_the_adapter() -> None:
+async def test_without_routes_or_middleware_the_stack_is_the_adapter() -> None:
+    from mockserver.app import ServiceAdapter
+
+    app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
+    assert isinstance(app.build_middleware_stack(), ServiceAdapter)
+
+
+def _no_op(app: Any) -> Any:
+    return app
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda app: app.add_middleware(_no_op), id="a user's middleware"),
+        pytest.param(lambda app: app.add_exception_handler(500, lambda request, exc: None), id="a 500 handler"),
+        pytest.param(lambda app: setattr(app, "debug", True), id="debug"),
+    ],
+)
+async def test_error_handling_a_user_asks_for_brings_the_error_middleware_back(change: Any) -> None:
     from starlette.middleware.errors import ServerErrorMiddleware
 
     from mockserver.app import ServiceAdapter
 
     app = create_app(Service(Engine(clock=VirtualClock(), seed=1)))
-    app.middleware_stack = app.build_middleware_stack()
-    assert isinstance(app.middleware_stack, ServerErrorMiddleware)
-    assert isinstance(app.middleware_stack.app, ServiceAdapter)
+    change(app)
+    stack = app.build_middleware_stack()
+    assert isinstance(stack, ServerErrorMiddleware)
+    inner = stack.app
+    while not isinstance(inner, ServiceAdapter):  # through the user's middleware, if any
+        inner = inner.app
+    assert stack.debug is app.debug
+
+
+class _Broken(Service):
+    def handle(self, request: object) -> object:  # type: ignore[override]  # noqa: ARG002
+        raise RuntimeError("a bug")
 
 
 async def test_a_bug_in_the_service_is_still_answered_500() -> None:
-    class Broken(Service):
-        def handle(self, request: object) -> object:  # type: ignore[override]  # noqa: ARG002
-            raise RuntimeError("a bug")
-
-    app = create_app(Broken(Engine(clock=VirtualClock(), seed=1)))
+    app = create_app(_Broken(Engine(clock=VirtualClock(), seed=1)))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://fake.test") as client:
         assert (await client.get("/v1/video/generations/task_x")).status_code == 500
+
+
+def test_a_bug_in_the_service_is_answered_500_by_the_live_door_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import threading
+
+    import uvicorn
+
+    from mockserver._uvicorn import ThreadServer
+    from mockserver.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    app = create_app(_Broken(Engine(clock=VirtualClock(), seed=1)))
+    config = uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+    server = ThreadServer(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    with caplog.at_level("ERROR", logger="uvicorn.error"):
+        try:
+            server.ready.wait()
+            answer = httpx.get(f"http://127.0.0.1:{sock.getsockname()[1]}/v1/video/generations/task_x")
+        finally:
+            server.request_exit()
+            thread.join()  # the server has stopped: whatever it logs is logged
+    assert answer.status_code == 500
+    assert any("a bug" in repr(record.exc_info) for record in caplog.records)
 
 
 async def test_a_route_a_user_adds_is_served_beside_the_fake() -> None:
