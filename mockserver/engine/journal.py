@@ -314,15 +314,15 @@ def exchange_record(
 
 #: What the hot path stores per exchange: a plain tuple is several times cheaper to build than
 #: a JournalEntry, and redaction and URL assembly wait until someone reads the journal.
-#: (seq, time, operation, method, scheme, host, path, query, raw request headers, request body,
+#: (time, operation, method, scheme, host, path, query, raw request headers, request body,
 #:  status, response headers, response body, task_id, warnings, fault, face, rule, param); a
-#:  JSON body is stored as its UTF-8 bytes and parsed on read.
+#:  JSON body is stored as its UTF-8 bytes and parsed on read. The seq is the entry's place.
 RawEntry = tuple[Any, ...]
 
 
-def _materialize(raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
-    seq, time, operation, method, scheme, host, path, query, headers, request_body = raw[:10]
-    status, response_headers, response_body, task_id, warnings, fault, face, rule, param = raw[10:]
+def _materialize(seq: int, raw: RawEntry, secrets: frozenset[str]) -> JournalEntry:
+    time, operation, method, scheme, host, path, query, headers, request_body = raw[:9]
+    status, response_headers, response_body, task_id, warnings, fault, face, rule, param = raw[9:]
     query = redact_query(query, secrets)
     url = f"{scheme}://{host}{path}" + (f"?{query}" if query else "")
     # JSON bodies are stored as their wire bytes (see Service._record); text and None as is.
@@ -370,20 +370,23 @@ class Journal:
         """Add one exchange (the :data:`RawEntry` fields after ``seq``); the oldest entry is
         dropped, and counted, when the journal is full. Secrets are redacted when read."""
         with self._lock:
+            # The call's own argument tuple is the entry: an entry's seq is its place (the
+            # entries are consecutive), counted when the journal is read, not stored.
             self._seq += 1
             if len(self._entries) == self.limit:
                 self.dropped += 1
-            self._entries.append((self._seq, *fields))
+            self._entries.append(fields)
 
     def entries(self, *, operation: str | None = None, task_id: str | None = None) -> list[JournalEntry]:
         """The kept exchanges, oldest first, optionally for one operation and/or task."""
         with self._lock:
             items = list(self._entries)
+            first = self._seq - len(items) + 1
         secrets = self.secrets
         return [
-            _materialize(raw, secrets)
-            for raw in items
-            if (operation is None or raw[2] == operation) and (task_id is None or raw[13] == task_id)
+            _materialize(first + i, raw, secrets)
+            for i, raw in enumerate(items)
+            if (operation is None or raw[1] == operation) and (task_id is None or raw[12] == task_id)
         ]
 
     def warnings(self) -> list[tuple[JournalEntry, ContractWarning]]:
