@@ -61,6 +61,7 @@ from mockserver.callbacks import deliver_due
 from mockserver.engine import Delivery
 from mockserver.engine.journal import ContractWarning
 from mockserver.faces import Mount
+from mockserver.http import decode_headers
 from mockserver.service import host_name
 
 if TYPE_CHECKING:
@@ -765,9 +766,7 @@ class KlingMock(EngineControls):
             public_base_url=f"{scheme}://{host}",
             path=path or "/",
             query=query,
-            headers=tuple(
-                [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in request.headers.raw]
-            ),
+            headers=decode_headers(request.headers.raw, lower=True),
             body=request.content,
         )
 

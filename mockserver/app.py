@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mockserver.http import ApiRequest, ApiResponse
+from mockserver.http import ApiRequest, ApiResponse, decode_headers
 from mockserver.service import Service
 
 
@@ -266,7 +266,7 @@ class ServiceAdapter:
             body_reader.release()
 
     def _request(self, scope: Scope, body: bytes, *, oversize: bool) -> ApiRequest:
-        headers = tuple([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+        headers = decode_headers(scope["headers"])
         for name, value in headers:
             if name == "host":
                 host = value

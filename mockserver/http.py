@@ -98,6 +98,40 @@ class ApiRequest:
         return [value for key, value in self.headers if key == name]
 
 
+#: header lines as the service reads them, by the bytes a door received: a client sends the same
+#: lines on every request (host, user agent, key), so a request's headers are mostly strings
+#: already made, not new ones the journal keeps alive for 10 000 exchanges. Bounded (cleared when
+#: full); a line over _CACHED_LINE bytes is decoded every time. One table per name spelling.
+_HEADER_LINES: tuple[dict[Any, tuple[str, str]], dict[Any, tuple[str, str]]] = ({}, {})
+_MAX_HEADER_LINES = 1024
+_CACHED_LINE = 512
+
+
+def decode_headers(raw: Iterable[Any], *, lower: bool = False) -> tuple[tuple[str, str], ...]:
+    """Raw header lines (``(name, value)`` bytes) as ``ApiRequest.headers`` (latin-1, names in
+    lower case when ``lower``), in order; a line seen before comes back as the same pair.
+
+    >>> decode_headers([(b"Host", b"a.test"), [b"X-Key", b"v"]], lower=True)
+    (('host', 'a.test'), ('x-key', 'v'))
+    """
+    lines = _HEADER_LINES[lower]
+    try:
+        return tuple([lines.get(line) or _decoded(line, lines, lower) for line in raw])
+    except TypeError:  # a line sent as a list (the ASGI spec allows it): not a key
+        return tuple([_decoded(line, lines, lower) for line in raw])
+
+
+def _decoded(line: Any, lines: dict[Any, tuple[str, str]], lower: bool) -> tuple[str, str]:
+    name, value = line
+    text = name.decode("latin-1")
+    decoded = (text.lower() if lower else text, value.decode("latin-1"))
+    if type(line) is tuple and len(name) + len(value) <= _CACHED_LINE:
+        if len(lines) >= _MAX_HEADER_LINES:
+            lines.clear()
+        lines[line] = decoded
+    return decoded
+
+
 def find_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
     """The first value of header ``name`` in ``(name, value)`` pairs, whatever their case.
 

@@ -241,3 +241,57 @@ async def test_lifespan_events_reach_the_router() -> None:
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+def _scope(headers: list[Any]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v1/video/generations/task_x",
+        "raw_path": b"/v1/video/generations/task_x",
+        "query_string": b"",
+        "headers": headers,
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 5000),
+    }
+
+
+def _adapter() -> Any:
+    from mockserver.app import ServiceAdapter
+
+    return ServiceAdapter(Service(Engine(clock=VirtualClock(), seed=1)))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(tuple, id="tuples, as uvicorn and httpx send them"),
+        pytest.param(list, id="lists, as the ASGI spec allows"),
+    ],
+)
+def test_header_lines_are_read_in_order_whatever_shape_the_server_sends(shape: Any) -> None:
+    raw = [(b"host", b"fake.test"), (b"Authorization", b"Bearer sk-\xe9"), (b"x-empty", b"")]
+    request = _adapter()._request(_scope([shape(line) for line in raw]), b"", oversize=False)
+    assert request.headers == (("host", "fake.test"), ("Authorization", "Bearer sk-\xe9"), ("x-empty", ""))
+    assert request.host == "fake.test"
+
+
+def test_a_line_every_request_sends_is_decoded_once_and_shared() -> None:
+    adapter = _adapter()
+    line, long_line = (b"user-agent", b"OpenAI/Python 2.8.1"), (b"cookie", b"c" * 600)
+    first = adapter._request(_scope([line, long_line]), b"", oversize=False)
+    again = adapter._request(_scope([(bytes(line[0]), bytes(line[1])), long_line]), b"", oversize=False)
+    assert first.headers == again.headers
+    assert first.headers[0] is again.headers[0]  # a new request's bytes, the same strings
+    assert first.headers[1] is not again.headers[1]  # a line over the bound is decoded each time
+
+
+def test_the_decoded_lines_kept_are_bounded() -> None:
+    from mockserver import http
+
+    adapter = _adapter()
+    for n in range(http._MAX_HEADER_LINES + 10):
+        adapter._request(_scope([(b"x-request-id", str(n).encode())]), b"", oversize=False)
+        assert len(http._HEADER_LINES[False]) <= http._MAX_HEADER_LINES

@@ -470,3 +470,14 @@ def test_an_injected_async_transport_refuses_urls_outside_its_base_urls() -> Non
 
     with pytest.raises(httpx.ConnectError, match=f"not served by the Kling fake \\(base URLs: {BASE}"):
         asyncio.run(fetch())
+
+
+def test_the_in_process_door_reads_header_names_in_lower_case_and_shares_repeated_lines() -> None:
+    api = KlingMock()
+    headers = {"Authorization": "Bearer sk-test", "X-Trace": "Abc"}
+    first = api._api_request(httpx.Request("GET", f"{BASE}{CREATE}/task_x", headers=headers))
+    again = api._api_request(httpx.Request("GET", f"{BASE}{CREATE}/task_y", headers=headers))
+    assert ("authorization", "Bearer sk-test") in first.headers
+    assert ("x-trace", "Abc") in first.headers
+    assert first.headers == again.headers
+    assert all(a is b for a, b in zip(first.headers, again.headers, strict=True))
