@@ -7,6 +7,7 @@ server) run the same code and give byte-identical answers.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -255,6 +256,13 @@ def _too_deep(value: Any, limit: int) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # answers of one shape have a handful of lengths
+def _json_head(length: int) -> tuple[tuple[str, str], ...]:
+    """A JSON answer's headers for a body of ``length`` bytes: the same tuple for every answer
+    of that length, which the journal then keeps once, not once per exchange."""
+    return (_JSON_TYPE, ("content-length", str(length)))
+
+
 @fast_init
 @dataclass(frozen=True, slots=True)
 class ApiResponse:
@@ -277,7 +285,8 @@ class ApiResponse:
         (('content-type', 'application/json'), ('content-length', '7'))
         """
         body = kept(dump_json(value))
-        return cls(status, (_JSON_TYPE, ("content-length", str(len(body))), *headers), body, value)
+        head = _json_head(len(body))
+        return cls(status, (*head, *headers) if headers else head, body, value)
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)

@@ -742,3 +742,18 @@ def test_a_journaled_body_is_the_shortened_rendering(value: dict[str, Any], wire
     rendered = journaled_json(value, wire_bytes)
     assert rendered == kept(dump_json(shorten(value)))
     assert all(len(v) <= MAX_STRING or v.startswith("<") for v in orjson.loads(rendered).values() if isinstance(v, str))
+
+
+@pytest.mark.parametrize(
+    ("value", "extra"),
+    [({"a": 1}, ()), ({"b": 2}, ()), ({"a": 1}, (("retry-after", "5"),)), ([], (("x-one", "1"), ("x-two", "2")))],
+)
+def test_json_answers_of_one_length_share_their_head_and_keep_extra_headers_after_it(
+    value: Any, extra: tuple[tuple[str, str], ...]
+) -> None:
+    answer = ApiResponse.json(200, value, extra)
+    length = str(len(answer.body))
+    assert answer.headers == (("content-type", "application/json"), ("content-length", length), *extra)
+    again = ApiResponse.json(200, value, extra)
+    if not extra:  # the same tuple: the journal keeps one for every answer of this length
+        assert again.headers is answer.headers
