@@ -153,8 +153,9 @@ class _ModeRules:
     #: one compiled schema a body as sent meets exactly when it has no member the contract does
     #: not know, no early rule (refusal or warning) fires and the mode's schema accepts it, and
     #: one that the body with defaults applied meets exactly when no other ``requires`` rule
-    #: (refusal or warning) fires: the usual create is accepted after two checks, not five
-    #: checks and a walk of the body (the rule-by-rule path below runs for any other body)
+    #: (refusal or warning) fires (None: the mode has no such rule): the usual create is
+    #: accepted after two checks, not five checks and a walk of the body (the rule-by-rule path
+    #: below runs for any other body)
     clean_body: Any = None
     clean_full: Any = None
 
@@ -252,8 +253,9 @@ def _mode_rules(model: ModelContract, mode: str) -> _ModeRules:
         warn_early_ok=_none_fires(warn_early),
         warn_late_ok=_none_fires(warn_late),
         clean_body=compile_schema({"allOf": [*_closed_and(schema), *_fires(refuse_early), *_fires(warn_early)]}),
-        # JSON Schema forbids an empty allOf: no rule at all is the schema that accepts all
-        clean_full=compile_schema({"allOf": _fires(requires + warn_late)} if requires + warn_late else {}),
+        # None: no rule at all (JSON Schema forbids an empty allOf, and a check that accepts all
+        # is a call for nothing)
+        clean_full=compile_schema({"allOf": _fires(requires + warn_late)}) if requires + warn_late else None,
     )
 
 
@@ -524,9 +526,9 @@ def validate_create(
     if rules.clean_body.is_valid(body):
         full = {**model.defaults, **body}
         if (
-            rules.clean_full.is_valid(full)
+            (rules.clean_full is None or rules.clean_full.is_valid(full))
             and compiled.image_fields.isdisjoint(full)
-            and not any(_check_sum(rule, full) for rule in rules.sums)
+            and not (rules.sums and any(_check_sum(rule, full) for rule in rules.sums))
         ):
             return Accepted(model, mode, full)
     if rules.refuse_early_ok is not None and not rules.refuse_early_ok.is_valid(body):
