@@ -758,16 +758,20 @@ class KlingMock(EngineControls):
                 path = path[len(prefix) :] or "/"
                 host = netloc + prefix
                 break
+        # positional, in field order (a keyword each costs more than the field); routed here
+        # only under one of this mock's base URLs: that base is the public one
         return ApiRequest(
-            method=request.method,
-            scheme=scheme,
-            host=host,
-            # routed here only under one of this mock's base URLs: that base is the public one
-            public_base_url=f"{scheme}://{host}",
-            path=path or "/",
-            query=query,
-            headers=decode_headers(request.headers.raw, lower=True),
-            body=request.content,
+            request.method,
+            scheme,
+            host,
+            path or "/",
+            query,
+            decode_headers(request.headers.raw, lower=True),
+            request.content,
+            False,
+            None,
+            None,
+            f"{scheme}://{host}",
         )
 
     def _route_for(self, api_request: ApiRequest) -> tuple[KlingRoute, dict[str, str]]:

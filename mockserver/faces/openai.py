@@ -118,10 +118,10 @@ class OpenAIFace(GatewayKeysFace):
         if isinstance(both, Violation):
             return self._refused(op, both, form)
         accepted, checked = both
-        warnings = (
-            *accepted.warnings,
-            *(ContractWarning(w.rule, self._param(w.param), w.message) for w in checked.warnings),
-        )
+        warnings = accepted.warnings
+        if checked.warnings:  # named by the form's fields
+            renamed = tuple(ContractWarning(w.rule, self._param(w.param), w.message) for w in checked.warnings)
+            warnings = (*warnings, *renamed)
         size = self._sizes[accepted.body["size"]]
         width, height = size["frame"]
         video = video_spec(
@@ -211,21 +211,21 @@ class OpenAIFace(GatewayKeysFace):
         return Violation("invalid_multipart", None, self.contract.request_rule("multipart"), problem.detail)
 
     def _part_value(self, part: Part) -> Any:
-        name = part.name[:100]
-        if part.is_file:
+        if part.filename is not None:  # a file (Part.is_file, without a property call per field)
             if part.name != self._file_field:
                 rule = self.contract.request_rule("multipart")
-                return Violation("invalid_parameter", name, rule, "must be a text field, not a file")
+                return Violation("invalid_parameter", part.name[:100], rule, "must be a text field, not a file")
             declared = (part.content_type or "application/octet-stream").split(";")[0].strip().lower()
             if declared not in self._file_types:
                 rule = self.contract.request_rule("file_content_type")
                 detail = f"must be a JPEG or PNG image file, got {declared[:60]}"
-                return Violation("invalid_parameter", name, rule, detail)
+                return Violation("invalid_parameter", part.name[:100], rule, detail)
             return base64.b64encode(part.data).decode("ascii")
         try:
             text = part.data.decode("utf-8")
         except UnicodeDecodeError:
-            return Violation("invalid_parameter", name, self.contract.request_rule("multipart"), "is not UTF-8 text")
+            rule = self.contract.request_rule("multipart")
+            return Violation("invalid_parameter", part.name[:100], rule, "is not UTF-8 text")
         if part.name in self._numeric:
             return _number_or_text(text)
         return text
