@@ -152,7 +152,7 @@ async def test_error_handling_a_user_asks_for_brings_the_error_middleware_back(c
     change(app)
     stack = app.build_middleware_stack()
     assert isinstance(stack, ServerErrorMiddleware)
-    inner = stack.app
+    inner: Any = stack.app
     while not isinstance(inner, ServiceAdapter):  # through the user's middleware, if any
         inner = inner.app
     assert stack.debug is app.debug
