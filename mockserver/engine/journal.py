@@ -367,8 +367,8 @@ class Journal:
         self.secrets: frozenset[str] = frozenset()
 
     def record(self, *fields: Any) -> None:
-        """Add one exchange (the :data:`RawEntry` fields after ``seq``); the oldest entry is
-        dropped, and counted, when the journal is full. Secrets are redacted when read."""
+        """Add one exchange (the :data:`RawEntry` fields; its seq is counted); the oldest entry
+        is dropped, and counted, when the journal is full. Secrets are redacted when read."""
         with self._lock:
             # The call's own argument tuple is the entry: an entry's seq is its place (the
             # entries are consecutive), counted when the journal is read, not stored.
